@@ -1,0 +1,344 @@
+//! `MemoryStore`: the whole store in one process, behind one mutex.
+//! Nothing survives a restart; it serves embedding, tests and benchmarks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::{Store, StoreError};
+use crate::model::{
+    Conversation, Delivery, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, NewMessage,
+    Role, SendReceipt, Seq, Target, UserId, UserInfo, UserRecord,
+};
+
+/// An in-memory [`Store`]; cheap to clone, clones share the same data.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: BTreeMap<UserId, UserRecord>,
+    names: HashMap<String, UserId>,
+    friends: BTreeSet<(UserId, UserId)>,
+    groups: BTreeMap<GroupId, GroupInfo>,
+    group_names: HashMap<String, GroupId>,
+    /// (group, user) -> role
+    members: BTreeMap<(GroupId, UserId), Role>,
+    messages: Vec<Message>,
+    by_client_id: HashMap<(UserId, String), MessageId>,
+    inboxes: HashMap<UserId, Inbox>,
+}
+
+#[derive(Debug, Default)]
+struct Inbox {
+    /// `entries[i]` holds the message index of seq `i + 1`.
+    entries: Vec<usize>,
+    acked: Seq,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    // A poisoned lock means a panic elsewhere while holding it; the data is
+    // plain values and still consistent at every statement boundary.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+impl State {
+    fn user_info(&self, id: UserId) -> Option<UserInfo> {
+        self.users.get(&id).map(|u| UserInfo {
+            id,
+            name: u.name.clone(),
+        })
+    }
+
+    fn require_user(&self, id: UserId) -> Result<(), StoreError> {
+        if self.users.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownUser(id))
+        }
+    }
+
+    fn require_group(&self, id: GroupId) -> Result<(), StoreError> {
+        if self.groups.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownGroup(id))
+        }
+    }
+
+    fn message_index(&self, id: MessageId) -> usize {
+        // Message ids are 1-based positions in `messages`.
+        (id.0 - 1) as usize
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_user(&self, name: &str, password_hash: &str) -> Result<UserId, StoreError> {
+        let mut state = self.state();
+        if state.names.contains_key(name) {
+            return Err(StoreError::NameTaken);
+        }
+        let id = UserId(state.users.len() as i64 + 1);
+        state.users.insert(
+            id,
+            UserRecord {
+                id,
+                name: name.to_owned(),
+                password_hash: password_hash.to_owned(),
+            },
+        );
+        state.names.insert(name.to_owned(), id);
+        state.inboxes.insert(id, Inbox::default());
+        Ok(id)
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.state().users.get(&id).cloned())
+    }
+
+    async fn users(&self, ids: &[UserId]) -> Result<Vec<UserInfo>, StoreError> {
+        let state = self.state();
+        let wanted: BTreeSet<UserId> = ids.iter().copied().collect();
+        Ok(wanted
+            .into_iter()
+            .filter_map(|id| state.user_info(id))
+            .collect())
+    }
+
+    async fn add_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        state.require_user(a)?;
+        state.require_user(b)?;
+        let new = state.friends.insert((a, b));
+        state.friends.insert((b, a));
+        Ok(new)
+    }
+
+    async fn remove_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let existed = state.friends.remove(&(a, b));
+        state.friends.remove(&(b, a));
+        Ok(existed)
+    }
+
+    async fn friends(&self, user: UserId) -> Result<Vec<UserInfo>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .friends
+            .range((user, UserId(i64::MIN))..=(user, UserId(i64::MAX)))
+            .filter_map(|&(_, friend)| state.user_info(friend))
+            .collect())
+    }
+
+    async fn create_group(
+        &self,
+        creator: UserId,
+        name: &str,
+        desc: &str,
+    ) -> Result<GroupId, StoreError> {
+        let mut state = self.state();
+        state.require_user(creator)?;
+        if state.group_names.contains_key(name) {
+            return Err(StoreError::GroupNameTaken);
+        }
+        let id = GroupId(state.groups.len() as i64 + 1);
+        state.groups.insert(
+            id,
+            GroupInfo {
+                id,
+                name: name.to_owned(),
+                desc: desc.to_owned(),
+            },
+        );
+        state.group_names.insert(name.to_owned(), id);
+        state.members.insert((id, creator), Role::Creator);
+        Ok(id)
+    }
+
+    async fn join_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        state.require_group(group)?;
+        state.require_user(user)?;
+        if state.members.contains_key(&(group, user)) {
+            return Ok(false);
+        }
+        state.members.insert((group, user), Role::Normal);
+        Ok(true)
+    }
+
+    async fn leave_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        state.require_group(group)?;
+        Ok(state.members.remove(&(group, user)).is_some())
+    }
+
+    async fn group(&self, group: GroupId) -> Result<Option<GroupInfo>, StoreError> {
+        Ok(self.state().groups.get(&group).cloned())
+    }
+
+    async fn groups_of(&self, user: UserId) -> Result<Vec<GroupInfo>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .members
+            .keys()
+            .filter(|(_, member)| *member == user)
+            .filter_map(|(group, _)| state.groups.get(group).cloned())
+            .collect())
+    }
+
+    async fn members(&self, group: GroupId) -> Result<Vec<Member>, StoreError> {
+        let state = self.state();
+        state.require_group(group)?;
+        Ok(state
+            .members
+            .range((group, UserId(i64::MIN))..=(group, UserId(i64::MAX)))
+            .filter_map(|(&(_, user), &role)| {
+                state.user_info(user).map(|user| Member { user, role })
+            })
+            .collect())
+    }
+
+    async fn send(&self, new: NewMessage) -> Result<SendReceipt, StoreError> {
+        let mut state = self.state();
+        let sender = state
+            .user_info(new.sender)
+            .ok_or(StoreError::UnknownUser(new.sender))?;
+        if let Some(cmid) = &new.client_msg_id
+            && let Some(&id) = state.by_client_id.get(&(new.sender, cmid.clone()))
+        {
+            let message = state.messages[state.message_index(id)].clone();
+            return Ok(SendReceipt {
+                message,
+                deliveries: Vec::new(),
+                duplicate: true,
+            });
+        }
+        let recipients: Vec<UserId> = match new.target {
+            Target::User(to) => {
+                state.require_user(to)?;
+                vec![to]
+            }
+            Target::Group(group) => {
+                state.require_group(group)?;
+                if !state.members.contains_key(&(group, new.sender)) {
+                    return Err(StoreError::NotMember {
+                        user: new.sender,
+                        group,
+                    });
+                }
+                state
+                    .members
+                    .range((group, UserId(i64::MIN))..=(group, UserId(i64::MAX)))
+                    .map(|(&(_, user), _)| user)
+                    .filter(|&user| user != new.sender)
+                    .collect()
+            }
+        };
+        let index = state.messages.len();
+        let message = Message {
+            id: MessageId(index as i64 + 1),
+            sender,
+            target: new.target,
+            body: new.body,
+            client_msg_id: new.client_msg_id,
+            sent_at_ms: new.sent_at_ms,
+        };
+        if let Some(cmid) = &message.client_msg_id {
+            state
+                .by_client_id
+                .insert((new.sender, cmid.clone()), message.id);
+        }
+        state.messages.push(message.clone());
+        let deliveries = recipients
+            .into_iter()
+            .map(|user| {
+                let inbox = state.inboxes.entry(user).or_default();
+                inbox.entries.push(index);
+                Delivery {
+                    user,
+                    seq: Seq(inbox.entries.len() as i64),
+                }
+            })
+            .collect();
+        Ok(SendReceipt {
+            message,
+            deliveries,
+            duplicate: false,
+        })
+    }
+
+    async fn inbox_after(
+        &self,
+        user: UserId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let state = self.state();
+        let Some(inbox) = state.inboxes.get(&user) else {
+            return Ok(Vec::new());
+        };
+        let start = after.0.max(0) as usize;
+        Ok(inbox
+            .entries
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take(limit as usize)
+            .map(|(i, &index)| InboxEntry {
+                seq: Seq(i as i64 + 1),
+                message: state.messages[index].clone(),
+            })
+            .collect())
+    }
+
+    async fn ack(&self, user: UserId, seq: Seq) -> Result<Seq, StoreError> {
+        let mut state = self.state();
+        let Some(inbox) = state.inboxes.get_mut(&user) else {
+            return Ok(Seq::ZERO);
+        };
+        let last = Seq(inbox.entries.len() as i64);
+        inbox.acked = inbox.acked.max(seq.min(last));
+        Ok(inbox.acked)
+    }
+
+    async fn cursor(&self, user: UserId) -> Result<Seq, StoreError> {
+        Ok(self
+            .state()
+            .inboxes
+            .get(&user)
+            .map_or(Seq::ZERO, |inbox| inbox.acked))
+    }
+
+    async fn history(
+        &self,
+        conversation: Conversation,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let state = self.state();
+        let wanted = conversation.normalized();
+        let end = before.map_or(state.messages.len(), |id| {
+            (id.0 - 1).clamp(0, state.messages.len() as i64) as usize
+        });
+        Ok(state.messages[..end]
+            .iter()
+            .rev()
+            .filter(|m| Conversation::of(m.sender.id, m.target).normalized() == wanted)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+}

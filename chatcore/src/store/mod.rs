@@ -1,0 +1,168 @@
+//! The `Store` trait: everything the server keeps durably (users, friends,
+//! groups, messages and each user's inbox), with its behaviour contract.
+//!
+//! Implementations: [`MemoryStore`] (in process, for embedding, tests and
+//! benchmarks) and [`SqlStore`] (SeaORM on SQLite or MySQL/MariaDB). Both
+//! pass the same conformance suite in `chatcore/tests/store_conformance.rs`.
+
+mod memory;
+mod sql;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryStore;
+pub use sql::{SqlStore, SqlStoreOptions};
+
+use crate::model::{
+    Conversation, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, NewMessage,
+    SendReceipt, Seq, UserId, UserInfo, UserRecord,
+};
+
+/// What can go wrong in a store; each variant says what the caller can do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Registration with a name that another user already has.
+    #[error("user name is already taken")]
+    NameTaken,
+    /// Creating a group with a name that another group already has.
+    #[error("group name is already taken")]
+    GroupNameTaken,
+    /// The request names a user that does not exist.
+    #[error("no such user: {0}")]
+    UnknownUser(UserId),
+    /// The request names a group that does not exist.
+    #[error("no such group: {0}")]
+    UnknownGroup(GroupId),
+    /// A group message from a user who is not a member of the group.
+    #[error("user {user} is not a member of group {group}")]
+    NotMember { user: UserId, group: GroupId },
+    /// The backend cannot serve now (unreachable, timed out, overloaded).
+    /// Nothing was changed; retrying later may succeed.
+    #[error("store temporarily unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or a corrupt database; not the caller's fault.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+/// Durable state of the chat server.
+///
+/// # Behavior
+///
+/// Every implementation must meet the contract written on each method; the
+/// conformance suite checks it. All methods are safe to call concurrently
+/// from many tasks and (for a shared database) from many processes.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates a user with a unique `name` and returns its new id.
+    ///
+    /// # Behavior
+    /// - Ids are positive and never reused.
+    /// - A name already taken (byte-for-byte) fails with `NameTaken`; when
+    ///   several callers race for one name exactly one succeeds.
+    /// - The user starts with an empty inbox and cursor `Seq::ZERO`.
+    async fn create_user(&self, name: &str, password_hash: &str) -> Result<UserId, StoreError>;
+
+    /// The user with its password hash, or `None` when there is no such id.
+    async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
+
+    /// The users among `ids` that exist, in ascending id order; unknown ids
+    /// are left out.
+    async fn users(&self, ids: &[UserId]) -> Result<Vec<UserInfo>, StoreError>;
+
+    /// Makes `a` and `b` friends of each other.
+    ///
+    /// # Behavior
+    /// - Mutual: afterwards each appears in the other's `friends`.
+    /// - Idempotent: returns `true` when the friendship is new, `false` when
+    ///   it existed; never stores a duplicate row, also under races.
+    /// - `UnknownUser` when either user does not exist.
+    async fn add_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError>;
+
+    /// Ends the friendship of `a` and `b` in both directions; `false` when
+    /// there was none.
+    async fn remove_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError>;
+
+    /// The friends of `user`, in ascending id order.
+    async fn friends(&self, user: UserId) -> Result<Vec<UserInfo>, StoreError>;
+
+    /// Creates a group whose only member is `creator`, with role `Creator`.
+    ///
+    /// # Behavior
+    /// - `GroupNameTaken` when the name is taken; `UnknownUser` when the
+    ///   creator does not exist.
+    async fn create_group(
+        &self,
+        creator: UserId,
+        name: &str,
+        desc: &str,
+    ) -> Result<GroupId, StoreError>;
+
+    /// Adds `user` to `group` with role `Normal`.
+    ///
+    /// # Behavior
+    /// - Idempotent: `true` when the membership is new, `false` when the user
+    ///   was already a member (whose role is kept); no duplicate rows.
+    /// - `UnknownGroup` / `UnknownUser` when either does not exist.
+    async fn join_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError>;
+
+    /// Removes `user` from `group`; `false` when it was not a member.
+    /// `UnknownGroup` when the group does not exist.
+    async fn leave_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError>;
+
+    /// One group, or `None`.
+    async fn group(&self, group: GroupId) -> Result<Option<GroupInfo>, StoreError>;
+
+    /// The groups `user` belongs to, in ascending id order.
+    async fn groups_of(&self, user: UserId) -> Result<Vec<GroupInfo>, StoreError>;
+
+    /// The members of `group` in ascending user id order;
+    /// `UnknownGroup` when it does not exist.
+    async fn members(&self, group: GroupId) -> Result<Vec<Member>, StoreError>;
+
+    /// Stores a chat message and one inbox entry per recipient, atomically.
+    ///
+    /// # Behavior
+    /// - One-to-one: the recipient must exist (`UnknownUser`) and gets one
+    ///   entry (also when it is the sender itself).
+    /// - Group: the group must exist (`UnknownGroup`) and the sender must be
+    ///   a member (`NotMember`); every other member gets one entry.
+    /// - Each recipient's new entry takes the next `seq` of that inbox:
+    ///   1, 2, 3, ... with no gap and no duplicate, also under concurrency.
+    /// - Nothing is visible to readers before the whole message is stored;
+    ///   on error nothing is stored.
+    /// - Idempotent: a message whose (`sender`, `client_msg_id`) was already
+    ///   stored is not stored again; the first message is returned with
+    ///   `duplicate: true` and no deliveries.
+    /// - The stored body is byte-for-byte the one given.
+    async fn send(&self, message: NewMessage) -> Result<SendReceipt, StoreError>;
+
+    /// Up to `limit` inbox entries of `user` with `seq > after`, in `seq`
+    /// order.
+    async fn inbox_after(
+        &self,
+        user: UserId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<InboxEntry>, StoreError>;
+
+    /// Moves `user`'s acked cursor forward to `seq` and returns the cursor.
+    ///
+    /// # Behavior
+    /// - Never moves backwards: acking a lower `seq` returns the higher one.
+    /// - Never passes the last seq of the inbox: a `seq` beyond it is capped.
+    async fn ack(&self, user: UserId, seq: Seq) -> Result<Seq, StoreError>;
+
+    /// The acked cursor of `user` (`Seq::ZERO` for a user who acked nothing
+    /// or does not exist).
+    async fn cursor(&self, user: UserId) -> Result<Seq, StoreError>;
+
+    /// Up to `limit` messages of `conversation` with ids below `before`
+    /// (all when `None`), newest first.
+    async fn history(
+        &self,
+        conversation: Conversation,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+}

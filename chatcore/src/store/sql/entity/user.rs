@@ -1,0 +1,20 @@
+//! `user`: one row per registered user.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "user")]
+pub(crate) struct Model {
+    #[sea_orm(primary_key)]
+    pub(crate) id: i64,
+    #[sea_orm(unique)]
+    pub(crate) name: String,
+    pub(crate) password_hash: String,
+    /// Milliseconds since the Unix epoch.
+    pub(crate) created_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub(crate) enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

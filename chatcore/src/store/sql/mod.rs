@@ -1,0 +1,908 @@
+//! `SqlStore`: the [`Store`] on SeaORM, for SQLite (the embedded default) and
+//! MySQL/MariaDB (clusters). Tables are mirrored in `entity/`, database
+//! errors classified in `error.rs`; the schema itself is the `migration` crate.
+
+mod entity;
+mod error;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbErr, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, RelationTrait, Select, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
+
+use self::entity::{chat_group, friendship, group_member, inbox, inbox_state, message, user};
+use self::error::{Fail, is_retryable, is_unique_violation, map_db_err};
+use super::{Store, StoreError};
+use crate::model::{
+    Conversation, Delivery, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, NewMessage,
+    Role, SendReceipt, Seq, Target, UserId, UserInfo, UserRecord,
+};
+
+/// How long a SQLite connection waits for a lock before `SQLITE_BUSY`.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most ids bound in one statement (`IN (...)` lists, multi-row inserts);
+/// far below SQLite's 32,766 and MySQL's 65,535 placeholders.
+const CHUNK: usize = 1000;
+/// Times a send is run again after its transaction was chosen as a
+/// deadlock victim.
+const SEND_RETRIES: u32 = 3;
+
+/// Where the database is and how to size and time its pools.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqlStoreOptions {
+    /// `sqlite://chat.db?mode=rwc`, `sqlite::memory:`,
+    /// `mysql://user:password@host:3306/chat`.
+    pub url: String,
+    /// Size of the read pool on SQLite (writes take one more, dedicated
+    /// connection); of the one pool for everything on MySQL.
+    pub max_connections: u32,
+    /// Longest wait for the database at [`SqlStore::connect`] (migrations
+    /// not included); a refused connection may fail sooner, after
+    /// `acquire_timeout`.
+    pub connect_timeout: Duration,
+    /// Longest wait for a free pooled connection; past it a call fails
+    /// with `StoreError::Unavailable`.
+    pub acquire_timeout: Duration,
+    /// Apply pending schema migrations at connect.
+    pub run_migrations: bool,
+}
+
+impl SqlStoreOptions {
+    /// Defaults for `url`: 8 connections, 10 s to connect, 5 s to get a
+    /// pooled connection, migrations applied.
+    pub fn new(url: impl Into<String>) -> SqlStoreOptions {
+        SqlStoreOptions {
+            url: url.into(),
+            max_connections: 8,
+            connect_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(5),
+            run_migrations: true,
+        }
+    }
+}
+
+/// A [`Store`] on SQLite or MySQL/MariaDB; cheap to clone, clones share
+/// the pools.
+///
+/// On SQLite every write goes through one dedicated writer connection (WAL,
+/// `synchronous=NORMAL`, 5 s busy timeout, foreign keys on) and reads use a
+/// pool of read-only connections; an in-memory database uses a single
+/// connection for both. On MySQL one pool serves reads and writes.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    /// Runs every write: the SQLite writer connection, or the MySQL pool.
+    writer: DatabaseConnection,
+    /// Runs reads outside transactions: the SQLite readers (the writer
+    /// itself for an in-memory database), or the MySQL pool.
+    reader: DatabaseConnection,
+}
+
+impl SqlStore {
+    /// Connects (and migrates, when `opts.run_migrations`).
+    ///
+    /// Fails with `Unavailable` when the database cannot be reached in
+    /// `opts.connect_timeout`, `Internal` for a URL of an unsupported kind
+    /// or a failed migration.
+    pub async fn connect(opts: SqlStoreOptions) -> Result<SqlStore, StoreError> {
+        let store = if opts.url.starts_with("sqlite:") {
+            SqlStore::connect_sqlite(&opts).await?
+        } else if opts.url.starts_with("mysql:") {
+            let pool = connect(&opts, mysql_options(&opts)).await?;
+            SqlStore {
+                writer: pool.clone(),
+                reader: pool,
+            }
+        } else {
+            return Err(StoreError::Internal(
+                "unsupported database URL: expected sqlite: or mysql:".to_owned(),
+            ));
+        };
+        Ok(store)
+    }
+
+    async fn connect_sqlite(opts: &SqlStoreOptions) -> Result<SqlStore, StoreError> {
+        // Separate connections to `sqlite::memory:` would be separate
+        // databases, and the last one closing would drop it: one connection
+        // for everything, kept open for the store's lifetime.
+        let memory = opts.url.contains(":memory:") || opts.url.contains("mode=memory");
+        let mut writer_opts = sqlite_options(opts);
+        writer_opts
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .map_sqlx_sqlite_opts(move |o| {
+                let o = o
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true);
+                if memory {
+                    o
+                } else {
+                    o.journal_mode(SqliteJournalMode::Wal)
+                }
+            });
+        // The writer first: it creates the file, turns WAL on and migrates
+        // before any reader opens the database read-only.
+        let writer = connect(opts, writer_opts).await?;
+        if memory {
+            return Ok(SqlStore {
+                reader: writer.clone(),
+                writer,
+            });
+        }
+        let mut reader_opts = sqlite_options(opts);
+        reader_opts
+            .max_connections(opts.max_connections.max(1))
+            .min_connections(0)
+            .map_sqlx_sqlite_opts(|o| {
+                o.read_only(true)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true)
+            });
+        let mut reader_only = opts.clone();
+        reader_only.run_migrations = false;
+        let reader = connect(&reader_only, reader_opts).await?;
+        Ok(SqlStore { writer, reader })
+    }
+
+    /// Closes every connection (on SQLite this also checkpoints the WAL).
+    /// Calls made afterwards, also through clones, fail with `Unavailable`.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.reader.close_by_ref().await.map_err(Fail::from)?;
+        self.writer.close_by_ref().await.map_err(Fail::from)?;
+        Ok(())
+    }
+
+    /// A write transaction: `BEGIN IMMEDIATE` on SQLite, so it takes the
+    /// write lock up front instead of failing to upgrade a read lock later.
+    async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.writer
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+    }
+
+    async fn insert_user(&self, name: &str, password_hash: &str) -> Result<UserId, Fail> {
+        let txn = self.begin_write().await?;
+        let inserted = user::Entity::insert(user::ActiveModel {
+            id: NotSet,
+            name: Set(name.to_owned()),
+            password_hash: Set(password_hash.to_owned()),
+            created_at: Set(now_ms()),
+        })
+        .exec(&txn)
+        .await
+        .map_err(|e| unique_or(e, StoreError::NameTaken))?;
+        let id = inserted.last_insert_id;
+        inbox_state::Entity::insert(inbox_state::ActiveModel {
+            user_id: Set(id),
+            last_seq: Set(0),
+            acked_seq: Set(0),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(UserId(id))
+    }
+
+    async fn insert_friendship(&self, a: UserId, b: UserId) -> Result<bool, Fail> {
+        for id in [a, b] {
+            if !user_exists(&self.reader, id).await? {
+                return Err(StoreError::UnknownUser(id).into());
+            }
+        }
+        // Both rows in one statement, always in key order, so two racing
+        // calls (a, b) and (b, a) lock the same row first and cannot deadlock.
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let mut pairs = vec![(lo, hi)];
+        if lo != hi {
+            pairs.push((hi, lo));
+        }
+        let rows = pairs.into_iter().map(|(u, f)| friendship::ActiveModel {
+            user_id: Set(u.0),
+            friend_id: Set(f.0),
+        });
+        // A plain insert, not ON CONFLICT DO NOTHING: on MySQL sqlx reports
+        // matched rows (CLIENT_FOUND_ROWS), so the row count of the
+        // DO NOTHING polyfill cannot tell a new row from an old one; a
+        // duplicate key error can, on every backend.
+        match friendship::Entity::insert_many(rows)
+            .exec_without_returning(&self.writer)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn insert_group(&self, creator: UserId, name: &str, desc: &str) -> Result<GroupId, Fail> {
+        let txn = self.begin_write().await?;
+        if !user_exists(&txn, creator).await? {
+            return Err(StoreError::UnknownUser(creator).into());
+        }
+        let now = now_ms();
+        let inserted = chat_group::Entity::insert(chat_group::ActiveModel {
+            id: NotSet,
+            name: Set(name.to_owned()),
+            description: Set(desc.to_owned()),
+            created_at: Set(now),
+        })
+        .exec(&txn)
+        .await
+        .map_err(|e| unique_or(e, StoreError::GroupNameTaken))?;
+        let id = inserted.last_insert_id;
+        group_member::Entity::insert(group_member::ActiveModel {
+            group_id: Set(id),
+            user_id: Set(creator.0),
+            role: Set(Role::Creator.as_str().to_owned()),
+            joined_at: Set(now),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(GroupId(id))
+    }
+
+    async fn insert_member(&self, group: GroupId, user: UserId) -> Result<bool, Fail> {
+        if !group_exists(&self.reader, group).await? {
+            return Err(StoreError::UnknownGroup(group).into());
+        }
+        if !user_exists(&self.reader, user).await? {
+            return Err(StoreError::UnknownUser(user).into());
+        }
+        // Plain insert for the same reason as in `insert_friendship`; the
+        // existing row (and its role) is left as it is.
+        match group_member::Entity::insert(group_member::ActiveModel {
+            group_id: Set(group.0),
+            user_id: Set(user.0),
+            role: Set(Role::Normal.as_str().to_owned()),
+            joined_at: Set(now_ms()),
+        })
+        .exec_without_returning(&self.writer)
+        .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One attempt at [`Store::send`], in one transaction.
+    async fn store_message(&self, new: &NewMessage) -> Result<SendReceipt, Fail> {
+        let txn = self.begin_write().await?;
+        // Sender and (one-to-one) recipient in one round trip.
+        let mut wanted = vec![new.sender.0];
+        if let Target::User(to) = new.target {
+            wanted.push(to.0);
+        }
+        let found: Vec<(i64, String)> = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .column(user::Column::Name)
+            .filter(user::Column::Id.is_in(wanted))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        let sender = found
+            .iter()
+            .find(|(id, _)| *id == new.sender.0)
+            .map(|(id, name)| user_info((*id, name.clone())))
+            .ok_or(StoreError::UnknownUser(new.sender))?;
+
+        if let Some(client_msg_id) = new.client_msg_id.as_deref()
+            && let Some(stored) = find_by_client_msg_id(&txn, new.sender, client_msg_id).await?
+        {
+            txn.rollback().await?;
+            return duplicate_receipt(stored, sender);
+        }
+
+        let (kind, target_id, recipients) = match new.target {
+            Target::User(to) => {
+                if !found.iter().any(|(id, _)| *id == to.0) {
+                    return Err(StoreError::UnknownUser(to).into());
+                }
+                (message::KIND_DIRECT, to.0, vec![to.0])
+            }
+            Target::Group(group) => {
+                let members: Vec<i64> = group_member::Entity::find()
+                    .select_only()
+                    .column(group_member::Column::UserId)
+                    .filter(group_member::Column::GroupId.eq(group.0))
+                    .order_by_asc(group_member::Column::UserId)
+                    .into_tuple()
+                    .all(&txn)
+                    .await?;
+                // A member's row proves the group exists; only a refusal
+                // needs the second look to tell which refusal it is.
+                if !members.contains(&new.sender.0) {
+                    return Err(if group_exists(&txn, group).await? {
+                        StoreError::NotMember {
+                            user: new.sender,
+                            group,
+                        }
+                    } else {
+                        StoreError::UnknownGroup(group)
+                    }
+                    .into());
+                }
+                let others = members.into_iter().filter(|&u| u != new.sender.0);
+                (message::KIND_GROUP, group.0, others.collect())
+            }
+        };
+
+        let inserted = message::Entity::insert(message::ActiveModel {
+            id: NotSet,
+            sender_id: Set(new.sender.0),
+            kind: Set(kind),
+            target_id: Set(target_id),
+            conversation: Set(Conversation::of(new.sender, new.target).key()),
+            body: Set(new.body.clone()),
+            client_msg_id: Set(new.client_msg_id.clone()),
+            created_at: Set(new.sent_at_ms),
+        })
+        .exec(&txn)
+        .await;
+        let message_id = match inserted {
+            Ok(inserted) => inserted.last_insert_id,
+            Err(e) => {
+                // A concurrent send with the same client id committed first
+                // (the check above could not see it yet): answer as a resend.
+                if let Some(client_msg_id) = new.client_msg_id.as_deref()
+                    && is_unique_violation(&e)
+                {
+                    txn.rollback().await?;
+                    let stored =
+                        find_by_client_msg_id(&self.writer, new.sender, client_msg_id).await?;
+                    if let Some(stored) = stored {
+                        return duplicate_receipt(stored, sender);
+                    }
+                }
+                return Err(e.into());
+            }
+        };
+
+        let deliveries = allocate_seqs(&txn, &recipients).await?;
+        for chunk in deliveries.chunks(CHUNK) {
+            let rows = chunk.iter().map(|d| inbox::ActiveModel {
+                user_id: Set(d.user.0),
+                seq: Set(d.seq.0),
+                message_id: Set(message_id),
+            });
+            inbox::Entity::insert_many(rows)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+
+        Ok(SendReceipt {
+            message: Message {
+                id: MessageId(message_id),
+                sender,
+                target: new.target,
+                body: new.body.clone(),
+                client_msg_id: new.client_msg_id.clone(),
+                sent_at_ms: new.sent_at_ms,
+            },
+            deliveries,
+            duplicate: false,
+        })
+    }
+
+    async fn advance_cursor(&self, user: UserId, seq: Seq) -> Result<Seq, Fail> {
+        use sea_orm::sea_query::ExprTrait as _;
+
+        let txn = self.begin_write().await?;
+        // acked = max(acked, min(seq, last)) as one statement; the WHERE
+        // clause makes a lower seq a no-op (acked <= last always holds).
+        let capped = Expr::case(
+            Expr::col(inbox_state::Column::LastSeq).lt(seq.0),
+            Expr::col(inbox_state::Column::LastSeq),
+        )
+        .finally(Expr::val(seq.0));
+        inbox_state::Entity::update_many()
+            .col_expr(inbox_state::Column::AckedSeq, capped.into())
+            .filter(inbox_state::Column::UserId.eq(user.0))
+            .filter(inbox_state::Column::AckedSeq.lt(seq.0))
+            .exec(&txn)
+            .await?;
+        let acked = acked_seq(&txn, user).await?;
+        txn.commit().await?;
+        Ok(acked)
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn create_user(&self, name: &str, password_hash: &str) -> Result<UserId, StoreError> {
+        Ok(self.insert_user(name, password_hash).await?)
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        let found = user::Entity::find_by_id(id.0)
+            .one(&self.reader)
+            .await
+            .map_err(Fail::from)?;
+        Ok(found.map(|u| UserRecord {
+            id: UserId(u.id),
+            name: u.name,
+            password_hash: u.password_hash,
+        }))
+    }
+
+    async fn users(&self, ids: &[UserId]) -> Result<Vec<UserInfo>, StoreError> {
+        let mut wanted: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut found = Vec::with_capacity(wanted.len());
+        // Ascending chunks of an ascending list keep the result ascending.
+        for chunk in wanted.chunks(CHUNK) {
+            let rows: Vec<(i64, String)> = user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .column(user::Column::Name)
+                .filter(user::Column::Id.is_in(chunk.iter().copied()))
+                .order_by_asc(user::Column::Id)
+                .into_tuple()
+                .all(&self.reader)
+                .await
+                .map_err(Fail::from)?;
+            found.extend(rows.into_iter().map(user_info));
+        }
+        Ok(found)
+    }
+
+    async fn add_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
+        Ok(self.insert_friendship(a, b).await?)
+    }
+
+    async fn remove_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
+        let pair = |u: UserId, f: UserId| {
+            Condition::all()
+                .add(friendship::Column::UserId.eq(u.0))
+                .add(friendship::Column::FriendId.eq(f.0))
+        };
+        let deleted = friendship::Entity::delete_many()
+            .filter(Condition::any().add(pair(a, b)).add(pair(b, a)))
+            .exec(&self.writer)
+            .await
+            .map_err(Fail::from)?;
+        Ok(deleted.rows_affected > 0)
+    }
+
+    async fn friends(&self, user: UserId) -> Result<Vec<UserInfo>, StoreError> {
+        let rows: Vec<(i64, String)> = friendship::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .column(user::Column::Name)
+            .join(JoinType::InnerJoin, friendship::Relation::Friend.def())
+            .filter(friendship::Column::UserId.eq(user.0))
+            .order_by_asc(friendship::Column::FriendId)
+            .into_tuple()
+            .all(&self.reader)
+            .await
+            .map_err(Fail::from)?;
+        Ok(rows.into_iter().map(user_info).collect())
+    }
+
+    async fn create_group(
+        &self,
+        creator: UserId,
+        name: &str,
+        desc: &str,
+    ) -> Result<GroupId, StoreError> {
+        Ok(self.insert_group(creator, name, desc).await?)
+    }
+
+    async fn join_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
+        Ok(self.insert_member(group, user).await?)
+    }
+
+    async fn leave_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
+        if !group_exists(&self.reader, group).await? {
+            return Err(StoreError::UnknownGroup(group));
+        }
+        let deleted = group_member::Entity::delete_many()
+            .filter(group_member::Column::GroupId.eq(group.0))
+            .filter(group_member::Column::UserId.eq(user.0))
+            .exec(&self.writer)
+            .await
+            .map_err(Fail::from)?;
+        Ok(deleted.rows_affected > 0)
+    }
+
+    async fn group(&self, group: GroupId) -> Result<Option<GroupInfo>, StoreError> {
+        let found = chat_group::Entity::find_by_id(group.0)
+            .one(&self.reader)
+            .await
+            .map_err(Fail::from)?;
+        Ok(found.map(|g| group_info((g.id, g.name, g.description))))
+    }
+
+    async fn groups_of(&self, user: UserId) -> Result<Vec<GroupInfo>, StoreError> {
+        let rows: Vec<(i64, String, String)> = group_member::Entity::find()
+            .select_only()
+            .column(chat_group::Column::Id)
+            .column(chat_group::Column::Name)
+            .column(chat_group::Column::Description)
+            .join(JoinType::InnerJoin, group_member::Relation::Group.def())
+            .filter(group_member::Column::UserId.eq(user.0))
+            .order_by_asc(group_member::Column::GroupId)
+            .into_tuple()
+            .all(&self.reader)
+            .await
+            .map_err(Fail::from)?;
+        Ok(rows.into_iter().map(group_info).collect())
+    }
+
+    async fn members(&self, group: GroupId) -> Result<Vec<Member>, StoreError> {
+        if !group_exists(&self.reader, group).await? {
+            return Err(StoreError::UnknownGroup(group));
+        }
+        let rows: Vec<(i64, String, String)> = group_member::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .column(user::Column::Name)
+            .column(group_member::Column::Role)
+            .join(JoinType::InnerJoin, group_member::Relation::User.def())
+            .filter(group_member::Column::GroupId.eq(group.0))
+            .order_by_asc(group_member::Column::UserId)
+            .into_tuple()
+            .all(&self.reader)
+            .await
+            .map_err(Fail::from)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, role)| Member {
+                user: user_info((id, name)),
+                role: Role::from_stored(&role),
+            })
+            .collect())
+    }
+
+    async fn send(&self, message: NewMessage) -> Result<SendReceipt, StoreError> {
+        let mut attempt = 0;
+        loop {
+            match self.store_message(&message).await {
+                Err(Fail::Db(e)) if is_retryable(&e) && attempt < SEND_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(attempt, error = %e, "send rolled back, running it again");
+                }
+                result => return Ok(result?),
+            }
+        }
+    }
+
+    async fn inbox_after(
+        &self,
+        user: UserId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let rows: Vec<InboxRow> = with_message_columns(
+            inbox::Entity::find()
+                .select_only()
+                .column(inbox::Column::Seq)
+                .join(JoinType::InnerJoin, inbox::Relation::Message.def()),
+        )
+        .filter(inbox::Column::UserId.eq(user.0))
+        .filter(inbox::Column::Seq.gt(after.0))
+        .order_by_asc(inbox::Column::Seq)
+        .limit(u64::from(limit))
+        .into_model()
+        .all(&self.reader)
+        .await
+        .map_err(Fail::from)?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(InboxEntry {
+                    seq: Seq(row.seq),
+                    message: row.message.into_message()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ack(&self, user: UserId, seq: Seq) -> Result<Seq, StoreError> {
+        Ok(self.advance_cursor(user, seq).await?)
+    }
+
+    async fn cursor(&self, user: UserId) -> Result<Seq, StoreError> {
+        Ok(acked_seq(&self.reader, user).await?)
+    }
+
+    async fn history(
+        &self,
+        conversation: Conversation,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let mut query = with_message_columns(message::Entity::find().select_only())
+            .filter(message::Column::Conversation.eq(conversation.key()));
+        if let Some(before) = before {
+            query = query.filter(message::Column::Id.lt(before.0));
+        }
+        let rows: Vec<MessageRow> = query
+            .order_by_desc(message::Column::Id)
+            .limit(u64::from(limit))
+            .into_model()
+            .all(&self.reader)
+            .await
+            .map_err(Fail::from)?;
+        rows.into_iter().map(MessageRow::into_message).collect()
+    }
+}
+
+/// A message joined with its sender's name, as history and inbox read it.
+#[derive(Debug, FromQueryResult)]
+struct MessageRow {
+    id: i64,
+    sender_id: i64,
+    sender_name: String,
+    kind: i16,
+    target_id: i64,
+    body: String,
+    client_msg_id: Option<String>,
+    created_at: i64,
+}
+
+impl MessageRow {
+    fn into_message(self) -> Result<Message, StoreError> {
+        Ok(Message {
+            id: MessageId(self.id),
+            sender: user_info((self.sender_id, self.sender_name)),
+            target: target(self.id, self.kind, self.target_id)?,
+            body: self.body,
+            client_msg_id: self.client_msg_id,
+            sent_at_ms: self.created_at,
+        })
+    }
+}
+
+#[derive(Debug, FromQueryResult)]
+struct InboxRow {
+    seq: i64,
+    #[sea_orm(nested)]
+    message: MessageRow,
+}
+
+/// Adds the columns of [`MessageRow`] to a query that already reaches the
+/// `message` table (or starts from it), joining the sender.
+fn with_message_columns<E: EntityTrait>(select: Select<E>) -> Select<E> {
+    select
+        .column(message::Column::Id)
+        .column(message::Column::SenderId)
+        .column_as(user::Column::Name, "sender_name")
+        .column(message::Column::Kind)
+        .column(message::Column::TargetId)
+        .column(message::Column::Body)
+        .column(message::Column::ClientMsgId)
+        .column(message::Column::CreatedAt)
+        .join(JoinType::InnerJoin, message::Relation::Sender.def())
+}
+
+/// Takes the next seq of every recipient's inbox, in ascending user id
+/// order (the order row locks are taken in, so concurrent sends cannot
+/// deadlock), without `UPDATE ... RETURNING` (MariaDB has none).
+async fn allocate_seqs(
+    txn: &DatabaseTransaction,
+    recipients: &[i64],
+) -> Result<Vec<Delivery>, Fail> {
+    use sea_orm::sea_query::ExprTrait as _;
+
+    let mut users = recipients.to_vec();
+    users.sort_unstable();
+    users.dedup();
+    let mut deliveries = Vec::with_capacity(users.len());
+    for chunk in users.chunks(CHUNK) {
+        inbox_state::Entity::update_many()
+            .col_expr(
+                inbox_state::Column::LastSeq,
+                Expr::col(inbox_state::Column::LastSeq).add(1),
+            )
+            .filter(inbox_state::Column::UserId.is_in(chunk.iter().copied()))
+            .exec(txn)
+            .await?;
+        let seqs: Vec<(i64, i64)> = inbox_state::Entity::find()
+            .select_only()
+            .column(inbox_state::Column::UserId)
+            .column(inbox_state::Column::LastSeq)
+            .filter(inbox_state::Column::UserId.is_in(chunk.iter().copied()))
+            .order_by_asc(inbox_state::Column::UserId)
+            .into_tuple()
+            .all(txn)
+            .await?;
+        if seqs.len() != chunk.len() {
+            return Err(StoreError::Internal(format!(
+                "inbox state missing for {} of {} recipients",
+                chunk.len() - seqs.len(),
+                chunk.len()
+            ))
+            .into());
+        }
+        deliveries.extend(seqs.into_iter().map(|(user, seq)| Delivery {
+            user: UserId(user),
+            seq: Seq(seq),
+        }));
+    }
+    Ok(deliveries)
+}
+
+async fn find_by_client_msg_id<C: ConnectionTrait>(
+    db: &C,
+    sender: UserId,
+    client_msg_id: &str,
+) -> Result<Option<message::Model>, DbErr> {
+    message::Entity::find()
+        .filter(message::Column::SenderId.eq(sender.0))
+        .filter(message::Column::ClientMsgId.eq(client_msg_id))
+        .one(db)
+        .await
+}
+
+fn duplicate_receipt(stored: message::Model, sender: UserInfo) -> Result<SendReceipt, Fail> {
+    Ok(SendReceipt {
+        message: Message {
+            id: MessageId(stored.id),
+            sender,
+            target: target(stored.id, stored.kind, stored.target_id)?,
+            body: stored.body,
+            client_msg_id: stored.client_msg_id,
+            sent_at_ms: stored.created_at,
+        },
+        deliveries: Vec::new(),
+        duplicate: true,
+    })
+}
+
+async fn user_exists<C: ConnectionTrait>(db: &C, user: UserId) -> Result<bool, Fail> {
+    let found: Option<i64> = user::Entity::find_by_id(user.0)
+        .select_only()
+        .column(user::Column::Id)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+async fn group_exists<C: ConnectionTrait>(db: &C, group: GroupId) -> Result<bool, Fail> {
+    let found: Option<i64> = chat_group::Entity::find_by_id(group.0)
+        .select_only()
+        .column(chat_group::Column::Id)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The acked cursor; `Seq::ZERO` for a user without inbox state.
+async fn acked_seq<C: ConnectionTrait>(db: &C, user: UserId) -> Result<Seq, Fail> {
+    let acked: Option<i64> = inbox_state::Entity::find_by_id(user.0)
+        .select_only()
+        .column(inbox_state::Column::AckedSeq)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(acked.map_or(Seq::ZERO, Seq))
+}
+
+fn target(message: i64, kind: i16, target_id: i64) -> Result<Target, StoreError> {
+    match kind {
+        message::KIND_DIRECT => Ok(Target::User(UserId(target_id))),
+        message::KIND_GROUP => Ok(Target::Group(GroupId(target_id))),
+        other => Err(StoreError::Internal(format!(
+            "message {message} has unknown kind {other}"
+        ))),
+    }
+}
+
+/// `replacement` for a unique-key violation, the database error otherwise.
+fn unique_or(err: DbErr, replacement: StoreError) -> Fail {
+    if is_unique_violation(&err) {
+        Fail::Store(replacement)
+    } else {
+        Fail::Db(err)
+    }
+}
+
+fn user_info((id, name): (i64, String)) -> UserInfo {
+    UserInfo {
+        id: UserId(id),
+        name,
+    }
+}
+
+fn group_info((id, name, desc): (i64, String, String)) -> GroupInfo {
+    GroupInfo {
+        id: GroupId(id),
+        name,
+        desc,
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Options shared by every pool of one store.
+fn sqlite_options(opts: &SqlStoreOptions) -> ConnectOptions {
+    let mut options = base_options(opts);
+    // A local file: no point pinging a connection before handing it out.
+    options.test_before_acquire(false);
+    options
+}
+
+fn mysql_options(opts: &SqlStoreOptions) -> ConnectOptions {
+    let mut options = base_options(opts);
+    options
+        .max_connections(opts.max_connections.max(1))
+        // Ping only connections idle long enough to have been dropped by
+        // the server or a proxy, not one round trip per query.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30));
+    options
+}
+
+fn base_options(opts: &SqlStoreOptions) -> ConnectOptions {
+    let mut options = ConnectOptions::new(opts.url.clone());
+    options
+        .connect_timeout(opts.connect_timeout)
+        .acquire_timeout(opts.acquire_timeout)
+        .sqlx_logging(false);
+    options
+}
+
+/// Opens a pool within `opts.connect_timeout` and migrates it when asked.
+async fn connect(
+    opts: &SqlStoreOptions,
+    options: ConnectOptions,
+) -> Result<DatabaseConnection, StoreError> {
+    let db = tokio::time::timeout(opts.connect_timeout, Database::connect(options))
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable(format!(
+                "no database connection within {:?}",
+                opts.connect_timeout
+            ))
+        })?
+        .map_err(Fail::from)?;
+    if opts.run_migrations {
+        migrate(&db).await?;
+    }
+    Ok(db)
+}
+
+/// Applies pending migrations. Two nodes starting together may both try:
+/// the loser's bookkeeping insert fails, and a second look finds nothing
+/// left to do.
+async fn migrate(db: &DatabaseConnection) -> Result<(), StoreError> {
+    let first = match Migrator::up(db, None).await {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    match Migrator::get_pending_migrations(db).await {
+        Ok(pending) if pending.is_empty() => Ok(()),
+        _ => Err(match map_db_err(first) {
+            StoreError::Unavailable(m) => StoreError::Unavailable(format!("migrating: {m}")),
+            StoreError::Internal(m) => StoreError::Internal(format!("migration failed: {m}")),
+            other => other,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,21 @@
+//! The chat server's schema as a frozen history of sea-orm migrations.
+//!
+//! Each migration lives in its own file named `mYYYYMMDD_NNNNNN_verb_noun.rs`
+//! (the file name is the version recorded in `seaql_migrations`), uses only
+//! local identifiers (never the live entities) and is never edited once
+//! released: schema changes are new migrations appended to [`Migrator`].
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_chat_tables;
+
+/// Every migration of the schema, oldest first.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_create_chat_tables::Migration)]
+    }
+}
