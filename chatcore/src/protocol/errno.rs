@@ -1,0 +1,145 @@
+//! Error numbers (`errno`) a client can see, each with its fixed meaning.
+
+/// Every error a client can cause or meet, with a stable `errno`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Login with an unknown id or a wrong password (the seed's errno 1).
+    LoginFailed,
+    /// The frame is not a JSON object.
+    BadFrame,
+    /// The `msgid` is not one this server knows.
+    UnknownMsgid,
+    /// A field is missing or has the wrong type or range.
+    BadField,
+    /// The frame is longer than the server's limit; the connection closes.
+    FrameTooLarge,
+    /// The request needs a logged-in session.
+    NotLoggedIn,
+    /// The request's `id` is not the logged-in user.
+    IdentityMismatch,
+    /// Login or register on a connection that is already logged in.
+    AlreadyLoggedIn,
+    /// Registration with a name already taken.
+    NameTaken,
+    /// A value is out of bounds (empty or too long name, message, ...).
+    InvalidValue,
+    /// The request names a user that does not exist.
+    UnknownUser,
+    /// The request names a group that does not exist.
+    UnknownGroup,
+    /// Group chat or member listing by a user who is not a member.
+    NotMember,
+    /// Creating a group with a name already taken.
+    GroupNameTaken,
+    /// A backend is unreachable or overloaded; retry later.
+    Unavailable,
+    /// A server bug; the request had no effect.
+    Internal,
+    /// The same user logged in on another connection.
+    Kicked,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// The connection was idle for too long.
+    IdleTimeout,
+    /// The client did not read its messages fast enough.
+    SlowConsumer,
+}
+
+impl ErrorCode {
+    /// The number sent as `errno`.
+    pub fn errno(self) -> u32 {
+        match self {
+            ErrorCode::LoginFailed => 1,
+            ErrorCode::BadFrame => 10,
+            ErrorCode::UnknownMsgid => 11,
+            ErrorCode::BadField => 12,
+            ErrorCode::FrameTooLarge => 13,
+            ErrorCode::NotLoggedIn => 14,
+            ErrorCode::IdentityMismatch => 15,
+            ErrorCode::AlreadyLoggedIn => 16,
+            ErrorCode::NameTaken => 20,
+            ErrorCode::InvalidValue => 21,
+            ErrorCode::UnknownUser => 22,
+            ErrorCode::UnknownGroup => 23,
+            ErrorCode::NotMember => 24,
+            ErrorCode::GroupNameTaken => 25,
+            ErrorCode::Unavailable => 30,
+            ErrorCode::Internal => 31,
+            ErrorCode::Kicked => 40,
+            ErrorCode::ShuttingDown => 41,
+            ErrorCode::IdleTimeout => 42,
+            ErrorCode::SlowConsumer => 43,
+        }
+    }
+
+    /// The code for an `errno`, when it is one of ours.
+    pub fn from_errno(errno: u32) -> Option<ErrorCode> {
+        ErrorCode::ALL.iter().copied().find(|c| c.errno() == errno)
+    }
+
+    /// Every code, for documentation and tests.
+    pub const ALL: [ErrorCode; 20] = [
+        ErrorCode::LoginFailed,
+        ErrorCode::BadFrame,
+        ErrorCode::UnknownMsgid,
+        ErrorCode::BadField,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::NotLoggedIn,
+        ErrorCode::IdentityMismatch,
+        ErrorCode::AlreadyLoggedIn,
+        ErrorCode::NameTaken,
+        ErrorCode::InvalidValue,
+        ErrorCode::UnknownUser,
+        ErrorCode::UnknownGroup,
+        ErrorCode::NotMember,
+        ErrorCode::GroupNameTaken,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+        ErrorCode::Kicked,
+        ErrorCode::ShuttingDown,
+        ErrorCode::IdleTimeout,
+        ErrorCode::SlowConsumer,
+    ];
+
+    /// A readable default `errmsg`.
+    pub fn message(self) -> &'static str {
+        match self {
+            // The seed's exact text, which its client prints.
+            ErrorCode::LoginFailed => "User non-existent or password is wrong.",
+            ErrorCode::BadFrame => "frame is not a JSON object",
+            ErrorCode::UnknownMsgid => "unknown msgid",
+            ErrorCode::BadField => "missing or invalid field",
+            ErrorCode::FrameTooLarge => "frame too large",
+            ErrorCode::NotLoggedIn => "log in first",
+            ErrorCode::IdentityMismatch => "id is not the logged-in user",
+            ErrorCode::AlreadyLoggedIn => "already logged in on this connection; log out first",
+            ErrorCode::NameTaken => "name is already taken",
+            ErrorCode::InvalidValue => "invalid value",
+            ErrorCode::UnknownUser => "no such user",
+            ErrorCode::UnknownGroup => "no such group",
+            ErrorCode::NotMember => "not a member of this group",
+            ErrorCode::GroupNameTaken => "group name is already taken",
+            ErrorCode::Unavailable => "service temporarily unavailable, try again",
+            ErrorCode::Internal => "internal server error",
+            ErrorCode::Kicked => "logged in from another connection",
+            ErrorCode::ShuttingDown => "server is shutting down",
+            ErrorCode::IdleTimeout => "connection idle for too long",
+            ErrorCode::SlowConsumer => "client is not reading its messages",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn errnos_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.errno()), "{code:?} reuses an errno");
+            assert_eq!(ErrorCode::from_errno(code.errno()), Some(code));
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The wire protocol: message ids, error numbers, dialects, and the typed
+//! frames in both directions. `docs/protocol.md` is the prose version.
+//!
+//! Requests are parsed here once ([`Request::parse`]); every layer above
+//! sees only the typed values. Server frames are encoded per [`Dialect`].
+
+mod errno;
+mod reply;
+mod request;
+
+pub use errno::ErrorCode;
+pub use reply::{
+    Ack, ChatAck, ErrorReply, FriendEntry, GroupEntry, LEGACY_READ_LIMIT, LoginOk, MemberEntry,
+    MessagePage, ServerFrame, encode_login, format_time,
+};
+pub use request::{
+    AddFriend, AddGroup, Chat, CreateGroup, DeliveryAck, History, Identity, LeaveGroup,
+    ListMembers, Login, ParseError, Register, RemoveFriend, Request, RequestFrame, SyncRequest,
+};
+
+/// The protocol version a native client puts in `proto` at login/register.
+pub const NATIVE_PROTO: u32 = 2;
+
+/// Message ids (`msgid`): the seed's 1..=10 and our extensions from 11.
+pub mod msgid {
+    pub const LOGIN: u32 = 1;
+    pub const LOGIN_ACK: u32 = 2;
+    pub const REG: u32 = 3;
+    pub const REG_ACK: u32 = 4;
+    pub const ONE_CHAT: u32 = 5;
+    pub const ADD_FRIEND: u32 = 6;
+    pub const CREATE_GROUP: u32 = 7;
+    pub const ADD_GROUP: u32 = 8;
+    pub const GROUP_CHAT: u32 = 9;
+    pub const LOGINOUT: u32 = 10;
+    /// S→C: a request was refused (`errno`, `errmsg`, `req`).
+    pub const ERROR: u32 = 11;
+    /// S→C: a request without a reply of its own succeeded (native only).
+    pub const ACK: u32 = 12;
+    /// S→C: a chat message was stored (native only).
+    pub const CHAT_ACK: u32 = 13;
+    /// C→S: cumulative acknowledgement of the inbox up to `seq`.
+    pub const DELIVERED: u32 = 14;
+    /// C→S: read the inbox after a `seq`.
+    pub const SYNC: u32 = 15;
+    pub const SYNC_ACK: u32 = 16;
+    /// C→S: read one conversation's history, newest first.
+    pub const HISTORY: u32 = 17;
+    pub const HISTORY_ACK: u32 = 18;
+    pub const LIST_FRIENDS: u32 = 19;
+    pub const FRIENDS_ACK: u32 = 20;
+    pub const LIST_GROUPS: u32 = 21;
+    pub const GROUPS_ACK: u32 = 22;
+    pub const LIST_MEMBERS: u32 = 23;
+    pub const MEMBERS_ACK: u32 = 24;
+    pub const REMOVE_FRIEND: u32 = 25;
+    pub const LEAVE_GROUP: u32 = 26;
+    /// Either direction: are you there?
+    pub const PING: u32 = 27;
+    /// Either direction: the answer to PING.
+    pub const PONG: u32 = 28;
+    /// S→C: this session ends (another login, shutdown, timeout); then close.
+    pub const KICKED: u32 = 29;
+}
+
+/// The two dialects a connection can speak, chosen at login or register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// The seed's client: exact seed shapes, no success acks, no `seq`.
+    #[default]
+    Legacy,
+    /// Our clients: nested objects, a reply for every request, acks, sync.
+    Native,
+}
+
+impl Dialect {
+    /// The dialect asked for by the optional `proto` field.
+    pub fn from_proto(proto: Option<u32>) -> Dialect {
+        match proto {
+            Some(v) if v >= NATIVE_PROTO => Dialect::Native,
+            _ => Dialect::Legacy,
+        }
+    }
+}
