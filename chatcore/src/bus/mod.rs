@@ -1,0 +1,81 @@
+//! The `Bus` trait: doorbells between nodes. A bus event says "user U has
+//! inbox entry S" or "end session X"; it is never the source of truth (the
+//! store is), so a lost event delays delivery but loses nothing.
+//!
+//! Each node holds one endpoint of the bus, which publishes and receives.
+//! Implementations: [`LocalBus`] (nodes in one process).
+
+mod local;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+pub use local::{LocalBroker, LocalBus};
+
+use crate::model::{Message, Seq, UserId};
+use crate::presence::SessionId;
+
+/// What travels on the bus.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BusEvent {
+    /// `user` has a new inbox entry at `seq` holding `message`.
+    Deliver {
+        user: UserId,
+        seq: Seq,
+        message: Arc<Message>,
+    },
+    /// End `session` of `user`: a newer login replaced it.
+    Kick { user: UserId, session: SessionId },
+    /// Events for `user` (every user when `None`) may have been missed,
+    /// e.g. while a subscription was down: refill from the store.
+    Resync { user: Option<UserId> },
+}
+
+impl BusEvent {
+    /// The user the event is about, if it is about one.
+    pub fn user(&self) -> Option<UserId> {
+        match self {
+            BusEvent::Deliver { user, .. } | BusEvent::Kick { user, .. } => Some(*user),
+            BusEvent::Resync { user } => *user,
+        }
+    }
+}
+
+/// Events a node receives from its bus endpoint.
+pub type BusReceiver = mpsc::Receiver<BusEvent>;
+
+/// Why the bus could not take an event.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The bus is unreachable now; the events were not sent. Recipients
+    /// find the messages in the store at their next refill.
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One node's endpoint of the bus.
+///
+/// # Behavior
+///
+/// - `publish` hands each event to every node that has an interest in the
+///   event's user (see `subscribe`), each node receiving the events of one
+///   user in publishing order; it does not wait for them to be handled.
+/// - `subscribe`/`unsubscribe` only record interest and never block; an
+///   implementation that needs I/O to subscribe does it in the background
+///   and sends `Resync` for the user once the subscription is live, so that
+///   anything published in between is refilled from the store.
+/// - Events for users this node has no interest in may still arrive; the
+///   node ignores them.
+#[async_trait]
+pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
+    /// Publishes events to the nodes interested in their users.
+    async fn publish(&self, events: Vec<BusEvent>) -> Result<(), BusError>;
+
+    /// Starts receiving this user's events on this endpoint.
+    fn subscribe(&self, user: UserId);
+
+    /// Stops receiving this user's events on this endpoint.
+    fn unsubscribe(&self, user: UserId);
+}

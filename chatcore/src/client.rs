@@ -1,0 +1,515 @@
+//! A typed async client of the native dialect: connect, register, log in,
+//! send, receive. Used by the tests, the examples and the tools.
+//!
+//! Every request carries a request id (`rid`); a reader task routes each
+//! reply to its waiting caller and everything else (deliveries, kicks) to
+//! [`Client::next_event`]. PINGs are answered automatically.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::FramedRead;
+
+use crate::codec::FrameCodec;
+use crate::model::{GroupId, MessageId, Seq, Target, UserId};
+use crate::protocol::{NATIVE_PROTO, msgid};
+
+/// Server frames can be large (a sync page); the client trusts its server
+/// more than the server trusts clients, but not unboundedly.
+const MAX_SERVER_FRAME: usize = 64 * 1024 * 1024;
+
+/// How long a request waits for its reply by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a client call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("connection closed")]
+    Closed,
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// The server refused the request.
+    #[error("server error {errno}: {errmsg}")]
+    Server { errno: u32, errmsg: String },
+    #[error("unexpected reply: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The server's `errno`, when the server refused the request.
+    pub fn errno(&self) -> Option<u32> {
+        match self {
+            ClientError::Server { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+}
+
+/// A user with presence, as listed by the server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Contact {
+    pub id: UserId,
+    pub name: String,
+    pub state: String,
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+impl Contact {
+    /// Whether the server reported the user online.
+    pub fn online(&self) -> bool {
+        self.state == "online"
+    }
+}
+
+/// A group with its members.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Group {
+    pub id: GroupId,
+    pub groupname: String,
+    pub groupdesc: String,
+    pub users: Vec<Contact>,
+}
+
+/// What a successful login tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginInfo {
+    pub id: UserId,
+    pub name: String,
+    pub friends: Vec<Contact>,
+    pub groups: Vec<Group>,
+    /// The acked cursor; the backlog after it arrives as events.
+    pub cursor: Seq,
+}
+
+/// A chat message as received.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ChatMessage {
+    #[serde(rename = "msgid")]
+    pub kind: u32,
+    /// The sender.
+    #[serde(rename = "id")]
+    pub from: UserId,
+    /// The sender's name.
+    pub name: String,
+    #[serde(default)]
+    pub toid: Option<UserId>,
+    #[serde(default)]
+    pub groupid: Option<GroupId>,
+    pub msg: String,
+    pub time: String,
+    /// Position in the recipient's inbox (absent in history).
+    #[serde(default)]
+    pub seq: Option<Seq>,
+    pub mid: MessageId,
+}
+
+impl ChatMessage {
+    /// Where the message was sent.
+    pub fn target(&self) -> Option<Target> {
+        match (self.toid, self.groupid) {
+            (Some(user), _) => Some(Target::User(user)),
+            (None, Some(group)) => Some(Target::Group(group)),
+            _ => None,
+        }
+    }
+}
+
+/// The server's acknowledgement of a stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub mid: MessageId,
+    pub time: String,
+    /// The server already had this client message id.
+    pub duplicate: bool,
+}
+
+/// Something the server sent unasked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Message(ChatMessage),
+    /// The session ended (`errno` says why); the connection closes.
+    Kicked {
+        errno: u32,
+        errmsg: String,
+    },
+    /// An error frame that answers no request of ours.
+    Error {
+        errno: u32,
+        errmsg: String,
+    },
+}
+
+/// Any server frame, loosely typed: the client picks what each call needs.
+#[derive(Debug, Deserialize)]
+struct Frame {
+    msgid: u32,
+    #[serde(default)]
+    rid: Option<u64>,
+    #[serde(default)]
+    errno: Option<u32>,
+    #[serde(default)]
+    errmsg: Option<String>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
+}
+
+impl Frame {
+    fn field<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, ClientError> {
+        let value = self.rest.get(key).cloned().unwrap_or(Value::Null);
+        serde_json::from_value(value).map_err(|e| {
+            ClientError::Protocol(format!("field `{key}` of msgid {}: {e}", self.msgid))
+        })
+    }
+
+    fn into_message(self) -> Result<ChatMessage, ClientError> {
+        let mut object = self.rest;
+        object.insert("msgid".into(), json!(self.msgid));
+        serde_json::from_value(Value::Object(object))
+            .map_err(|e| ClientError::Protocol(format!("chat frame: {e}")))
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Frame>>>>;
+
+/// A connection to a chat server, speaking the native dialect.
+#[derive(Debug)]
+pub struct Client {
+    out: mpsc::Sender<Vec<u8>>,
+    pending: Pending,
+    next_rid: AtomicU64,
+    events: mpsc::Receiver<Event>,
+    timeout: Duration,
+}
+
+fn lock(pending: &Pending) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<Frame>>> {
+    pending.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Client {
+    /// Connects over TCP.
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Client, ClientError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Client::new(stream))
+    }
+
+    /// A client over an established byte stream.
+    pub fn new<IO>(io: IO) -> Client
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (reader, mut writer) = tokio::io::split(io);
+        let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(1024);
+        let (events_tx, events) = mpsc::channel(64 * 1024);
+        let pending: Pending = Arc::default();
+
+        tokio::spawn(async move {
+            while let Some(bytes) = out_rx.recv().await {
+                if writer.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            let _ = writer.shutdown().await;
+        });
+
+        let reader_pending = Arc::clone(&pending);
+        let pong = out.clone();
+        tokio::spawn(async move {
+            let mut frames = FramedRead::new(reader, FrameCodec::new(MAX_SERVER_FRAME));
+            while let Some(Ok(bytes)) = frames.next().await {
+                let frame: Frame = match serde_json::from_slice(&bytes) {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "unreadable server frame");
+                        continue;
+                    }
+                };
+                if let Some(waiter) = frame.rid.and_then(|rid| lock(&reader_pending).remove(&rid)) {
+                    let _ = waiter.send(frame);
+                    continue;
+                }
+                let event = match frame.msgid {
+                    msgid::PING => {
+                        let _ = pong
+                            .send(frame_bytes(&json!({ "msgid": msgid::PONG })))
+                            .await;
+                        continue;
+                    }
+                    msgid::ONE_CHAT | msgid::GROUP_CHAT => match frame.into_message() {
+                        Ok(message) => Event::Message(message),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "unreadable chat frame");
+                            continue;
+                        }
+                    },
+                    msgid::KICKED => Event::Kicked {
+                        errno: frame.errno.unwrap_or(0),
+                        errmsg: frame.errmsg.unwrap_or_default(),
+                    },
+                    msgid::ERROR => Event::Error {
+                        errno: frame.errno.unwrap_or(0),
+                        errmsg: frame.errmsg.unwrap_or_default(),
+                    },
+                    _ => continue,
+                };
+                if events_tx.send(event).await.is_err() {
+                    break;
+                }
+            }
+            // Waiters learn that the connection is gone.
+            lock(&reader_pending).clear();
+        });
+
+        Client {
+            out,
+            pending,
+            next_rid: AtomicU64::new(1),
+            events,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Sets how long calls wait for their reply.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// The next unasked frame: a message, a kick, a stray error. `None`
+    /// once the connection is closed.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Like [`Client::next_event`] but gives up after `wait`.
+    pub async fn next_event_within(&mut self, wait: Duration) -> Option<Event> {
+        tokio::time::timeout(wait, self.events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Sends a raw request object and waits for the reply carrying its rid.
+    /// Error frames become `ClientError::Server`.
+    async fn call(&self, mut request: Value) -> Result<Frame, ClientError> {
+        let rid = self.next_rid.fetch_add(1, Ordering::Relaxed);
+        request["rid"] = json!(rid);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(rid, tx);
+        if self.out.send(frame_bytes(&request)).await.is_err() {
+            lock(&self.pending).remove(&rid);
+            return Err(ClientError::Closed);
+        }
+        let frame = match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(_)) => return Err(ClientError::Closed),
+            Err(_) => {
+                lock(&self.pending).remove(&rid);
+                return Err(ClientError::Timeout(self.timeout));
+            }
+        };
+        match frame.errno {
+            Some(errno) if errno != 0 => Err(ClientError::Server {
+                errno,
+                errmsg: frame.errmsg.unwrap_or_default(),
+            }),
+            _ => Ok(frame),
+        }
+    }
+
+    /// Sends a request that expects no reply.
+    async fn cast(&self, request: Value) -> Result<(), ClientError> {
+        self.out
+            .send(frame_bytes(&request))
+            .await
+            .map_err(|_| ClientError::Closed)
+    }
+
+    /// Registers a user and returns its id.
+    pub async fn register(&self, name: &str, password: &str) -> Result<UserId, ClientError> {
+        let reply = self
+            .call(json!({"msgid": msgid::REG, "name": name, "password": password, "proto": NATIVE_PROTO}))
+            .await?;
+        reply.field("id")
+    }
+
+    /// Logs in; the backlog after the cursor follows as events.
+    pub async fn login(&self, id: UserId, password: &str) -> Result<LoginInfo, ClientError> {
+        let reply = self
+            .call(json!({"msgid": msgid::LOGIN, "id": id, "password": password, "proto": NATIVE_PROTO}))
+            .await?;
+        Ok(LoginInfo {
+            id: reply.field("id")?,
+            name: reply.field("name")?,
+            friends: reply.field("friends")?,
+            groups: reply.field("groups")?,
+            cursor: reply.field("cursor")?,
+        })
+    }
+
+    /// Ends the session; the connection stays open for another login.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.call(json!({"msgid": msgid::LOGINOUT})).await.map(drop)
+    }
+
+    /// Sends a one-to-one message.
+    pub async fn send_to(&self, to: UserId, text: &str) -> Result<Sent, ClientError> {
+        self.send(Target::User(to), text, None).await
+    }
+
+    /// Sends a group message.
+    pub async fn send_group(&self, group: GroupId, text: &str) -> Result<Sent, ClientError> {
+        self.send(Target::Group(group), text, None).await
+    }
+
+    /// Sends a message with an optional client message id, which makes a
+    /// resend idempotent.
+    pub async fn send(
+        &self,
+        target: Target,
+        text: &str,
+        cmid: Option<&str>,
+    ) -> Result<Sent, ClientError> {
+        let mut request = match target {
+            Target::User(to) => json!({"msgid": msgid::ONE_CHAT, "toid": to, "msg": text}),
+            Target::Group(g) => json!({"msgid": msgid::GROUP_CHAT, "groupid": g, "msg": text}),
+        };
+        if let Some(cmid) = cmid {
+            request["cmid"] = json!(cmid);
+        }
+        let reply = self.call(request).await?;
+        if reply.msgid != msgid::CHAT_ACK {
+            return Err(ClientError::Protocol(format!(
+                "expected CHAT_ACK, got {}",
+                reply.msgid
+            )));
+        }
+        Ok(Sent {
+            mid: reply.field("mid")?,
+            time: reply.field("time")?,
+            duplicate: reply.field("dup")?,
+        })
+    }
+
+    /// Acknowledges everything received up to `seq` (no reply awaited).
+    pub async fn ack(&self, seq: Seq) -> Result<(), ClientError> {
+        self.cast(json!({"msgid": msgid::DELIVERED, "seq": seq}))
+            .await
+    }
+
+    /// Acknowledges up to `seq` and returns the server's cursor.
+    pub async fn ack_confirmed(&self, seq: Seq) -> Result<Seq, ClientError> {
+        self.call(json!({"msgid": msgid::DELIVERED, "seq": seq}))
+            .await?
+            .field("seq")
+    }
+
+    /// Befriends `friend` (mutual, idempotent).
+    pub async fn add_friend(&self, friend: UserId) -> Result<(), ClientError> {
+        self.call(json!({"msgid": msgid::ADD_FRIEND, "friendid": friend}))
+            .await
+            .map(drop)
+    }
+
+    /// Ends a friendship.
+    pub async fn remove_friend(&self, friend: UserId) -> Result<(), ClientError> {
+        self.call(json!({"msgid": msgid::REMOVE_FRIEND, "friendid": friend}))
+            .await
+            .map(drop)
+    }
+
+    /// Creates a group and returns its id.
+    pub async fn create_group(&self, name: &str, desc: &str) -> Result<GroupId, ClientError> {
+        self.call(json!({"msgid": msgid::CREATE_GROUP, "groupname": name, "groupdesc": desc}))
+            .await?
+            .field("groupid")
+    }
+
+    /// Joins a group.
+    pub async fn join_group(&self, group: GroupId) -> Result<(), ClientError> {
+        self.call(json!({"msgid": msgid::ADD_GROUP, "groupid": group}))
+            .await
+            .map(drop)
+    }
+
+    /// Leaves a group.
+    pub async fn leave_group(&self, group: GroupId) -> Result<(), ClientError> {
+        self.call(json!({"msgid": msgid::LEAVE_GROUP, "groupid": group}))
+            .await
+            .map(drop)
+    }
+
+    /// Friends with presence.
+    pub async fn friends(&self) -> Result<Vec<Contact>, ClientError> {
+        self.call(json!({"msgid": msgid::LIST_FRIENDS}))
+            .await?
+            .field("friends")
+    }
+
+    /// Groups with members.
+    pub async fn groups(&self) -> Result<Vec<Group>, ClientError> {
+        self.call(json!({"msgid": msgid::LIST_GROUPS}))
+            .await?
+            .field("groups")
+    }
+
+    /// Members of a group, with presence and role.
+    pub async fn members(&self, group: GroupId) -> Result<Vec<Contact>, ClientError> {
+        self.call(json!({"msgid": msgid::LIST_MEMBERS, "groupid": group}))
+            .await?
+            .field("users")
+    }
+
+    /// Inbox entries after `after` (at most `limit`) and whether more follow.
+    pub async fn sync(
+        &self,
+        after: Seq,
+        limit: u32,
+    ) -> Result<(Vec<ChatMessage>, bool), ClientError> {
+        let reply = self
+            .call(json!({"msgid": msgid::SYNC, "after": after, "limit": limit}))
+            .await?;
+        Ok((reply.field("msgs")?, reply.field("more")?))
+    }
+
+    /// A conversation's messages before `before`, newest first, and whether
+    /// older ones exist.
+    pub async fn history(
+        &self,
+        target: Target,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<(Vec<ChatMessage>, bool), ClientError> {
+        let mut request = json!({"msgid": msgid::HISTORY, "limit": limit});
+        match target {
+            Target::User(u) => request["toid"] = json!(u),
+            Target::Group(g) => request["groupid"] = json!(g),
+        }
+        if let Some(before) = before {
+            request["before"] = json!(before);
+        }
+        let reply = self.call(request).await?;
+        Ok((reply.field("msgs")?, reply.field("more")?))
+    }
+
+    /// Round trip to the server.
+    pub async fn ping(&self) -> Result<(), ClientError> {
+        self.call(json!({"msgid": msgid::PING})).await.map(drop)
+    }
+}
+
+fn frame_bytes(value: &Value) -> Vec<u8> {
+    let mut bytes = value.to_string().into_bytes();
+    bytes.push(b'\n');
+    bytes
+}

@@ -1,0 +1,421 @@
+//! The connection driver: one task per client that owns its socket, reads
+//! frames, hands typed requests to the service, and writes replies and
+//! deliveries. Works over any `AsyncRead + AsyncWrite`.
+//!
+//! Delivery to a session is driven by one number, `delivered`: the highest
+//! inbox `seq` written to this socket. A doorbell for `delivered + 1` is
+//! written at once; an older one is dropped; a newer one (a gap) or a
+//! refill request reads the store from `delivered` onwards. Login sync is
+//! the same mechanism starting from the acked cursor.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::{CodecError, DEFAULT_MAX_FRAME, FrameCodec};
+use crate::hub::{SessionControl, SessionEvent};
+use crate::model::{InboxEntry, Message, Seq};
+use crate::protocol::{
+    Dialect, ErrorCode, ErrorReply, LoginOk, Request, ServerFrame, encode_login,
+};
+use crate::service::{ChatService, ConnState, Session};
+
+/// Per-connection limits and timings.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Longest accepted frame, in bytes.
+    pub max_frame: usize,
+    /// Deliveries queued for one session before it must refill from the
+    /// store instead.
+    pub outbox_capacity: usize,
+    /// A native session that sent nothing for this long gets a PING; after
+    /// three times this long it is closed.
+    pub heartbeat: Duration,
+    /// Pause between frames to a legacy client, whose single `recv` would
+    /// merge frames that arrive together.
+    pub legacy_pace: Duration,
+    /// A write that cannot complete in this time marks a client that does
+    /// not read: it is disconnected (and resumes from its cursor later).
+    pub write_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            max_frame: DEFAULT_MAX_FRAME,
+            outbox_capacity: 1024,
+            heartbeat: Duration::from_secs(30),
+            legacy_pace: Duration::from_millis(10),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The writing half with the dialect's rules: legacy gets one frame per
+/// write, paced; native frames are batched.
+struct Outgoing<W> {
+    io: W,
+    config: ConnectionConfig,
+    next_legacy_write: Instant,
+    buf: Vec<u8>,
+}
+
+impl<W: AsyncWrite + Unpin> Outgoing<W> {
+    async fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match timeout(self.config.write_timeout, self.io.write_all(bytes)).await {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client is not reading",
+            )),
+        }
+    }
+
+    /// Writes frames already encoded in `self.buf` (each ending in `\n`).
+    async fn flush_buf(&mut self, dialect: Dialect) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let result = match dialect {
+            Dialect::Native => self.write_raw(&buf).await,
+            Dialect::Legacy => {
+                let mut result = Ok(());
+                for frame in buf.split_inclusive(|&b| b == b'\n') {
+                    sleep_until(self.next_legacy_write).await;
+                    result = self.write_raw(frame).await;
+                    self.next_legacy_write = Instant::now() + self.config.legacy_pace;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                result
+            }
+        };
+        self.buf = buf;
+        self.buf.clear();
+        result
+    }
+
+    async fn send(&mut self, frame: &ServerFrame, dialect: Dialect) -> io::Result<()> {
+        frame.encode(dialect, &mut self.buf);
+        self.flush_buf(dialect).await
+    }
+}
+
+/// What the driver tracks of the logged-in session.
+struct Live {
+    session: Session,
+    delivered: Seq,
+}
+
+/// Why the loop ended.
+enum Exit {
+    Closed,
+    Kicked(ErrorCode),
+    Error(io::Error),
+}
+
+/// Serves one client connection until it closes, the session is ended, or
+/// `shutdown` fires.
+pub async fn serve<IO>(
+    io: IO,
+    service: ChatService,
+    config: ConnectionConfig,
+    shutdown: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let (reader, writer) = tokio::io::split(io);
+    let mut frames = FramedRead::new(reader, FrameCodec::new(config.max_frame));
+    let (outbox, mut events) = mpsc::channel(config.outbox_capacity.max(1));
+    let mut conn = ConnState::new(outbox);
+    let mut out = Outgoing {
+        io: writer,
+        config: config.clone(),
+        next_legacy_write: Instant::now(),
+        buf: Vec::new(),
+    };
+    let mut driver = Driver {
+        service: service.clone(),
+        live: None,
+        retry_refill_at: None,
+        last_inbound: Instant::now(),
+        last_ping: Instant::now(),
+    };
+
+    let exit = loop {
+        let control: Option<Arc<SessionControl>> =
+            driver.live.as_ref().map(|l| Arc::clone(&l.session.control));
+        let dialect = conn.dialect();
+        let heartbeat_due = driver.last_inbound.max(driver.last_ping) + config.heartbeat;
+        let heartbeat_on = dialect == Dialect::Native && driver.live.is_some();
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break Exit::Kicked(ErrorCode::ShuttingDown),
+            _ = async { control.as_ref()?.ended().await; Some(()) }, if control.is_some() => {
+                let reason = control.as_ref().and_then(|c| c.reason()).unwrap_or(ErrorCode::Kicked);
+                break Exit::Kicked(reason);
+            }
+            frame = frames.next() => {
+                driver.last_inbound = Instant::now();
+                let result = match frame {
+                    None => break Exit::Closed,
+                    Some(Err(CodecError::FrameTooLarge { limit })) => {
+                        let reply = ServerFrame::Error(ErrorReply {
+                            rid: None,
+                            req: None,
+                            code: ErrorCode::FrameTooLarge,
+                            detail: format!("frame longer than {limit} bytes"),
+                        });
+                        let _ = out.send(&reply, dialect).await;
+                        break Exit::Closed;
+                    }
+                    Some(Err(CodecError::Io(e))) => break Exit::Error(e),
+                    Some(Ok(bytes)) => driver.request(&mut conn, &mut out, &bytes, &mut events).await,
+                };
+                if let Err(e) = result {
+                    break Exit::Error(e);
+                }
+            }
+            Some(event) = events.recv(), if driver.live.is_some() => {
+                let mut batch = vec![event];
+                while batch.len() < 256 {
+                    match events.try_recv() {
+                        Ok(event) => batch.push(event),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = driver.deliver(&mut out, dialect, batch).await {
+                    break Exit::Error(e);
+                }
+            }
+            _ = async { control.as_ref()?.refill_requested().await; Some(()) }, if control.is_some() => {
+                if let Err(e) = driver.refill(&mut out, dialect).await {
+                    break Exit::Error(e);
+                }
+            }
+            _ = sleep_until(driver.retry_refill_at.unwrap_or_else(Instant::now)), if driver.retry_refill_at.is_some() => {
+                driver.retry_refill_at = None;
+                if let Err(e) = driver.refill(&mut out, dialect).await {
+                    break Exit::Error(e);
+                }
+            }
+            _ = sleep_until(heartbeat_due), if heartbeat_on => {
+                if driver.last_inbound.elapsed() >= config.heartbeat * 3 {
+                    break Exit::Kicked(ErrorCode::IdleTimeout);
+                }
+                driver.last_ping = Instant::now();
+                if let Err(e) = out.send(&ServerFrame::Ping, dialect).await {
+                    break Exit::Error(e);
+                }
+            }
+        }
+    };
+
+    match exit {
+        Exit::Kicked(code) => {
+            tracing::debug!(?code, "ending connection");
+            let _ = out
+                .send(&ServerFrame::Kicked { code }, conn.dialect())
+                .await;
+        }
+        Exit::Error(e) => tracing::debug!(error = %e, "connection failed"),
+        Exit::Closed => {}
+    }
+    service.end_session(&mut conn).await;
+    let _ = out.io.shutdown().await;
+}
+
+struct Driver {
+    service: ChatService,
+    live: Option<Live>,
+    retry_refill_at: Option<Instant>,
+    last_inbound: Instant,
+    last_ping: Instant,
+}
+
+impl Driver {
+    async fn request<W: AsyncWrite + Unpin>(
+        &mut self,
+        conn: &mut ConnState,
+        out: &mut Outgoing<W>,
+        bytes: &[u8],
+        events: &mut mpsc::Receiver<SessionEvent>,
+    ) -> io::Result<()> {
+        let frame = match Request::parse(bytes) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let reply = ServerFrame::Error(ErrorReply {
+                    rid: e.rid,
+                    req: e.msgid,
+                    code: e.code,
+                    detail: e.detail,
+                });
+                return out.send(&reply, conn.dialect()).await;
+            }
+        };
+        let reply = self.service.handle(conn, frame).await;
+        let dialect = conn.dialect();
+        if self.live.is_some() && conn.session().is_none() {
+            // Logged out: deliveries still queued belonged to that session.
+            self.live = None;
+            self.retry_refill_at = None;
+            while events.try_recv().is_ok() {}
+        }
+        match reply {
+            Some(ServerFrame::LoginOk(login)) => self.logged_in(conn, out, *login).await,
+            Some(frame) => out.send(&frame, dialect).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the login reply and the first page of the backlog.
+    async fn logged_in<W: AsyncWrite + Unpin>(
+        &mut self,
+        conn: &ConnState,
+        out: &mut Outgoing<W>,
+        login: LoginOk,
+    ) -> io::Result<()> {
+        let Some(session) = conn.session().cloned() else {
+            return Ok(());
+        };
+        let dialect = conn.dialect();
+        let carried = encode_login(&login, &login.backlog, dialect, &mut out.buf);
+        out.flush_buf(dialect).await?;
+        self.live = Some(Live {
+            session,
+            delivered: login.cursor,
+        });
+        if carried > 0 {
+            self.advance(login.backlog[carried - 1].seq, dialect).await;
+        }
+        let full_page = login.backlog.len() >= self.service.config().sync_page as usize;
+        self.write_entries(out, dialect, &login.backlog[carried..])
+            .await?;
+        if full_page {
+            self.refill(out, dialect).await?;
+        }
+        Ok(())
+    }
+
+    /// Records that everything up to `seq` is written; legacy clients never
+    /// ack, so for them this is the acked cursor.
+    async fn advance(&mut self, seq: Seq, dialect: Dialect) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        live.delivered = seq;
+        if dialect == Dialect::Legacy
+            && let Err(e) = self.service.mark_delivered(&live.session, seq).await
+        {
+            tracing::warn!(error = %e, "could not record legacy delivery");
+        }
+    }
+
+    async fn write_entries<W: AsyncWrite + Unpin>(
+        &mut self,
+        out: &mut Outgoing<W>,
+        dialect: Dialect,
+        entries: &[InboxEntry],
+    ) -> io::Result<()> {
+        let pushes: Vec<(Seq, Arc<Message>)> = entries
+            .iter()
+            .map(|e| (e.seq, Arc::new(e.message.clone())))
+            .collect();
+        self.write_pushes(out, dialect, pushes).await
+    }
+
+    /// Writes in-order pushes past `delivered` and advances it.
+    async fn write_pushes<W: AsyncWrite + Unpin>(
+        &mut self,
+        out: &mut Outgoing<W>,
+        dialect: Dialect,
+        pushes: Vec<(Seq, Arc<Message>)>,
+    ) -> io::Result<()> {
+        let Some(live) = self.live.as_ref() else {
+            return Ok(());
+        };
+        let mut last = live.delivered;
+        for (seq, message) in pushes {
+            if seq != last.next() {
+                continue;
+            }
+            ServerFrame::Push { seq, message }.encode(dialect, &mut out.buf);
+            last = seq;
+        }
+        out.flush_buf(dialect).await?;
+        if last != live.delivered {
+            self.advance(last, dialect).await;
+        }
+        Ok(())
+    }
+
+    /// Writes live deliveries; a gap switches to a refill from the store.
+    async fn deliver<W: AsyncWrite + Unpin>(
+        &mut self,
+        out: &mut Outgoing<W>,
+        dialect: Dialect,
+        batch: Vec<SessionEvent>,
+    ) -> io::Result<()> {
+        let Some(live) = self.live.as_ref() else {
+            return Ok(());
+        };
+        let mut expected = live.delivered.next();
+        let mut pushes = Vec::with_capacity(batch.len());
+        let mut gap = false;
+        for SessionEvent::Deliver { seq, message } in batch {
+            if seq < expected {
+                continue; // already written (by a refill)
+            }
+            if seq > expected {
+                gap = true;
+                break;
+            }
+            pushes.push((seq, message));
+            expected = seq.next();
+        }
+        self.write_pushes(out, dialect, pushes).await?;
+        if gap {
+            self.refill(out, dialect).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the inbox from `delivered` until it is exhausted.
+    async fn refill<W: AsyncWrite + Unpin>(
+        &mut self,
+        out: &mut Outgoing<W>,
+        dialect: Dialect,
+    ) -> io::Result<()> {
+        loop {
+            let Some(live) = self.live.as_ref() else {
+                return Ok(());
+            };
+            let page = match self
+                .service
+                .inbox_after(&live.session, live.delivered)
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "refill failed; retrying");
+                    self.retry_refill_at = Some(Instant::now() + Duration::from_secs(1));
+                    return Ok(());
+                }
+            };
+            let full = page.len() >= self.service.config().sync_page as usize;
+            self.write_entries(out, dialect, &page).await?;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}

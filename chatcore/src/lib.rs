@@ -1,0 +1,41 @@
+//! `chatcore`: the protocol, dispatcher and backends of a cluster chat
+//! server that speaks the ZJP-ChatServer protocol (JSON frames over TCP),
+//! embeddable in any tokio program.
+//!
+//! # Layout
+//!
+//! Layers from the socket down; each depends only on those below it.
+//!
+//! - [`server`]: the TCP accept loop (bounded, stopped by a token).
+//! - [`connection`]: one task per client: framing, replies, deliveries,
+//!   heartbeats, the legacy dialect's pacing.
+//! - [`codec`]: bytes to frames (`\n` or NUL terminated, bounded length).
+//! - [`protocol`]: typed requests and server frames in both dialects.
+//! - [`service`]: [`ChatService`], one handler per request kind; returns
+//!   frames, never does I/O on sockets.
+//! - [`hub`]: this node's sessions and the loop feeding them bus events.
+//! - [`store`], [`bus`], [`presence`]: the backend traits with their
+//!   implementations; [`node`] wires them into a running service.
+//! - [`model`]: the domain types every layer shares.
+//! - [`client`]: a typed async client (tests, examples, tools).
+//!
+//! # Delivery contract
+//!
+//! A chat message is stored with one inbox entry per recipient before the
+//! sender's ack; the bus only rings doorbells; each connection writes its
+//! user's inbox in `seq` order and refills from the store on any gap.
+
+pub mod bus;
+pub mod client;
+pub mod codec;
+pub mod connection;
+pub mod hub;
+pub mod model;
+pub mod node;
+pub mod presence;
+pub mod protocol;
+pub mod server;
+pub mod service;
+pub mod store;
+
+pub use service::ChatService;

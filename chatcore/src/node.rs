@@ -1,0 +1,58 @@
+//! Wiring one node: backends in, a running [`ChatService`] out.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, BusReceiver, LocalBroker};
+use crate::hub::Hub;
+use crate::presence::{LocalPresence, Presence};
+use crate::service::{ChatService, Passwords, ServiceConfig};
+use crate::store::Store;
+
+/// Capacity of a node's queue of incoming bus events.
+pub const BUS_QUEUE: usize = 16 * 1024;
+
+/// The backends one node runs on.
+#[derive(Debug)]
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    pub presence: Arc<dyn Presence>,
+    /// This node's bus endpoint and the events it receives.
+    pub bus: Arc<dyn Bus>,
+    pub bus_events: BusReceiver,
+}
+
+impl Backends {
+    /// A node alone in its process: `store`, in-process presence and bus.
+    pub fn local(store: Arc<dyn Store>) -> Backends {
+        Backends::joining(store, &LocalBroker::new(), &LocalPresence::new())
+    }
+
+    /// One of several nodes in one process, sharing `broker` and `presence`.
+    pub fn joining(
+        store: Arc<dyn Store>,
+        broker: &LocalBroker,
+        presence: &LocalPresence,
+    ) -> Backends {
+        let (bus, bus_events) = broker.join(BUS_QUEUE);
+        Backends {
+            store,
+            presence: Arc::new(presence.clone()),
+            bus: Arc::new(bus),
+            bus_events,
+        }
+    }
+}
+
+/// Starts a node: its hub task (stopped by `shutdown`) and its service.
+pub fn start(
+    backends: Backends,
+    passwords: Passwords,
+    config: ServiceConfig,
+    shutdown: CancellationToken,
+) -> ChatService {
+    let hub = Hub::new(backends.bus);
+    tokio::spawn(hub.clone().run(backends.bus_events, shutdown));
+    ChatService::new(backends.store, backends.presence, hub, passwords, config)
+}

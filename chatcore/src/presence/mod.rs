@@ -1,0 +1,72 @@
+//! The `Presence` trait: who is online, and the rule of one session per
+//! user. Presence feeds friend-list state and kicks; message delivery never
+//! depends on it (the inbox has every message).
+//!
+//! Implementations: [`LocalPresence`] (nodes in one process).
+
+mod local;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+pub use local::LocalPresence;
+
+use crate::model::UserId;
+
+/// One login of one user on one connection, unique across the cluster.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(pub u64);
+
+impl SessionId {
+    /// A new random session id.
+    pub fn generate() -> SessionId {
+        SessionId(uuid::Uuid::new_v4().as_u64_pair().0)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({:016x})", self.0)
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Why presence could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PresenceError {
+    #[error("presence unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where sessions are recorded.
+///
+/// # Behavior
+///
+/// - `claim` atomically makes `session` the user's one session and returns
+///   the session it replaced, if any. Of several racing claims each gets a
+///   distinct previous session, so exactly one ends up current and every
+///   other one is named as replaced by exactly one claimer.
+/// - `release` removes the user's session only while it is still
+///   `session`: releasing a replaced session does not touch the newer one.
+/// - `online` answers for each user, in order, whether it has a session.
+#[async_trait]
+pub trait Presence: Send + Sync + fmt::Debug + 'static {
+    /// Records `session` as the user's current session.
+    async fn claim(
+        &self,
+        user: UserId,
+        session: SessionId,
+    ) -> Result<Option<SessionId>, PresenceError>;
+
+    /// Forgets `session` if it is still the user's current one.
+    async fn release(&self, user: UserId, session: SessionId) -> Result<(), PresenceError>;
+
+    /// Whether each of `users` is online, in the same order.
+    async fn online(&self, users: &[UserId]) -> Result<Vec<bool>, PresenceError>;
+}

@@ -1,0 +1,170 @@
+//! Register, login and logout: the only handlers that change who a
+//! connection is.
+
+use std::sync::Arc;
+
+use super::{ChatService, ConnState, ServiceError, Session};
+use crate::bus::BusEvent;
+use crate::hub::{LocalSession, SessionControl};
+use crate::model::UserInfo;
+use crate::presence::SessionId;
+use crate::protocol::{Dialect, ErrorCode, LoginOk, Register, ServerFrame};
+use crate::protocol::{FriendEntry, Login};
+
+impl ChatService {
+    pub(super) fn check_name(&self, what: &str, name: &str) -> Result<(), ServiceError> {
+        let chars = name.chars().count();
+        let max = self.inner.config.max_name_chars;
+        // Surrounding blanks are refused rather than trimmed: MySQL's PAD
+        // SPACE collations would treat "bob " as "bob" anyway.
+        if name.trim().len() != name.len()
+            || name.is_empty()
+            || chars > max
+            || name.chars().any(char::is_control)
+        {
+            return Err(ServiceError::with_detail(
+                ErrorCode::InvalidValue,
+                format!(
+                    "{what} must be 1 to {max} characters, without surrounding blanks or control characters"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn register(
+        &self,
+        conn: &mut ConnState,
+        rid: Option<u64>,
+        req: Register,
+    ) -> Result<ServerFrame, ServiceError> {
+        conn.dialect = Dialect::from_proto(req.proto);
+        if conn.session.is_some() {
+            return Err(ServiceError::new(ErrorCode::AlreadyLoggedIn));
+        }
+        self.check_name("name", &req.name)?;
+        let max = self.inner.config.max_password_bytes;
+        if req.password.is_empty() || req.password.len() > max {
+            return Err(ServiceError::with_detail(
+                ErrorCode::InvalidValue,
+                format!("password must be 1 to {max} bytes"),
+            ));
+        }
+        let hash = self.inner.passwords.hash(&req.password).await?;
+        let id = self.inner.store.create_user(&req.name, &hash).await?;
+        tracing::info!(user = %id, "registered");
+        Ok(ServerFrame::RegisterOk { rid, id })
+    }
+
+    pub(super) async fn login(
+        &self,
+        conn: &mut ConnState,
+        rid: Option<u64>,
+        req: Login,
+    ) -> Result<ServerFrame, ServiceError> {
+        conn.dialect = Dialect::from_proto(req.proto);
+        if conn.session.is_some() {
+            return Err(ServiceError::new(ErrorCode::AlreadyLoggedIn));
+        }
+        let store = &self.inner.store;
+        let record = store.user(req.id).await?;
+        let hash = record.as_ref().map(|r| r.password_hash.as_str());
+        let matches = self.inner.passwords.verify(&req.password, hash).await?;
+        let Some(record) = record.filter(|_| matches) else {
+            return Err(ServiceError::new(ErrorCode::LoginFailed));
+        };
+        let user = UserInfo {
+            id: record.id,
+            name: record.name,
+        };
+        let session = Session {
+            user: user.clone(),
+            id: SessionId::generate(),
+            control: Arc::new(SessionControl::default()),
+        };
+        // Register locally before claiming, so a kick aimed at this session
+        // by a later login always finds it.
+        self.inner.hub.register(
+            user.id,
+            LocalSession {
+                id: session.id,
+                outbox: conn.outbox.clone(),
+                control: Arc::clone(&session.control),
+            },
+        );
+        let login = match self.claim_and_describe(&session, rid).await {
+            Ok(login) => login,
+            Err(e) => {
+                self.inner.hub.unregister(user.id, session.id);
+                let _ = self.inner.presence.release(user.id, session.id).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(user = %user.id, session = %session.id, dialect = ?conn.dialect, "logged in");
+        conn.session = Some(session);
+        Ok(ServerFrame::LoginOk(Box::new(login)))
+    }
+
+    /// Makes `session` the user's one session (kicking the one it replaces)
+    /// and gathers what the login reply shows.
+    async fn claim_and_describe(
+        &self,
+        session: &Session,
+        rid: Option<u64>,
+    ) -> Result<LoginOk, ServiceError> {
+        let user = session.user.id;
+        if let Some(previous) = self.inner.presence.claim(user, session.id).await? {
+            let kick = BusEvent::Kick {
+                user,
+                session: previous,
+            };
+            if let Err(e) = self.inner.hub.bus().publish(vec![kick]).await {
+                tracing::warn!(error = %e, %user, "could not kick the previous session");
+            }
+        }
+        let friends = self.friend_entries(user).await?;
+        let groups = self.group_entries(user).await?;
+        let store = &self.inner.store;
+        let cursor = store.cursor(user).await?;
+        let backlog = store
+            .inbox_after(user, cursor, self.inner.config.sync_page)
+            .await?;
+        Ok(LoginOk {
+            rid,
+            user: session.user.clone(),
+            friends,
+            groups,
+            cursor,
+            backlog,
+        })
+    }
+
+    /// Ends the connection's session, if any; it becomes anonymous and may
+    /// log in again.
+    pub(super) async fn logout(&self, conn: &mut ConnState) {
+        let Some(session) = conn.session.take() else {
+            return;
+        };
+        let user = session.user.id;
+        self.inner.hub.unregister(user, session.id);
+        if let Err(e) = self.inner.presence.release(user, session.id).await {
+            tracing::warn!(error = %e, %user, "could not release presence");
+        }
+        tracing::info!(%user, session = %session.id, "session ended");
+    }
+
+    /// Friends of `user` with their presence.
+    pub(super) async fn friend_entries(
+        &self,
+        user: crate::model::UserId,
+    ) -> Result<Vec<FriendEntry>, ServiceError> {
+        let friends = self.inner.store.friends(user).await?;
+        let ids: Vec<_> = friends.iter().map(|f| f.id).collect();
+        let online = self.inner.presence.online(&ids).await?;
+        Ok(friends
+            .into_iter()
+            .zip(online)
+            .map(|(user, online)| FriendEntry { user, online })
+            .collect())
+    }
+}

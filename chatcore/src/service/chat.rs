@@ -1,0 +1,77 @@
+//! One-to-one and group chat: store first, then ring the recipients'
+//! doorbells, then acknowledge.
+
+use std::sync::Arc;
+
+use super::{ChatService, ServiceError, Session, check_identity, now_ms};
+use crate::bus::BusEvent;
+use crate::model::NewMessage;
+use crate::protocol::{Chat, ChatAck, ErrorCode, ServerFrame};
+
+/// Longest client message id, in bytes.
+const MAX_CMID_BYTES: usize = 64;
+
+impl ChatService {
+    pub(super) async fn chat(
+        &self,
+        session: &Session,
+        rid: Option<u64>,
+        req: Chat,
+    ) -> Result<ServerFrame, ServiceError> {
+        check_identity(session, req.id)?;
+        let max = self.inner.config.max_message_bytes;
+        if req.msg.is_empty() || req.msg.len() > max {
+            return Err(ServiceError::with_detail(
+                ErrorCode::InvalidValue,
+                format!("msg must be 1 to {max} bytes"),
+            ));
+        }
+        if req
+            .cmid
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c.len() > MAX_CMID_BYTES)
+        {
+            return Err(ServiceError::with_detail(
+                ErrorCode::InvalidValue,
+                format!("cmid must be 1 to {MAX_CMID_BYTES} bytes"),
+            ));
+        }
+        let req_msgid = req.msgid();
+        let receipt = self
+            .inner
+            .store
+            .send(NewMessage {
+                sender: session.user.id,
+                target: req.target,
+                body: req.msg,
+                client_msg_id: req.cmid,
+                sent_at_ms: now_ms(),
+            })
+            .await?;
+        let message = Arc::new(receipt.message);
+        let events: Vec<BusEvent> = receipt
+            .deliveries
+            .iter()
+            .map(|d| BusEvent::Deliver {
+                user: d.user,
+                seq: d.seq,
+                message: Arc::clone(&message),
+            })
+            .collect();
+        if !events.is_empty() {
+            // The message is stored: a bus failure only delays delivery
+            // until the recipients' next refill.
+            if let Err(e) = self.inner.hub.bus().publish(events).await {
+                tracing::warn!(error = %e, mid = %message.id, "doorbell not rung");
+            }
+        }
+        Ok(ServerFrame::ChatAck(ChatAck {
+            rid,
+            req: req_msgid,
+            mid: message.id,
+            cmid: message.client_msg_id.clone(),
+            sent_at_ms: message.sent_at_ms,
+            duplicate: receipt.duplicate,
+        }))
+    }
+}

@@ -1,0 +1,147 @@
+//! Password hashing with argon2id on a bounded pool of blocking threads, so
+//! that a login storm queues for hashing instead of starving the runtime.
+
+use std::fmt;
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _, phc::PasswordHash};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use super::ServiceError;
+use crate::protocol::ErrorCode;
+
+/// argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashParams {
+    /// Memory cost in KiB.
+    pub memory_kib: u32,
+    /// Number of passes.
+    pub iterations: u32,
+    /// Degree of parallelism.
+    pub parallelism: u32,
+}
+
+impl Default for HashParams {
+    /// OWASP's recommendation for argon2id: 19 MiB, 2 passes, 1 lane.
+    fn default() -> Self {
+        HashParams {
+            memory_kib: Params::DEFAULT_M_COST,
+            iterations: Params::DEFAULT_T_COST,
+            parallelism: Params::DEFAULT_P_COST,
+        }
+    }
+}
+
+impl HashParams {
+    /// The cheapest parameters argon2 accepts: for tests only.
+    pub fn insecure_fast() -> HashParams {
+        HashParams {
+            memory_kib: Params::MIN_M_COST,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Hashes and verifies passwords.
+#[derive(Clone)]
+pub struct Passwords {
+    argon: Arc<Argon2<'static>>,
+    permits: Arc<Semaphore>,
+    /// Verified against when the user does not exist, so that an unknown id
+    /// costs as much time as a wrong password.
+    dummy: Arc<str>,
+}
+
+impl fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Passwords")
+            .field("available_permits", &self.permits.available_permits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Passwords {
+    /// A hasher with `params`, running at most `concurrency` hashes at once.
+    pub fn new(params: HashParams, concurrency: usize) -> Result<Passwords, String> {
+        let params = Params::new(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            None,
+        )
+        .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let dummy = argon
+            .hash_password(b"not a password anybody has")
+            .map_err(|e| format!("argon2 failed: {e}"))?
+            .to_string();
+        Ok(Passwords {
+            argon: Arc::new(argon),
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy: dummy.into(),
+        })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ServiceError::new(ErrorCode::Unavailable))?;
+        let argon = Arc::clone(&self.argon);
+        tokio::task::spawn_blocking(move || work(&argon))
+            .await
+            .map_err(|e| ServiceError::internal(format!("hashing task failed: {e}")))
+    }
+
+    /// A PHC string for `password` with a fresh random salt.
+    pub async fn hash(&self, password: &str) -> Result<String, ServiceError> {
+        let password = password.to_owned();
+        self.blocking(move |argon| {
+            argon
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| ServiceError::internal(format!("hashing failed: {e}")))
+        })
+        .await?
+    }
+
+    /// Whether `password` matches `stored`; `None` (no such user) never
+    /// matches but takes as long as a real check.
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, ServiceError> {
+        let known = stored.is_some();
+        let phc = stored.map_or_else(|| Arc::clone(&self.dummy), Arc::from);
+        let password = password.to_owned();
+        let matches = self
+            .blocking(move |argon| match PasswordHash::new(&phc) {
+                Ok(parsed) => argon.verify_password(password.as_bytes(), &parsed).is_ok(),
+                Err(e) => {
+                    tracing::error!(error = %e, "stored password hash is not a PHC string");
+                    false
+                }
+            })
+            .await?;
+        Ok(known && matches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_verifies_only_the_same_password() {
+        let pw = Passwords::new(HashParams::insecure_fast(), 2).expect("params");
+        let hash = pw.hash("s3cret ✓").await.expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(!hash.contains("s3cret"));
+        assert!(pw.verify("s3cret ✓", Some(&hash)).await.expect("verify"));
+        assert!(!pw.verify("s3cret", Some(&hash)).await.expect("verify"));
+        assert!(!pw.verify("s3cret ✓", None).await.expect("verify"));
+    }
+}
