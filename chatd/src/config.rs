@@ -1,0 +1,187 @@
+//! Command-line flags (each with an environment fallback), turned into the
+//! configuration structs of `chatcore` once, here.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use chatcore::codec::DEFAULT_MAX_FRAME;
+use chatcore::connection::ConnectionConfig;
+use chatcore::server::ServerConfig;
+use chatcore::service::{HashParams, ServiceConfig};
+use chatcore::store::SqlStoreOptions;
+
+/// The default database: a SQLite file in the working directory, created on
+/// first start.
+pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://chat.db?mode=rwc";
+
+/// Cluster chat server speaking the ZJP-ChatServer protocol (JSON frames
+/// over TCP). With no flags it runs a single node on a SQLite file in the
+/// working directory.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub(crate) struct Config {
+    /// Address to accept clients on.
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:6000")]
+    pub(crate) listen: String,
+
+    /// Database URL: `sqlite://FILE?mode=rwc` or
+    /// `mysql://USER:PASSWORD@HOST:PORT/DB`.
+    #[arg(long, env = "CHAT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub(crate) database_url: String,
+
+    /// Largest number of database connections.
+    #[arg(long, env = "CHAT_DATABASE_POOL", default_value_t = 16)]
+    pub(crate) database_pool: u32,
+
+    /// Do not apply pending schema migrations at start.
+    #[arg(long, env = "CHAT_NO_MIGRATE")]
+    pub(crate) no_migrate: bool,
+
+    /// Redis URL for the cluster bus and presence; without it this node runs
+    /// alone with in-process ones.
+    #[arg(long, env = "CHAT_REDIS_URL")]
+    pub(crate) redis_url: Option<String>,
+
+    /// Longest accepted frame in bytes; a longer one gets an error and the
+    /// connection is closed.
+    #[arg(long, env = "CHAT_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME)]
+    pub(crate) max_frame: usize,
+
+    /// Longest chat message in bytes.
+    #[arg(long, env = "CHAT_MAX_MESSAGE", default_value_t = 60 * 1024)]
+    pub(crate) max_message: usize,
+
+    /// Most clients served at once.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub(crate) max_connections: usize,
+
+    /// Deliveries queued per session before it refills from the store.
+    #[arg(long, env = "CHAT_OUTBOX", default_value_t = 1024)]
+    pub(crate) outbox: usize,
+
+    /// Seconds of silence before a native client is pinged; three times
+    /// this closes the connection.
+    #[arg(long, env = "CHAT_HEARTBEAT_SECS", default_value_t = 30)]
+    pub(crate) heartbeat_secs: u64,
+
+    /// Milliseconds between frames to a legacy (seed) client, whose single
+    /// 1024-byte read would merge frames that arrive together.
+    #[arg(long, env = "CHAT_LEGACY_PACE_MS", default_value_t = 10)]
+    pub(crate) legacy_pace_ms: u64,
+
+    /// Seconds a write may block before the client counts as not reading
+    /// and is disconnected.
+    #[arg(long, env = "CHAT_WRITE_TIMEOUT_SECS", default_value_t = 30)]
+    pub(crate) write_timeout_secs: u64,
+
+    /// Seconds to wait for clients to be told goodbye at shutdown.
+    #[arg(long, env = "CHAT_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
+    pub(crate) shutdown_grace_secs: u64,
+
+    /// argon2id memory cost in KiB (OWASP: 19456).
+    #[arg(long, env = "CHAT_ARGON2_MEMORY_KIB", default_value_t = HashParams::default().memory_kib)]
+    pub argon2_memory_kib: u32,
+
+    /// argon2id passes.
+    #[arg(long, env = "CHAT_ARGON2_ITERATIONS", default_value_t = HashParams::default().iterations)]
+    pub argon2_iterations: u32,
+
+    /// Password hashes computed at once; logins beyond wait their turn.
+    #[arg(long, env = "CHAT_HASH_THREADS", default_value_t = default_hash_threads())]
+    pub(crate) hash_threads: usize,
+
+    /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,chatcore=debug`).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub(crate) log: String,
+}
+
+fn default_hash_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+impl Config {
+    pub(crate) fn store_options(&self) -> SqlStoreOptions {
+        let mut options = SqlStoreOptions::new(&self.database_url);
+        options.max_connections = self.database_pool;
+        options.run_migrations = !self.no_migrate;
+        options
+    }
+
+    /// The database URL without its password, for logs.
+    pub(crate) fn redacted_database_url(&self) -> String {
+        redact(&self.database_url)
+    }
+
+    pub(crate) fn hash_params(&self) -> HashParams {
+        HashParams {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            ..HashParams::default()
+        }
+    }
+
+    pub(crate) fn service_config(&self) -> ServiceConfig {
+        ServiceConfig {
+            max_message_bytes: self.max_message,
+            ..ServiceConfig::default()
+        }
+    }
+
+    pub(crate) fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            connection: ConnectionConfig {
+                max_frame: self.max_frame,
+                outbox_capacity: self.outbox,
+                heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
+                legacy_pace: Duration::from_millis(self.legacy_pace_ms),
+                write_timeout: Duration::from_secs(self.write_timeout_secs.max(1)),
+            },
+            max_connections: self.max_connections,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            ..ServerConfig::default()
+        }
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact("mysql://chat:s3cret@db:3306/chat"),
+            "mysql://chat:***@db:3306/chat"
+        );
+        assert_eq!(redact("mysql://root@db/chat"), "mysql://root@db/chat");
+        assert_eq!(redact(DEFAULT_DATABASE_URL), DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn every_flag_has_help() {
+        use clap::CommandFactory;
+        let command = Config::command();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            assert!(arg.get_help().is_some(), "--{id} has no help");
+        }
+    }
+}
