@@ -2,11 +2,39 @@
 //! groups and members, messages and the per-user inbox. Written for
 //! MySQL/MariaDB (InnoDB, utf8mb4, binary collation) and SQLite alike.
 
-use sea_orm_migration::{prelude::*, schema::*, sea_orm::DbBackend};
+use sea_orm_migration::{
+    prelude::*,
+    schema::*,
+    sea_orm::{ConnectionTrait, DbBackend, Statement},
+};
 
 /// Table options on MySQL/MariaDB: transactional storage, every Unicode
-/// character (emoji too), and names compared byte for byte.
-const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+/// character (emoji too), and strings compared byte for byte. The binary
+/// collation must be a NO PAD one: `utf8mb4_bin` ignores trailing spaces,
+/// so "bob" and "bob " would collide in the unique indexes.
+const MARIADB_TABLE_OPTIONS: &str =
+    "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin";
+const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_bin";
+
+/// MariaDB and MySQL 8 name their NO PAD binary collations differently.
+async fn mysql_table_options(manager: &SchemaManager<'_>) -> Result<&'static str, DbErr> {
+    let db = manager.get_connection();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT VERSION()",
+        ))
+        .await?;
+    let version: String = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => String::new(),
+    };
+    Ok(if version.contains("MariaDB") {
+        MARIADB_TABLE_OPTIONS
+    } else {
+        MYSQL_TABLE_OPTIONS
+    })
+}
 
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
@@ -15,10 +43,15 @@ pub(crate) struct Migration;
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let mysql = manager.get_database_backend() == DbBackend::MySql;
+        let options = if mysql {
+            mysql_table_options(manager).await?
+        } else {
+            ""
+        };
 
         for mut table in tables(mysql) {
             if mysql {
-                table.extra(MYSQL_TABLE_OPTIONS);
+                table.extra(options);
             }
             manager.create_table(table).await?;
         }
