@@ -253,13 +253,19 @@ impl Driver {
         let frame = match Request::parse(bytes) {
             Ok(frame) => frame,
             Err(e) => {
+                // An anonymous client announces its dialect in the frame
+                // that failed to parse.
+                let dialect = match (conn.session(), e.proto) {
+                    (None, Some(proto)) => Dialect::from_proto(Some(proto)),
+                    _ => conn.dialect(),
+                };
                 let reply = ServerFrame::Error(ErrorReply {
                     rid: e.rid,
                     req: e.msgid,
                     code: e.code,
                     detail: e.detail,
                 });
-                return out.send(&reply, conn.dialect()).await;
+                return out.send(&reply, dialect).await;
             }
         };
         let reply = self.service.handle(conn, frame).await;

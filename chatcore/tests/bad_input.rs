@@ -109,7 +109,8 @@ async fn a_malformed_login_from_the_seed_client_gets_the_seeds_failure_reply() {
     raw.write(b"{\"msgid\":1,\"id\":\"1\",\"password\":\"x\",\"proto\":2}\n")
         .await;
     let reply = raw.recv().await;
-    assert_eq!(reply["msgid"], 2, "{reply}");
+    assert_eq!(reply["msgid"], 11, "{reply}");
+    assert_eq!(reply["errno"], ErrorCode::BadField.errno(), "{reply}");
     still_serving(&mut raw).await;
     server.stop().await;
 }

@@ -438,3 +438,27 @@ async fn many_clients_can_log_in_and_chat_at_once() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_login_on_a_native_session_keeps_its_dialect() {
+    let server = TestServer::start().await;
+    let (alice, alice_id) = server.user("alice").await;
+    let mut raw = server.raw().await;
+    raw.send(serde_json::json!({"msgid": 1, "id": alice_id, "password": "pw-alice", "proto": 2}))
+        .await;
+    assert_eq!(raw.recv().await["msgid"], 2);
+    // A second login, without `proto`, on the logged-in connection.
+    raw.send(serde_json::json!({"msgid": 1, "id": alice_id, "password": "pw-alice"}))
+        .await;
+    let refused = raw.recv().await;
+    assert_eq!(refused["errno"], ErrorCode::AlreadyLoggedIn.errno());
+    raw.send(serde_json::json!({"msgid": 5, "toid": alice_id, "msg": "still native", "rid": 9}))
+        .await;
+    let ack = raw.recv().await;
+    assert_eq!(
+        (ack["msgid"].clone(), ack["rid"].clone()),
+        (serde_json::json!(13), serde_json::json!(9))
+    );
+    drop(alice);
+    server.stop().await;
+}

@@ -28,7 +28,8 @@ pub enum ErrorCode {
     UnknownUser,
     /// The request names a group that does not exist.
     UnknownGroup,
-    /// Group chat or member listing by a user who is not a member.
+    /// Group chat, member listing, group history or leaving a group by a
+    /// user who is not a member.
     NotMember,
     /// Creating a group with a name already taken.
     GroupNameTaken,
@@ -42,8 +43,8 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The connection was idle for too long.
     IdleTimeout,
-    /// The client did not read its messages fast enough.
-    SlowConsumer,
+    /// `REMOVE_FRIEND` of a user who is not a friend.
+    NotFriend,
 }
 
 impl ErrorCode {
@@ -69,7 +70,7 @@ impl ErrorCode {
             ErrorCode::Kicked => 40,
             ErrorCode::ShuttingDown => 41,
             ErrorCode::IdleTimeout => 42,
-            ErrorCode::SlowConsumer => 43,
+            ErrorCode::NotFriend => 26,
         }
     }
 
@@ -94,12 +95,12 @@ impl ErrorCode {
         ErrorCode::UnknownGroup,
         ErrorCode::NotMember,
         ErrorCode::GroupNameTaken,
+        ErrorCode::NotFriend,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
         ErrorCode::Kicked,
         ErrorCode::ShuttingDown,
         ErrorCode::IdleTimeout,
-        ErrorCode::SlowConsumer,
     ];
 
     /// A readable default `errmsg`.
@@ -125,7 +126,7 @@ impl ErrorCode {
             ErrorCode::Kicked => "logged in from another connection",
             ErrorCode::ShuttingDown => "server is shutting down",
             ErrorCode::IdleTimeout => "connection idle for too long",
-            ErrorCode::SlowConsumer => "client is not reading its messages",
+            ErrorCode::NotFriend => "not a friend",
         }
     }
 }

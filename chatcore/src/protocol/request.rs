@@ -247,6 +247,9 @@ pub struct ParseError {
     /// The request's `msgid`, when it could be read.
     pub msgid: Option<u32>,
     pub rid: Option<u64>,
+    /// The `proto` the frame asked for, so that a malformed login or
+    /// register is answered in the dialect its client speaks.
+    pub proto: Option<u32>,
     pub detail: String,
 }
 
@@ -255,6 +258,8 @@ struct Head {
     msgid: u32,
     #[serde(default)]
     rid: Option<u64>,
+    #[serde(default)]
+    proto: Option<u32>,
 }
 
 impl Request {
@@ -268,6 +273,7 @@ impl Request {
                 code: ErrorCode::BadFrame,
                 msgid: None,
                 rid: None,
+                proto: None,
                 detail: ErrorCode::BadFrame.message().to_owned(),
             });
         }
@@ -281,6 +287,7 @@ impl Request {
                 code,
                 msgid: None,
                 rid: None,
+                proto: None,
                 detail: format!("{}: {e}", code.message()),
             }
         })?;
@@ -294,6 +301,7 @@ impl Request {
                 code,
                 msgid: Some(head.msgid),
                 rid: head.rid,
+                proto: head.proto,
                 detail: format!("{}: {e}", code.message()),
             }
         };
@@ -337,6 +345,7 @@ impl Request {
                             code: ErrorCode::BadField,
                             msgid: Some(head.msgid),
                             rid: head.rid,
+                            proto: head.proto,
                             detail: "history needs exactly one of `toid` and `groupid`".to_owned(),
                         });
                     }
@@ -359,6 +368,7 @@ impl Request {
                     code: ErrorCode::UnknownMsgid,
                     msgid: Some(other),
                     rid: head.rid,
+                    proto: head.proto,
                     detail: format!("unknown msgid {other}"),
                 });
             }

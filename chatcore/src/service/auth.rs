@@ -38,10 +38,11 @@ impl ChatService {
         rid: Option<u64>,
         req: Register,
     ) -> Result<ServerFrame, ServiceError> {
-        conn.dialect = Dialect::from_proto(req.proto);
         if conn.session.is_some() {
             return Err(ServiceError::new(ErrorCode::AlreadyLoggedIn));
         }
+        // Only an anonymous connection picks its dialect.
+        conn.dialect = Dialect::from_proto(req.proto);
         self.check_name("name", &req.name)?;
         let max = self.inner.config.max_password_bytes;
         if req.password.is_empty() || req.password.len() > max {
@@ -62,10 +63,10 @@ impl ChatService {
         rid: Option<u64>,
         req: Login,
     ) -> Result<ServerFrame, ServiceError> {
-        conn.dialect = Dialect::from_proto(req.proto);
         if conn.session.is_some() {
             return Err(ServiceError::new(ErrorCode::AlreadyLoggedIn));
         }
+        conn.dialect = Dialect::from_proto(req.proto);
         let store = &self.inner.store;
         let record = store.user(req.id).await?;
         let hash = record.as_ref().map(|r| r.password_hash.as_str());

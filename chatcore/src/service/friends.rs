@@ -38,7 +38,7 @@ impl ChatService {
             .await?
         {
             return Err(ServiceError::with_detail(
-                ErrorCode::UnknownUser,
+                ErrorCode::NotFriend,
                 format!("{} is not your friend", req.friendid),
             ));
         }
