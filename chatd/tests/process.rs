@@ -1,0 +1,173 @@
+//! The `chatd` binary as a user runs it: the embedded default creates its
+//! SQLite file in the working directory, serves the seed's protocol, and a
+//! SIGTERM or SIGINT tells clients goodbye and exits 0.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Chatd {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Chatd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Starts `chatd` in `dir` with only a listen address and cheap hashing,
+/// and waits until it accepts connections.
+fn start(dir: &std::path::Path) -> Chatd {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args([
+            "--listen",
+            &addr,
+            "--argon2-memory-kib",
+            "64",
+            "--argon2-iterations",
+            "1",
+        ])
+        .current_dir(dir)
+        .env_remove("CHAT_DATABASE_URL")
+        .env_remove("CHAT_REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chatd starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "chatd did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Chatd { child, addr }
+}
+
+struct Seed {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Seed {
+    fn connect(addr: &str) -> Seed {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        Seed {
+            reader: BufReader::new(stream.try_clone().expect("clone")),
+            writer: stream,
+        }
+    }
+
+    fn send(&mut self, value: Value) {
+        let mut bytes = value.to_string().into_bytes();
+        bytes.push(0);
+        self.writer.write_all(&bytes).expect("write");
+    }
+
+    fn recv(&mut self) -> Value {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+}
+
+fn stop_with(chatd: &mut Chatd, signal: &str) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args([signal, &chatd.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = chatd.child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chatd did not exit after {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_default_server_keeps_messages_in_a_sqlite_file_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut chatd = start(dir.path());
+    assert!(
+        dir.path().join("chat.db").exists(),
+        "created in the working directory"
+    );
+
+    let mut alice = Seed::connect(&chatd.addr);
+    alice.send(json!({"msgid": 3, "name": "alice", "password": "pw"}));
+    let alice_id = alice.recv()["id"].clone();
+    alice.send(json!({"msgid": 3, "name": "bob", "password": "pw"}));
+    let bob_id = alice.recv()["id"].clone();
+    alice.send(json!({"msgid": 1, "id": alice_id, "password": "pw"}));
+    assert_eq!(alice.recv()["errno"], 0);
+    alice.send(json!({"msgid": 5, "id": alice_id, "toid": bob_id, "msg": "kept across a restart"}));
+
+    // SIGTERM: alice hears goodbye from `system`, chatd exits 0.
+    let status = stop_with(&mut chatd, "-TERM");
+    let goodbye = alice.recv();
+    assert_eq!(
+        (goodbye["msgid"].clone(), goodbye["name"].clone()),
+        (json!(5), json!("system"))
+    );
+    assert!(status.success(), "exit status {status}");
+    let mut stderr = String::new();
+    if let Some(mut e) = chatd.child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(
+        stderr.contains("SIGTERM"),
+        "logs say why it stopped: {stderr}"
+    );
+
+    // Restarted on the same directory, bob gets the message offline.
+    let mut chatd = start(dir.path());
+    let mut bob = Seed::connect(&chatd.addr);
+    bob.send(json!({"msgid": 1, "id": bob_id, "password": "pw"}));
+    let login = bob.recv();
+    let offline = login["offlinemsg"][0].as_str().expect("an offline message");
+    let offline: Value = serde_json::from_str(offline).expect("json");
+    assert_eq!(offline["msg"], "kept across a restart");
+
+    let status = stop_with(&mut chatd, "-INT");
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let output = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .arg("--help")
+        .output()
+        .expect("chatd --help");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--listen",
+        "--database-url",
+        "--redis-url",
+        "--max-frame",
+        "--log",
+    ] {
+        assert!(help.contains(flag), "--help mentions {flag}");
+    }
+}
