@@ -34,6 +34,34 @@ pub(crate) struct Config {
     #[arg(long, env = "CHAT_DATABASE_POOL", default_value_t = 16)]
     pub(crate) database_pool: u32,
 
+    /// Milliseconds one database call may take (waiting for a connection
+    /// included); past it the client gets errno 30 "temporarily
+    /// unavailable".
+    #[arg(long, env = "CHAT_DATABASE_TIMEOUT_MS", default_value_t = 5000)]
+    pub(crate) database_timeout_ms: u64,
+
+    /// Milliseconds to wait for a free pooled database connection.
+    #[arg(long, env = "CHAT_DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
+    pub(crate) database_acquire_timeout_ms: u64,
+
+    /// Store each chat message in its own transaction instead of sharing
+    /// transactions between concurrent sends (group commit).
+    #[arg(long, env = "CHAT_NO_BATCH_SENDS")]
+    pub(crate) no_batch_sends: bool,
+
+    /// Most sends committed in one transaction.
+    #[arg(long, env = "CHAT_BATCH_MAX", default_value_t = 256)]
+    pub(crate) batch_max: usize,
+
+    /// Microseconds a batch that is not full waits for more sends; 0 takes
+    /// only those already queued (which batches by itself under load).
+    #[arg(long, env = "CHAT_BATCH_WINDOW_US", default_value_t = 0)]
+    pub(crate) batch_window_us: u64,
+
+    /// Batches in flight at once on MySQL/MariaDB (SQLite always uses one).
+    #[arg(long, env = "CHAT_BATCH_WRITERS", default_value_t = 2)]
+    pub(crate) batch_writers: usize,
+
     /// Do not apply pending schema migrations at start.
     #[arg(long, env = "CHAT_NO_MIGRATE")]
     pub(crate) no_migrate: bool,
@@ -42,6 +70,20 @@ pub(crate) struct Config {
     /// alone with in-process ones.
     #[arg(long, env = "CHAT_REDIS_URL")]
     pub(crate) redis_url: Option<String>,
+
+    /// Start of every Redis key and channel of this cluster, so that
+    /// several clusters can share one Redis.
+    #[arg(long, env = "CHAT_REDIS_PREFIX", default_value = "chat")]
+    pub(crate) redis_prefix: String,
+
+    /// This node's name in the cluster (default: generated at start).
+    #[arg(long, env = "CHAT_NODE_ID")]
+    pub(crate) node_id: Option<String>,
+
+    /// Seconds a node's lease lasts without renewal: a killed node's users
+    /// show offline after at most this long.
+    #[arg(long, env = "CHAT_LEASE_TTL_SECS", default_value_t = 9)]
+    pub(crate) lease_ttl_secs: u64,
 
     /// Longest accepted frame in bytes; a longer one gets an error and the
     /// connection is closed.
@@ -105,12 +147,25 @@ impl Config {
         let mut options = SqlStoreOptions::new(&self.database_url);
         options.max_connections = self.database_pool;
         options.run_migrations = !self.no_migrate;
+        options.request_timeout = Duration::from_millis(self.database_timeout_ms.max(1));
+        options.acquire_timeout = Duration::from_millis(self.database_acquire_timeout_ms.max(1));
+        options.batch_sends = !self.no_batch_sends;
+        options.max_batch = self.batch_max.max(1);
+        options.batch_window = Duration::from_micros(self.batch_window_us);
+        options.batch_writers = self.batch_writers.max(1);
         options
     }
 
     /// The database URL without its password, for logs.
     pub(crate) fn redacted_database_url(&self) -> String {
         redact(&self.database_url)
+    }
+
+    pub(crate) fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "node".to_owned());
+            format!("{host}-{}", std::process::id())
+        })
     }
 
     pub(crate) fn hash_params(&self) -> HashParams {

@@ -291,6 +291,17 @@ fn tables(mysql: bool) -> Vec<TableCreateStatement> {
         .col(big_integer(Inbox::Seq))
         .col(big_integer(Inbox::MessageId))
         .primary_key(Index::create().col(Inbox::UserId).col(Inbox::Seq))
+        // An inbox belongs to a user: served by the primary key's prefix,
+        // so it costs no index of its own.
+        .foreign_key(
+            ForeignKey::create()
+                .name("fk_inbox_user")
+                .from(Inbox::Table, Inbox::UserId)
+                .to(User::Table, User::Id)
+                .on_delete(ForeignKeyAction::Cascade),
+        )
+        // An entry always has its message (a dangling one would be a gap
+        // in the inbox as read). MySQL indexes `message_id` for it.
         .foreign_key(
             ForeignKey::create()
                 .name("fk_inbox_message")

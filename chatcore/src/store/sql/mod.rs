@@ -1,10 +1,13 @@
 //! `SqlStore`: the [`Store`] on SeaORM, for SQLite (the embedded default) and
 //! MySQL/MariaDB (clusters). Tables are mirrored in `entity/`, database
-//! errors classified in `error.rs`; the schema itself is the `migration` crate.
+//! errors classified in `error.rs`, sends coalesced into shared transactions
+//! in `batch.rs`; the schema itself is the `migration` crate.
 
+mod batch;
 mod entity;
 mod error;
 
+use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -14,8 +17,8 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
-    QuerySelect, RelationTrait, Select, SqliteTransactionMode, TransactionOptions,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult, JoinType, QueryFilter,
+    QueryOrder, QuerySelect, RelationTrait, Select, SqliteTransactionMode, TransactionOptions,
     TransactionTrait,
 };
 
@@ -30,8 +33,12 @@ use crate::model::{
 /// How long a SQLite connection waits for a lock before `SQLITE_BUSY`.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most ids bound in one statement (`IN (...)` lists, multi-row inserts);
-/// far below SQLite's 32,766 and MySQL's 65,535 placeholders.
-const CHUNK: usize = 1000;
+/// far below SQLite's 32,766 and MySQL's 65,535 placeholders. A power of
+/// two, see [`padded`].
+const CHUNK: usize = 1024;
+/// Prepared statements each MySQL connection keeps (sqlx: 100). Bounded
+/// statement shapes (see [`padded`]) stay below it.
+const MYSQL_STATEMENT_CACHE: usize = 256;
 /// Times a send is run again after its transaction was chosen as a
 /// deadlock victim.
 const SEND_RETRIES: u32 = 3;
@@ -54,11 +61,31 @@ pub struct SqlStoreOptions {
     pub acquire_timeout: Duration,
     /// Apply pending schema migrations at connect.
     pub run_migrations: bool,
+    /// Longest one store call may take, waiting for a pooled connection
+    /// or a send's batch included; past it the call fails with
+    /// `StoreError::Unavailable` (a send may still have been stored: a
+    /// resend with the same client message id finds it).
+    pub request_timeout: Duration,
+    /// Group commit: concurrent sends share one transaction (one commit,
+    /// one log flush) instead of one each. Per-sender order holds because
+    /// a sender awaits each send before the next.
+    pub batch_sends: bool,
+    /// Most sends in one batch.
+    pub max_batch: usize,
+    /// How long a batch that is not full waits for more sends after its
+    /// first; zero takes only the sends already queued, which batches by
+    /// itself under load (those queued while the previous batch committed).
+    pub batch_window: Duration,
+    /// Batches in flight at once on MySQL/MariaDB (one builds while
+    /// another commits); SQLite has one writer and always uses one.
+    pub batch_writers: usize,
 }
 
 impl SqlStoreOptions {
     /// Defaults for `url`: 8 connections, 10 s to connect, 5 s to get a
-    /// pooled connection, migrations applied.
+    /// pooled connection, 5 s per call (below the 10 s a client typically
+    /// waits, so it hears errno 30 rather than nothing), migrations applied, sends batched
+    /// (up to 256, no window, two writers on MySQL).
     pub fn new(url: impl Into<String>) -> SqlStoreOptions {
         SqlStoreOptions {
             url: url.into(),
@@ -66,6 +93,11 @@ impl SqlStoreOptions {
             connect_timeout: Duration::from_secs(10),
             acquire_timeout: Duration::from_secs(5),
             run_migrations: true,
+            request_timeout: Duration::from_secs(5),
+            batch_sends: true,
+            max_batch: 256,
+            batch_window: Duration::ZERO,
+            batch_writers: 2,
         }
     }
 }
@@ -77,6 +109,9 @@ impl SqlStoreOptions {
 /// `synchronous=NORMAL`, 5 s busy timeout, foreign keys on) and reads use a
 /// pool of read-only connections; an in-memory database uses a single
 /// connection for both. On MySQL one pool serves reads and writes.
+///
+/// With `batch_sends` on, sends go to writer tasks that store them in
+/// batches (see `batch.rs`); the tasks end when the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     /// Runs every write: the SQLite writer connection, or the MySQL pool.
@@ -84,6 +119,10 @@ pub struct SqlStore {
     /// Runs reads outside transactions: the SQLite readers (the writer
     /// itself for an in-memory database), or the MySQL pool.
     reader: DatabaseConnection,
+    /// The queue of the group-commit writers, when sends are batched.
+    batcher: Option<batch::Batcher>,
+    /// `SqlStoreOptions::request_timeout`.
+    request_timeout: Duration,
 }
 
 impl SqlStore {
@@ -93,23 +132,44 @@ impl SqlStore {
     /// `opts.connect_timeout`, `Internal` for a URL of an unsupported kind
     /// or a failed migration.
     pub async fn connect(opts: SqlStoreOptions) -> Result<SqlStore, StoreError> {
-        let store = if opts.url.starts_with("sqlite:") {
+        let (writer, reader) = if opts.url.starts_with("sqlite:") {
             SqlStore::connect_sqlite(&opts).await?
         } else if opts.url.starts_with("mysql:") {
             let pool = connect(&opts, mysql_options(&opts)).await?;
-            SqlStore {
-                writer: pool.clone(),
-                reader: pool,
-            }
+            (pool.clone(), pool)
         } else {
             return Err(StoreError::Internal(
                 "unsupported database URL: expected sqlite: or mysql:".to_owned(),
             ));
         };
+        let mut store = SqlStore {
+            writer,
+            reader,
+            batcher: None,
+            request_timeout: opts.request_timeout,
+        };
+        if opts.batch_sends {
+            let writers = match store.writer.get_database_backend() {
+                DbBackend::Sqlite => 1,
+                _ => opts.batch_writers.max(1),
+            };
+            store.batcher = Some(batch::Batcher::start(
+                store.clone(),
+                batch::BatchConfig {
+                    max_batch: opts.max_batch.max(1),
+                    window: opts.batch_window,
+                    writers,
+                    timeout: opts.request_timeout,
+                },
+            ));
+        }
         Ok(store)
     }
 
-    async fn connect_sqlite(opts: &SqlStoreOptions) -> Result<SqlStore, StoreError> {
+    /// The writer and the reader connections of a SQLite database.
+    async fn connect_sqlite(
+        opts: &SqlStoreOptions,
+    ) -> Result<(DatabaseConnection, DatabaseConnection), StoreError> {
         // Separate connections to `sqlite::memory:` would be separate
         // databases, and the last one closing would drop it: one connection
         // for everything, kept open for the store's lifetime.
@@ -135,10 +195,7 @@ impl SqlStore {
         // before any reader opens the database read-only.
         let writer = connect(opts, writer_opts).await?;
         if memory {
-            return Ok(SqlStore {
-                reader: writer.clone(),
-                writer,
-            });
+            return Ok((writer.clone(), writer));
         }
         let mut reader_opts = sqlite_options(opts);
         reader_opts
@@ -153,7 +210,7 @@ impl SqlStore {
         let mut reader_only = opts.clone();
         reader_only.run_migrations = false;
         let reader = connect(&reader_only, reader_opts).await?;
-        Ok(SqlStore { writer, reader })
+        Ok((writer, reader))
     }
 
     /// Closes every connection (on SQLite this also checkpoints the WAL).
@@ -162,6 +219,20 @@ impl SqlStore {
         self.reader.close_by_ref().await.map_err(Fail::from)?;
         self.writer.close_by_ref().await.map_err(Fail::from)?;
         Ok(())
+    }
+
+    /// Runs one store call within `request_timeout`.
+    async fn timed<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.request_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer from the database within {:?}",
+                self.request_timeout
+            ))),
+        }
     }
 
     /// A write transaction: `BEGIN IMMEDIATE` on SQLite, so it takes the
@@ -376,8 +447,8 @@ impl SqlStore {
         };
 
         let deliveries = allocate_seqs(&txn, &recipients).await?;
-        for chunk in deliveries.chunks(CHUNK) {
-            let rows = chunk.iter().map(|d| inbox::ActiveModel {
+        for run in pow2_runs(deliveries.len()) {
+            let rows = deliveries[run].iter().map(|d| inbox::ActiveModel {
                 user_id: Set(d.user.0),
                 seq: Set(d.seq.0),
                 message_id: Set(message_id),
@@ -425,13 +496,13 @@ impl SqlStore {
     }
 }
 
-#[async_trait]
-impl Store for SqlStore {
-    async fn create_user(&self, name: &str, password_hash: &str) -> Result<UserId, StoreError> {
+/// The calls of [`Store`], without their time limit.
+impl SqlStore {
+    async fn create_user_now(&self, name: &str, password_hash: &str) -> Result<UserId, StoreError> {
         Ok(self.insert_user(name, password_hash).await?)
     }
 
-    async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+    async fn user_now(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         let found = user::Entity::find_by_id(id.0)
             .one(&self.reader)
             .await
@@ -443,7 +514,7 @@ impl Store for SqlStore {
         }))
     }
 
-    async fn users(&self, ids: &[UserId]) -> Result<Vec<UserInfo>, StoreError> {
+    async fn users_now(&self, ids: &[UserId]) -> Result<Vec<UserInfo>, StoreError> {
         let mut wanted: Vec<i64> = ids.iter().map(|id| id.0).collect();
         wanted.sort_unstable();
         wanted.dedup();
@@ -454,7 +525,7 @@ impl Store for SqlStore {
                 .select_only()
                 .column(user::Column::Id)
                 .column(user::Column::Name)
-                .filter(user::Column::Id.is_in(chunk.iter().copied()))
+                .filter(user::Column::Id.is_in(padded(chunk)))
                 .order_by_asc(user::Column::Id)
                 .into_tuple()
                 .all(&self.reader)
@@ -465,11 +536,11 @@ impl Store for SqlStore {
         Ok(found)
     }
 
-    async fn add_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
+    async fn add_friend_now(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
         Ok(self.insert_friendship(a, b).await?)
     }
 
-    async fn remove_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
+    async fn remove_friend_now(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
         let pair = |u: UserId, f: UserId| {
             Condition::all()
                 .add(friendship::Column::UserId.eq(u.0))
@@ -483,7 +554,7 @@ impl Store for SqlStore {
         Ok(deleted.rows_affected > 0)
     }
 
-    async fn friends(&self, user: UserId) -> Result<Vec<UserInfo>, StoreError> {
+    async fn friends_now(&self, user: UserId) -> Result<Vec<UserInfo>, StoreError> {
         let rows: Vec<(i64, String)> = friendship::Entity::find()
             .select_only()
             .column(user::Column::Id)
@@ -498,7 +569,7 @@ impl Store for SqlStore {
         Ok(rows.into_iter().map(user_info).collect())
     }
 
-    async fn create_group(
+    async fn create_group_now(
         &self,
         creator: UserId,
         name: &str,
@@ -507,11 +578,11 @@ impl Store for SqlStore {
         Ok(self.insert_group(creator, name, desc).await?)
     }
 
-    async fn join_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
+    async fn join_group_now(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
         Ok(self.insert_member(group, user).await?)
     }
 
-    async fn leave_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
+    async fn leave_group_now(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
         if !group_exists(&self.reader, group).await? {
             return Err(StoreError::UnknownGroup(group));
         }
@@ -524,7 +595,7 @@ impl Store for SqlStore {
         Ok(deleted.rows_affected > 0)
     }
 
-    async fn group(&self, group: GroupId) -> Result<Option<GroupInfo>, StoreError> {
+    async fn group_now(&self, group: GroupId) -> Result<Option<GroupInfo>, StoreError> {
         let found = chat_group::Entity::find_by_id(group.0)
             .one(&self.reader)
             .await
@@ -532,7 +603,7 @@ impl Store for SqlStore {
         Ok(found.map(|g| group_info((g.id, g.name, g.description))))
     }
 
-    async fn groups_of(&self, user: UserId) -> Result<Vec<GroupInfo>, StoreError> {
+    async fn groups_of_now(&self, user: UserId) -> Result<Vec<GroupInfo>, StoreError> {
         let rows: Vec<(i64, String, String)> = group_member::Entity::find()
             .select_only()
             .column(chat_group::Column::Id)
@@ -548,7 +619,7 @@ impl Store for SqlStore {
         Ok(rows.into_iter().map(group_info).collect())
     }
 
-    async fn members(&self, group: GroupId) -> Result<Vec<Member>, StoreError> {
+    async fn members_now(&self, group: GroupId) -> Result<Vec<Member>, StoreError> {
         if !group_exists(&self.reader, group).await? {
             return Err(StoreError::UnknownGroup(group));
         }
@@ -573,10 +644,19 @@ impl Store for SqlStore {
             .collect())
     }
 
-    async fn send(&self, message: NewMessage) -> Result<SendReceipt, StoreError> {
+    async fn send_now(&self, message: NewMessage) -> Result<SendReceipt, StoreError> {
+        match &self.batcher {
+            Some(batcher) => batcher.send(message).await,
+            None => self.send_alone(&message).await,
+        }
+    }
+
+    /// One send in a transaction of its own, run again (up to
+    /// [`SEND_RETRIES`] times) when chosen as a deadlock victim.
+    async fn send_alone(&self, message: &NewMessage) -> Result<SendReceipt, StoreError> {
         let mut attempt = 0;
         loop {
-            match self.store_message(&message).await {
+            match self.store_message(message).await {
                 Err(Fail::Db(e)) if is_retryable(&e) && attempt < SEND_RETRIES => {
                     attempt += 1;
                     tracing::debug!(attempt, error = %e, "send rolled back, running it again");
@@ -586,7 +666,7 @@ impl Store for SqlStore {
         }
     }
 
-    async fn inbox_after(
+    async fn inbox_after_now(
         &self,
         user: UserId,
         after: Seq,
@@ -616,15 +696,15 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn ack(&self, user: UserId, seq: Seq) -> Result<Seq, StoreError> {
+    async fn ack_now(&self, user: UserId, seq: Seq) -> Result<Seq, StoreError> {
         Ok(self.advance_cursor(user, seq).await?)
     }
 
-    async fn cursor(&self, user: UserId) -> Result<Seq, StoreError> {
+    async fn cursor_now(&self, user: UserId) -> Result<Seq, StoreError> {
         Ok(acked_seq(&self.reader, user).await?)
     }
 
-    async fn history(
+    async fn history_now(
         &self,
         conversation: Conversation,
         before: Option<MessageId>,
@@ -643,6 +723,93 @@ impl Store for SqlStore {
             .await
             .map_err(Fail::from)?;
         rows.into_iter().map(MessageRow::into_message).collect()
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn create_user(&self, name: &str, password_hash: &str) -> Result<UserId, StoreError> {
+        self.timed(self.create_user_now(name, password_hash)).await
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.timed(self.user_now(id)).await
+    }
+
+    async fn users(&self, ids: &[UserId]) -> Result<Vec<UserInfo>, StoreError> {
+        self.timed(self.users_now(ids)).await
+    }
+
+    async fn add_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
+        self.timed(self.add_friend_now(a, b)).await
+    }
+
+    async fn remove_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
+        self.timed(self.remove_friend_now(a, b)).await
+    }
+
+    async fn friends(&self, user: UserId) -> Result<Vec<UserInfo>, StoreError> {
+        self.timed(self.friends_now(user)).await
+    }
+
+    async fn create_group(
+        &self,
+        creator: UserId,
+        name: &str,
+        desc: &str,
+    ) -> Result<GroupId, StoreError> {
+        self.timed(self.create_group_now(creator, name, desc)).await
+    }
+
+    async fn join_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
+        self.timed(self.join_group_now(group, user)).await
+    }
+
+    async fn leave_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
+        self.timed(self.leave_group_now(group, user)).await
+    }
+
+    async fn group(&self, group: GroupId) -> Result<Option<GroupInfo>, StoreError> {
+        self.timed(self.group_now(group)).await
+    }
+
+    async fn groups_of(&self, user: UserId) -> Result<Vec<GroupInfo>, StoreError> {
+        self.timed(self.groups_of_now(user)).await
+    }
+
+    async fn members(&self, group: GroupId) -> Result<Vec<Member>, StoreError> {
+        self.timed(self.members_now(group)).await
+    }
+
+    async fn send(&self, message: NewMessage) -> Result<SendReceipt, StoreError> {
+        self.timed(self.send_now(message)).await
+    }
+
+    async fn inbox_after(
+        &self,
+        user: UserId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        self.timed(self.inbox_after_now(user, after, limit)).await
+    }
+
+    async fn ack(&self, user: UserId, seq: Seq) -> Result<Seq, StoreError> {
+        self.timed(self.ack_now(user, seq)).await
+    }
+
+    async fn cursor(&self, user: UserId) -> Result<Seq, StoreError> {
+        self.timed(self.cursor_now(user)).await
+    }
+
+    async fn history(
+        &self,
+        conversation: Conversation,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.timed(self.history_now(conversation, before, limit))
+            .await
     }
 }
 
@@ -713,14 +880,14 @@ async fn allocate_seqs(
                 inbox_state::Column::LastSeq,
                 Expr::col(inbox_state::Column::LastSeq).add(1),
             )
-            .filter(inbox_state::Column::UserId.is_in(chunk.iter().copied()))
+            .filter(inbox_state::Column::UserId.is_in(padded(chunk)))
             .exec(txn)
             .await?;
         let seqs: Vec<(i64, i64)> = inbox_state::Entity::find()
             .select_only()
             .column(inbox_state::Column::UserId)
             .column(inbox_state::Column::LastSeq)
-            .filter(inbox_state::Column::UserId.is_in(chunk.iter().copied()))
+            .filter(inbox_state::Column::UserId.is_in(padded(chunk)))
             .order_by_asc(inbox_state::Column::UserId)
             .into_tuple()
             .all(txn)
@@ -818,6 +985,39 @@ fn unique_or(err: DbErr, replacement: StoreError) -> Fail {
     }
 }
 
+/// `items` lengthened to the next power of two by repeating the last one,
+/// for an `IN (...)` list (or `CASE` branches) that means the same.
+///
+/// Every distinct statement text is a prepared statement in sqlx's
+/// per-connection cache; once the cache is full each new one evicts
+/// another, and that eviction (a `COM_STMT_CLOSE`, which has no reply)
+/// followed at once by the next command stalls for a delayed ACK (~200 ms
+/// on Linux loopback, as sqlx does not set `TCP_NODELAY`). Lists padded to
+/// powers of two, and multi-row inserts cut into power-of-two runs
+/// ([`pow2_runs`]), keep the number of shapes small and the cache warm.
+fn padded<T: Copy>(items: &[T]) -> Vec<T> {
+    let mut list = items.to_vec();
+    if let Some(&last) = items.last() {
+        list.resize(items.len().next_power_of_two(), last);
+    }
+    list
+}
+
+/// `0..len` cut into consecutive runs whose lengths are powers of two,
+/// longest first (see [`padded`]).
+fn pow2_runs(len: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let left = len - start;
+        if left == 0 {
+            return None;
+        }
+        let run = 1 << left.ilog2();
+        start += run;
+        Some(start - run..start)
+    })
+}
+
 fn user_info((id, name): (i64, String)) -> UserInfo {
     UserInfo {
         id: UserId(id),
@@ -850,6 +1050,7 @@ fn sqlite_options(opts: &SqlStoreOptions) -> ConnectOptions {
 fn mysql_options(opts: &SqlStoreOptions) -> ConnectOptions {
     let mut options = base_options(opts);
     options
+        .map_sqlx_mysql_opts(|o| o.statement_cache_capacity(MYSQL_STATEMENT_CACHE))
         .max_connections(opts.max_connections.max(1))
         // Ping only connections idle long enough to have been dropped by
         // the server or a proxy, not one round trip per query.

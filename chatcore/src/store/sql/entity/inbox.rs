@@ -21,6 +21,13 @@ pub(crate) enum Relation {
         on_delete = "Cascade"
     )]
     Message,
+    #[sea_orm(
+        belongs_to = "super::user::Entity",
+        from = "Column::UserId",
+        to = "super::user::Column::Id",
+        on_delete = "Cascade"
+    )]
+    User,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

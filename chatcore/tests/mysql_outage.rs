@@ -1,0 +1,278 @@
+//! Database trouble is not a crash: a server on MySQL/MariaDB reached
+//! through a TCP proxy in this test, which cuts every connection (and
+//! refuses new ones) or stalls them, then restores them. Meanwhile requests
+//! get errno 30 ("temporarily unavailable"), client connections stay open,
+//! nothing acknowledged is lost, and service resumes by itself.
+//!
+//! ```text
+//! CHAT_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306 cargo test -p chatcore --test mysql_outage
+//! ```
+
+mod common;
+mod mysql_support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chatcore::client::{Client, ClientError};
+use chatcore::model::{MessageId, Seq, Target, UserId};
+use chatcore::service::ServiceConfig;
+use chatcore::store::{SqlStore, SqlStoreOptions};
+use common::{TestServer, fast_server};
+use mysql_support::ThrowawayDatabase;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// errno of "service temporarily unavailable".
+const UNAVAILABLE: u32 = 30;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Forward both ways.
+    Pass,
+    /// Close every connection; refuse new ones.
+    Cut,
+    /// Keep every connection open but forward nothing (a hung database).
+    Stall,
+}
+
+/// A TCP proxy to the database with a switch.
+struct Proxy {
+    addr: SocketAddr,
+    state: Arc<ProxyState>,
+    stop: CancellationToken,
+}
+
+struct ProxyState {
+    upstream: String,
+    /// The mode and the token that ends the current pairs.
+    switch: Mutex<(Mode, CancellationToken)>,
+    /// Sockets kept open while stalled.
+    held: Mutex<Vec<TcpStream>>,
+}
+
+impl ProxyState {
+    fn current(&self) -> (Mode, CancellationToken) {
+        let switch = self.switch.lock().expect("switch");
+        (switch.0, switch.1.clone())
+    }
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(ProxyState {
+            upstream,
+            switch: Mutex::new((Mode::Pass, CancellationToken::new())),
+            held: Mutex::new(Vec::new()),
+        });
+        let stop = CancellationToken::new();
+        tokio::spawn(accept(listener, Arc::clone(&state), stop.clone()));
+        Proxy { addr, state, stop }
+    }
+
+    fn set(&self, mode: Mode) {
+        let mut switch = self.state.switch.lock().expect("switch");
+        switch.0 = mode;
+        // Ends every pair: closed when cut, held when stalled.
+        switch.1.cancel();
+        switch.1 = CancellationToken::new();
+        if mode == Mode::Pass {
+            self.state.held.lock().expect("held").clear();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.set(Mode::Cut);
+    }
+}
+
+async fn accept(listener: TcpListener, state: Arc<ProxyState>, stop: CancellationToken) {
+    loop {
+        let client = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((client, _)) => client,
+                Err(_) => continue,
+            },
+            () = stop.cancelled() => return,
+        };
+        let (mode, token) = state.current();
+        match mode {
+            Mode::Cut => drop(client),
+            Mode::Stall => state.held.lock().expect("held").push(client),
+            Mode::Pass => {
+                tokio::spawn(pair(client, Arc::clone(&state), token));
+            }
+        }
+    }
+}
+
+async fn pair(mut client: TcpStream, state: Arc<ProxyState>, token: CancellationToken) {
+    let Ok(mut server) = TcpStream::connect(&state.upstream).await else {
+        return;
+    };
+    let ended = tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
+        () = token.cancelled() => true,
+    };
+    if ended && state.current().0 == Mode::Stall {
+        state.held.lock().expect("held").extend([client, server]);
+    }
+}
+
+/// `mysql://user:pw@host:port[/][?q]` -> (`host:port`, the URL with
+/// `host:port` replaced by `proxy` and the database `name` appended).
+fn through_proxy(server_url: &str, proxy: SocketAddr, name: &str) -> (String, String) {
+    let (scheme, rest) = server_url.split_once("://").expect("a URL");
+    let (userinfo, hostpart) = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => (format!("{userinfo}@"), host),
+        None => (String::new(), rest),
+    };
+    let end = hostpart.find(['/', '?']).unwrap_or(hostpart.len());
+    let (host, tail) = hostpart.split_at(end);
+    let host = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:3306")
+    };
+    let query = tail.split_once('?').map(|(_, q)| q);
+    let mut url = format!("{scheme}://{userinfo}{proxy}/{name}");
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    (host, url)
+}
+
+/// A server whose store reaches the database through a proxy, with short
+/// time limits so that trouble shows in seconds.
+async fn server_behind_proxy(db: &ThrowawayDatabase) -> (Proxy, TestServer) {
+    let server_url = mysql_support::server_url("mysql_outage").expect("checked by the caller");
+    let (upstream, _) = through_proxy(&server_url, "127.0.0.1:1".parse().expect("addr"), "x");
+    let proxy = Proxy::start(upstream).await;
+    let (_, url) = through_proxy(&server_url, proxy.addr, &db.name);
+    let mut options = SqlStoreOptions::new(url);
+    options.acquire_timeout = Duration::from_secs(1);
+    options.request_timeout = Duration::from_secs(2);
+    let store = SqlStore::connect(options).await.expect("store via proxy");
+    let server =
+        TestServer::start_on(Arc::new(store), fast_server(), ServiceConfig::default()).await;
+    (proxy, server)
+}
+
+/// Sends `text` until it is acknowledged, for at most `within`.
+async fn send_until_acked(client: &Client, to: UserId, text: &str, within: Duration) -> MessageId {
+    let deadline = Instant::now() + within;
+    loop {
+        match client.send(Target::User(to), text, Some(text)).await {
+            Ok(sent) => return sent.mid,
+            Err(err) => {
+                assert_eq!(err.errno(), Some(UNAVAILABLE), "while recovering: {err}");
+                assert!(Instant::now() < deadline, "no recovery within {within:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Sends during trouble: each is either refused with errno 30 or (a race
+/// with the switch) acknowledged; the acknowledged ones are returned.
+async fn send_during_trouble(client: &Client, to: UserId, tag: &str) -> (usize, Vec<MessageId>) {
+    let mut refused = 0;
+    let mut acked = Vec::new();
+    for n in 0..3 {
+        let text = format!("{tag} {n}");
+        let started = Instant::now();
+        match client.send(Target::User(to), &text, Some(&text)).await {
+            Ok(sent) => acked.push(sent.mid),
+            Err(ClientError::Server { errno, errmsg }) => {
+                assert_eq!(errno, UNAVAILABLE, "{errmsg}");
+                refused += 1;
+            }
+            Err(other) => panic!("the connection must stay usable: {other}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "the refusal comes within the store's time limits"
+        );
+    }
+    // The client connection is still open and served.
+    client.ping().await.expect("ping during trouble");
+    (refused, acked)
+}
+
+/// Every acknowledged message is in the recipient's inbox, seqs 1..N.
+async fn assert_inbox_holds(client: &Client, acked: &[MessageId]) {
+    let (messages, more) = client.sync(Seq::ZERO, 500).await.expect("sync");
+    assert!(!more);
+    let seqs: Vec<i64> = messages.iter().map(|m| m.seq.expect("seq").0).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "no gap");
+    let stored: Vec<MessageId> = messages.iter().map(|m| m.mid).collect();
+    for mid in acked {
+        assert!(stored.contains(mid), "acknowledged message {mid} lost");
+    }
+}
+
+async fn outage(mode: Mode) {
+    let Some(db) = ThrowawayDatabase::create("mysql_outage").await else {
+        return;
+    };
+    let (proxy, server) = server_behind_proxy(&db).await;
+    let (alice, _) = server.user("alice").await;
+    let (bob, bob_id) = server.user("bob").await;
+
+    let mut acked = Vec::new();
+    for n in 0..5 {
+        let text = format!("before {n}");
+        acked.push(
+            alice
+                .send(Target::User(bob_id), &text, Some(&text))
+                .await
+                .expect("send")
+                .mid,
+        );
+    }
+
+    proxy.set(mode);
+    let (refused, during) = send_during_trouble(&alice, bob_id, "during").await;
+    acked.extend(during);
+    assert!(
+        refused > 0,
+        "sends are refused with errno 30 while the database is away"
+    );
+    let err = bob.friends().await.expect_err("reads fail too");
+    assert_eq!(err.errno(), Some(UNAVAILABLE), "{err}");
+
+    proxy.set(Mode::Pass);
+    acked.push(send_until_acked(&alice, bob_id, "after 0", Duration::from_secs(20)).await);
+    for n in 1..5 {
+        let text = format!("after {n}");
+        acked.push(
+            alice
+                .send(Target::User(bob_id), &text, Some(&text))
+                .await
+                .expect("send")
+                .mid,
+        );
+    }
+    assert_inbox_holds(&bob, &acked).await;
+
+    server.stop().await;
+    drop(proxy);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_database_gets_errno_30_keeps_connections_and_recovers() {
+    outage(Mode::Cut).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_database_gets_errno_30_keeps_connections_and_recovers() {
+    outage(Mode::Stall).await;
+}
