@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, BusEvent, BusReceiver};
 use crate::model::{Message, Seq, UserId};
-use crate::presence::SessionId;
+use crate::presence::{Lease, SessionId};
 use crate::protocol::ErrorCode;
 
 /// Something for one session's connection to write.
@@ -82,15 +82,18 @@ pub struct Hub {
 #[derive(Debug)]
 struct HubInner {
     bus: Arc<dyn Bus>,
+    lease: Lease,
     sessions: Mutex<HashMap<UserId, Vec<LocalSession>>>,
 }
 
 impl Hub {
-    /// A hub with no sessions, publishing on and subscribing to `bus`.
-    pub fn new(bus: Arc<dyn Bus>) -> Hub {
+    /// A hub with no sessions, publishing on and subscribing to `bus`,
+    /// delivering only while `lease` holds.
+    pub fn new(bus: Arc<dyn Bus>, lease: Lease) -> Hub {
         Hub {
             inner: Arc::new(HubInner {
                 bus,
+                lease,
                 sessions: Mutex::new(HashMap::new()),
             }),
         }
@@ -140,8 +143,30 @@ impl Hub {
         self.len() == 0
     }
 
+    /// Ends one session of `user`, if this node holds it.
+    pub fn end(&self, user: UserId, session: SessionId, reason: ErrorCode) {
+        for local in self.sessions().get(&user).into_iter().flatten() {
+            if local.id == session {
+                local.control.end(reason);
+            }
+        }
+    }
+
+    /// Ends every session of this node.
+    pub fn end_all(&self, reason: ErrorCode) {
+        for local in self.sessions().values().flatten() {
+            local.control.end(reason);
+        }
+    }
+
     /// Hands one bus event to the sessions it concerns.
     pub fn dispatch(&self, event: BusEvent) {
+        if !self.inner.lease.is_valid() {
+            // Another node may serve these users now: this one must not
+            // deliver. Its clients reconnect and resume from their cursors.
+            self.end_all(ErrorCode::Unavailable);
+            return;
+        }
         let sessions = self.sessions();
         match event {
             BusEvent::Deliver { user, seq, message } => {
@@ -159,11 +184,8 @@ impl Hub {
                 }
             }
             BusEvent::Kick { user, session } => {
-                for local in sessions.get(&user).into_iter().flatten() {
-                    if local.id == session {
-                        local.control.end(ErrorCode::Kicked);
-                    }
-                }
+                drop(sessions);
+                self.end(user, session, ErrorCode::Kicked);
             }
             BusEvent::Resync { user: Some(user) } => {
                 for session in sessions.get(&user).into_iter().flatten() {

@@ -4,9 +4,12 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use tokio::sync::mpsc;
+
 use crate::bus::{Bus, BusReceiver, LocalBroker};
 use crate::hub::Hub;
-use crate::presence::{LocalPresence, Presence};
+use crate::presence::{LocalPresence, Lost, Presence};
+use crate::protocol::ErrorCode;
 use crate::service::{ChatService, Passwords, ServiceConfig};
 use crate::store::Store;
 
@@ -21,6 +24,8 @@ pub struct Backends {
     /// This node's bus endpoint and the events it receives.
     pub bus: Arc<dyn Bus>,
     pub bus_events: BusReceiver,
+    /// Sessions presence no longer backs (Redis presence only).
+    pub lost_sessions: Option<mpsc::Receiver<Lost>>,
 }
 
 impl Backends {
@@ -41,6 +46,7 @@ impl Backends {
             presence: Arc::new(presence.clone()),
             bus: Arc::new(bus),
             bus_events,
+            lost_sessions: None,
         }
     }
 }
@@ -52,7 +58,32 @@ pub fn start(
     config: ServiceConfig,
     shutdown: CancellationToken,
 ) -> ChatService {
-    let hub = Hub::new(backends.bus);
+    let hub = Hub::new(backends.bus, backends.presence.lease());
+    if let Some(lost) = backends.lost_sessions {
+        tokio::spawn(end_lost_sessions(hub.clone(), lost, shutdown.clone()));
+    }
     tokio::spawn(hub.clone().run(backends.bus_events, shutdown));
     ChatService::new(backends.store, backends.presence, hub, passwords, config)
+}
+
+/// Ends the sessions presence reports lost; their clients reconnect and
+/// resume from their cursors.
+async fn end_lost_sessions(hub: Hub, mut lost: mpsc::Receiver<Lost>, shutdown: CancellationToken) {
+    loop {
+        let report = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            report = lost.recv() => match report {
+                Some(report) => report,
+                None => return,
+            },
+        };
+        match report {
+            Lost::All => hub.end_all(ErrorCode::Unavailable),
+            Lost::Sessions(sessions) => {
+                for (user, session) in sessions {
+                    hub.end(user, session, ErrorCode::Kicked);
+                }
+            }
+        }
+    }
 }

@@ -6,13 +6,16 @@ mod config;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use chatcore::bus::RedisBus;
 use chatcore::node::{self, Backends};
+use chatcore::presence::{Presence, RedisPresence, RedisPresenceConfig};
 use chatcore::server;
 use chatcore::service::Passwords;
 use chatcore::store::{SqlStore, Store};
@@ -30,12 +33,6 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
 
-    if config.redis_url.is_some() {
-        anyhow::bail!(
-            "--redis-url: the Redis bus and presence are not built yet; run without it for a single node"
-        );
-    }
-
     let store: Arc<dyn Store> = Arc::new(
         SqlStore::connect(config.store_options())
             .await
@@ -44,8 +41,12 @@ async fn main() -> anyhow::Result<()> {
     let passwords =
         Passwords::new(config.hash_params(), config.hash_threads).map_err(anyhow::Error::msg)?;
     let shutdown = CancellationToken::new();
+    let (backends, presence) = match &config.redis_url {
+        Some(url) => cluster_backends(&config, url, store, &shutdown).await?,
+        None => (Backends::local(store), None),
+    };
     let service = node::start(
-        Backends::local(store),
+        backends,
         passwords,
         config.service_config(),
         shutdown.clone(),
@@ -62,8 +63,50 @@ async fn main() -> anyhow::Result<()> {
 
     tokio::spawn(stop_on_signal(shutdown.clone()));
     server::run(listener, service, config.server_config(), shutdown).await;
+    if let Some(presence) = presence {
+        // Connections released their own sessions; this takes the lease
+        // away so that nothing of this node lingers until the TTL.
+        if let Err(e) = presence.release_node().await {
+            tracing::warn!(error = %e, "could not release this node's presence");
+        }
+    }
     tracing::info!("chatd stopped");
     Ok(())
+}
+
+/// Backends of a cluster node: the shared database, Redis for the bus and
+/// presence.
+async fn cluster_backends(
+    config: &Config,
+    url: &str,
+    store: Arc<dyn Store>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Backends, Option<RedisPresence>)> {
+    let node_id = config.node_id();
+    let (bus, bus_events) =
+        RedisBus::connect(url, &config.redis_prefix, node::BUS_QUEUE, shutdown.clone())
+            .await
+            .context("connecting the Redis bus")?;
+    let (presence, lost) = RedisPresence::start(
+        RedisPresenceConfig {
+            url: url.to_owned(),
+            prefix: config.redis_prefix.clone(),
+            node_id: node_id.clone(),
+            lease_ttl: Duration::from_secs(config.lease_ttl_secs.max(1)),
+        },
+        shutdown.clone(),
+    )
+    .await
+    .context("starting Redis presence")?;
+    tracing::info!(node = %node_id, "joined the cluster");
+    let backends = Backends {
+        store,
+        presence: Arc::new(presence.clone()),
+        bus: Arc::new(bus),
+        bus_events,
+        lost_sessions: Some(lost),
+    };
+    Ok((backends, Some(presence)))
 }
 
 /// Cancels `shutdown` at the first SIGINT or SIGTERM.

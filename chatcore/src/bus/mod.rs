@@ -3,15 +3,18 @@
 //! store is), so a lost event delays delivery but loses nothing.
 //!
 //! Each node holds one endpoint of the bus, which publishes and receives.
-//! Implementations: [`LocalBus`] (nodes in one process).
+//! Implementations: [`LocalBus`] (nodes in one process) and [`RedisBus`]
+//! (a cluster, over Redis pub/sub).
 
 mod local;
+mod redis;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
+pub use self::redis::{BusStats, RedisBus};
 pub use local::{LocalBroker, LocalBus};
 
 use crate::model::{Message, Seq, UserId};

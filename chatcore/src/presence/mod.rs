@@ -2,14 +2,19 @@
 //! user. Presence feeds friend-list state and kicks; message delivery never
 //! depends on it (the inbox has every message).
 //!
-//! Implementations: [`LocalPresence`] (nodes in one process).
+//! Implementations: [`LocalPresence`] (nodes in one process) and
+//! [`RedisPresence`] (a cluster: sessions under node leases in Redis).
 
+mod lease;
 mod local;
+mod redis;
 
 use std::fmt;
 
 use async_trait::async_trait;
 
+pub use self::redis::{RedisPresence, RedisPresenceConfig};
+pub use lease::Lease;
 pub use local::LocalPresence;
 
 use crate::model::UserId;
@@ -37,6 +42,16 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// Sessions a node must end because presence no longer backs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lost {
+    /// The node's lease ran out: every session of the node.
+    All,
+    /// These sessions: their users logged in elsewhere while the node could
+    /// not see it.
+    Sessions(Vec<(crate::model::UserId, SessionId)>),
+}
+
 /// Why presence could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum PresenceError {
@@ -54,7 +69,8 @@ pub enum PresenceError {
 ///   other one is named as replaced by exactly one claimer.
 /// - `release` removes the user's session only while it is still
 ///   `session`: releasing a replaced session does not touch the newer one.
-/// - `online` answers for each user, in order, whether it has a session.
+/// - `online` answers for each user, in order, whether it has a session
+///   recorded by a node whose lease holds.
 #[async_trait]
 pub trait Presence: Send + Sync + fmt::Debug + 'static {
     /// Records `session` as the user's current session.
@@ -69,4 +85,16 @@ pub trait Presence: Send + Sync + fmt::Debug + 'static {
 
     /// Whether each of `users` is online, in the same order.
     async fn online(&self, users: &[UserId]) -> Result<Vec<bool>, PresenceError>;
+
+    /// This node's lease: while it does not hold, the node must not deliver
+    /// to its sessions (another node may serve their users now).
+    fn lease(&self) -> Lease {
+        Lease::forever()
+    }
+
+    /// Forgets every session of this node and its lease (graceful
+    /// shutdown), so its users show offline at once.
+    async fn release_node(&self) -> Result<(), PresenceError> {
+        Ok(())
+    }
 }

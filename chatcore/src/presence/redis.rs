@@ -1,0 +1,378 @@
+//! `RedisPresence`: sessions recorded in Redis under a node lease.
+//!
+//! Keys (under a prefix, `chat` by default, so clusters can share a Redis):
+//! - `<prefix>:node:<node>` = boot id, with a TTL renewed every third of it:
+//!   the node's lease. A node that dies stops renewing; when the key
+//!   expires, every session recorded under it counts as offline.
+//! - `<prefix>:session:<user>` = `<node>|<boot>|<session>`: the user's current
+//!   session. A login swaps it atomically (`SET ... GET`), so of racing
+//!   logins each learns exactly the session it replaced.
+//!
+//! When renewal finds the lease key missing while the lease still held
+//! (Redis restarted and forgot everything), the node records the lease and
+//! its sessions again; a session whose user logged in elsewhere meanwhile
+//! is reported lost. When the lease ran out before it could be renewed
+//! (the node was paused or cut off too long), every session of the node is
+//! reported lost, and the node starts over under a new boot id.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use deadpool_redis::{Config, Pool, Runtime};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Lease, Lost, Presence, PresenceError, SessionId};
+use crate::model::UserId;
+
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// 1: renewed; 0: the key is gone; -1: another boot id holds it.
+const RENEW: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+elseif not v then
+  return 0
+end
+return -1";
+
+/// Presence settings.
+#[derive(Debug, Clone)]
+pub struct RedisPresenceConfig {
+    pub url: String,
+    /// The start of every key.
+    pub prefix: String,
+    /// This node's name, unique in the cluster.
+    pub node_id: String,
+    /// How long the lease lasts without renewal: the time after which a
+    /// dead node's users show offline.
+    pub lease_ttl: Duration,
+}
+
+/// Presence in Redis; one per node.
+#[derive(Debug, Clone)]
+pub struct RedisPresence {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool,
+    config: RedisPresenceConfig,
+    lease: Lease,
+    /// The current boot id: the lease's value.
+    boot: Mutex<String>,
+    /// Sessions this node recorded and has not released.
+    mine: Mutex<HashMap<UserId, SessionId>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> PresenceError {
+    PresenceError::Unavailable(e.to_string())
+}
+
+fn new_boot() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl Inner {
+    fn node_key(&self, node: &str) -> String {
+        format!("{}:node:{node}", self.config.prefix)
+    }
+
+    fn session_key(&self, user: UserId) -> String {
+        format!("{}:session:{user}", self.config.prefix)
+    }
+
+    fn boot(&self) -> String {
+        self.boot.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn mine(&self) -> MutexGuard<'_, HashMap<UserId, SessionId>> {
+        self.mine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, session: SessionId) -> String {
+        format!("{}|{}|{session}", self.config.node_id, self.boot())
+    }
+
+    async fn conn(&self) -> Result<deadpool_redis::Connection, PresenceError> {
+        self.pool.get().await.map_err(unavailable)
+    }
+
+    /// Takes the lease under the current boot id.
+    async fn acquire(&self) -> Result<(), PresenceError> {
+        let sent = Instant::now();
+        let mut conn = self.conn().await?;
+        let _: () = redis::cmd("SET")
+            .arg(self.node_key(&self.config.node_id))
+            .arg(self.boot())
+            .arg("PX")
+            .arg(self.config.lease_ttl.as_millis() as u64)
+            .query_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        self.lease.extend(sent, self.config.lease_ttl);
+        Ok(())
+    }
+
+    /// One renewal round; returns sessions to end.
+    async fn renew(&self) -> Result<Option<Lost>, PresenceError> {
+        let sent = Instant::now();
+        let held = self.lease.is_valid();
+        let mut conn = self.conn().await?;
+        let renewed: i64 = redis::Script::new(RENEW)
+            .key(self.node_key(&self.config.node_id))
+            .arg(self.boot())
+            .arg(self.config.lease_ttl.as_millis() as u64)
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        drop(conn);
+        if renewed == 1 && held {
+            self.lease.extend(sent, self.config.lease_ttl);
+            return Ok(None);
+        }
+        if renewed == 0 && held {
+            // Redis forgot us (a restart): record the lease and the
+            // sessions again, unless their users moved on meanwhile.
+            tracing::warn!(node = %self.config.node_id, "lease key vanished; re-registering sessions");
+            self.acquire().await?;
+            return self.reclaim().await.map(|lost| {
+                if lost.is_empty() {
+                    None
+                } else {
+                    Some(Lost::Sessions(lost))
+                }
+            });
+        }
+        // The lease ran out before this renewal: other nodes may have taken
+        // our users. Start over under a new boot id with no sessions.
+        tracing::warn!(node = %self.config.node_id, "lease lost; ending this node's sessions");
+        self.lease.revoke();
+        *self.boot.lock().unwrap_or_else(|p| p.into_inner()) = new_boot();
+        self.mine().clear();
+        self.acquire().await?;
+        Ok(Some(Lost::All))
+    }
+
+    async fn reclaim(&self) -> Result<Vec<(UserId, SessionId)>, PresenceError> {
+        let sessions: Vec<(UserId, SessionId)> =
+            self.mine().iter().map(|(u, s)| (*u, *s)).collect();
+        if sessions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (user, session) in &sessions {
+            pipe.cmd("SET")
+                .arg(self.session_key(*user))
+                .arg(self.record(*session))
+                .arg("NX")
+                .arg("GET");
+        }
+        let mut conn = self.conn().await?;
+        let previous: Vec<Option<String>> =
+            pipe.query_async(&mut *conn).await.map_err(unavailable)?;
+        let mut lost = Vec::new();
+        for ((user, session), previous) in sessions.into_iter().zip(previous) {
+            match previous {
+                None => {}
+                Some(record) if record == self.record(session) => {}
+                Some(_) => {
+                    self.mine().remove(&user);
+                    lost.push((user, session));
+                }
+            }
+        }
+        Ok(lost)
+    }
+}
+
+impl RedisPresence {
+    /// Connects, takes this node's lease and starts renewing it (until
+    /// `shutdown`). Sessions the node must end arrive on the receiver.
+    pub async fn start(
+        config: RedisPresenceConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(RedisPresence, mpsc::Receiver<Lost>), PresenceError> {
+        let pool = Config::from_url(config.url.as_str())
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(unavailable)?;
+        let inner = Arc::new(Inner {
+            pool,
+            config,
+            lease: Lease::expired(),
+            boot: Mutex::new(new_boot()),
+            mine: Mutex::new(HashMap::new()),
+        });
+        inner.acquire().await?;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(renew_loop(Arc::clone(&inner), tx, shutdown));
+        Ok((RedisPresence { inner }, rx))
+    }
+}
+
+async fn renew_loop(inner: Arc<Inner>, lost: mpsc::Sender<Lost>, shutdown: CancellationToken) {
+    let every = inner.config.lease_ttl / 3;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match inner.renew().await {
+            Ok(None) => {}
+            Ok(Some(sessions)) => {
+                if lost.send(sessions).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "lease renewal failed");
+                if !inner.lease.is_valid() && lost.send(Lost::All).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn parse_record(record: &str) -> Option<(&str, &str, SessionId)> {
+    let mut parts = record.splitn(3, '|');
+    let node = parts.next()?;
+    let boot = parts.next()?;
+    let session = u64::from_str_radix(parts.next()?, 16).ok()?;
+    Some((node, boot, SessionId(session)))
+}
+
+#[async_trait]
+impl Presence for RedisPresence {
+    async fn claim(
+        &self,
+        user: UserId,
+        session: SessionId,
+    ) -> Result<Option<SessionId>, PresenceError> {
+        if !self.inner.lease.is_valid() {
+            return Err(PresenceError::Unavailable("this node has no lease".into()));
+        }
+        let mut conn = self.inner.conn().await?;
+        let previous: Option<String> = redis::cmd("SET")
+            .arg(self.inner.session_key(user))
+            .arg(self.inner.record(session))
+            .arg("GET")
+            .query_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        self.inner.mine().insert(user, session);
+        Ok(previous
+            .as_deref()
+            .and_then(parse_record)
+            .map(|(_, _, session)| session))
+    }
+
+    async fn release(&self, user: UserId, session: SessionId) -> Result<(), PresenceError> {
+        {
+            let mut mine = self.inner.mine();
+            if mine.get(&user) == Some(&session) {
+                mine.remove(&user);
+            }
+        }
+        let mut conn = self.inner.conn().await?;
+        let _: i64 = redis::Script::new(RELEASE)
+            .key(self.inner.session_key(user))
+            .arg(self.inner.record(session))
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn online(&self, users: &[UserId]) -> Result<Vec<bool>, PresenceError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.inner.conn().await?;
+        let keys: Vec<String> = users.iter().map(|&u| self.inner.session_key(u)).collect();
+        let records: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        let parsed: Vec<Option<(&str, &str, SessionId)>> = records
+            .iter()
+            .map(|r| r.as_deref().and_then(parse_record))
+            .collect();
+        let nodes: Vec<&str> = parsed
+            .iter()
+            .flatten()
+            .map(|(node, _, _)| *node)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if nodes.is_empty() {
+            return Ok(vec![false; users.len()]);
+        }
+        let node_keys: Vec<String> = nodes.iter().map(|n| self.inner.node_key(n)).collect();
+        let boots: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&node_keys)
+            .query_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        let live: HashMap<&str, Option<String>> = nodes.into_iter().zip(boots).collect();
+        Ok(parsed
+            .into_iter()
+            .map(|record| match record {
+                Some((node, boot, _)) => live.get(node).and_then(|b| b.as_deref()) == Some(boot),
+                None => false,
+            })
+            .collect())
+    }
+
+    fn lease(&self) -> Lease {
+        self.inner.lease.clone()
+    }
+
+    /// Removes this node's lease and sessions: its users show offline at
+    /// once instead of after the lease TTL.
+    async fn release_node(&self) -> Result<(), PresenceError> {
+        let sessions: Vec<(UserId, SessionId)> = self.inner.mine().drain().collect();
+        let mut conn = self.inner.conn().await?;
+        let script = redis::Script::new(RELEASE);
+        for (user, session) in sessions {
+            let _: i64 = script
+                .key(self.inner.session_key(user))
+                .arg(self.inner.record(session))
+                .invoke_async(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+        }
+        let _: () = redis::cmd("DEL")
+            .arg(self.inner.node_key(&self.inner.config.node_id))
+            .query_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        self.inner.lease.revoke();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_records_parse_back() {
+        let record = format!("node-1|{}|{}", "b00t", SessionId(0xabc));
+        assert_eq!(
+            parse_record(&record),
+            Some(("node-1", "b00t", SessionId(0xabc)))
+        );
+        assert_eq!(parse_record("garbage"), None);
+    }
+}

@@ -1,0 +1,229 @@
+//! The `Bus` contract, checked against every implementation: the
+//! in-process bus always, Redis when `CHAT_TEST_REDIS_URL` is set.
+
+#[path = "support/redis.rs"]
+mod redis_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatcore::bus::{Bus, BusEvent, BusReceiver, LocalBroker, RedisBus};
+use chatcore::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
+use chatcore::presence::SessionId;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Two endpoints of one bus, as two nodes hold them.
+struct Pair {
+    a: Arc<dyn Bus>,
+    a_rx: BusReceiver,
+    b: Arc<dyn Bus>,
+    b_rx: BusReceiver,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+fn local_pair() -> Pair {
+    let broker = LocalBroker::new();
+    let (a, a_rx) = broker.join(1024);
+    let (b, b_rx) = broker.join(1024);
+    Pair {
+        a: Arc::new(a),
+        a_rx,
+        b: Arc::new(b),
+        b_rx,
+        _stop: CancellationToken::new().drop_guard(),
+    }
+}
+
+async fn redis_pair(url: &str) -> Pair {
+    let stop = CancellationToken::new();
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let (a, a_rx) = RedisBus::connect(url, &prefix, 1024, stop.clone())
+        .await
+        .expect("redis bus");
+    let (b, b_rx) = RedisBus::connect(url, &prefix, 1024, stop.clone())
+        .await
+        .expect("redis bus");
+    Pair {
+        a: Arc::new(a),
+        a_rx,
+        b: Arc::new(b),
+        b_rx,
+        _stop: stop.drop_guard(),
+    }
+}
+
+/// A user id no other test (or test run) uses.
+fn fresh_user() -> UserId {
+    UserId((uuid::Uuid::new_v4().as_u64_pair().0 >> 2) as i64 + 1_000_000)
+}
+
+fn deliver(user: UserId, seq: i64) -> BusEvent {
+    BusEvent::Deliver {
+        user,
+        seq: Seq(seq),
+        message: Arc::new(Message {
+            id: MessageId(seq),
+            sender: UserInfo {
+                id: UserId(1),
+                name: "sender ✓".into(),
+            },
+            target: Target::User(user),
+            body: format!("body {seq} \"quoted\""),
+            client_msg_id: None,
+            sent_at_ms: 1_700_000_000_000 + seq,
+        }),
+    }
+}
+
+/// The next event other than a `Resync`.
+async fn next(rx: &mut BusReceiver) -> Option<BusEvent> {
+    loop {
+        match tokio::time::timeout(WAIT, rx.recv()).await.ok()?? {
+            BusEvent::Resync { .. } => continue,
+            event => return Some(event),
+        }
+    }
+}
+
+/// Drops whatever is still in flight (probes, resyncs).
+async fn drain(rx: &mut BusReceiver) {
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {}
+}
+
+/// Subscribes and waits until the subscription is live: a probe published
+/// afterwards arrives (subscriptions may take effect in the background).
+async fn subscribe_live(bus: &Arc<dyn Bus>, rx: &mut BusReceiver, user: UserId) {
+    bus.subscribe(user);
+    for _ in 0..100 {
+        bus.publish(vec![deliver(user, 0)]).await.expect("publish");
+        if let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await
+            && event.user() == Some(user)
+            && !matches!(event, BusEvent::Resync { .. })
+        {
+            drain(rx).await;
+            return;
+        }
+    }
+    panic!("subscription never became live");
+}
+
+async fn events_reach_subscribers_in_order(mut pair: Pair) {
+    let user = fresh_user();
+    subscribe_live(&pair.b, &mut pair.b_rx, user).await;
+    let events: Vec<BusEvent> = (1..=20).map(|s| deliver(user, s)).collect();
+    pair.a.publish(events.clone()).await.expect("publish");
+    for expected in events {
+        assert_eq!(next(&mut pair.b_rx).await, Some(expected));
+    }
+    // A's own endpoint never subscribed: nothing for it.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), next(&mut pair.a_rx))
+            .await
+            .is_err()
+    );
+}
+
+async fn every_interested_node_gets_the_event(mut pair: Pair) {
+    let user = fresh_user();
+    subscribe_live(&pair.a, &mut pair.a_rx, user).await;
+    subscribe_live(&pair.b, &mut pair.b_rx, user).await;
+    // B's probes reached A too.
+    drain(&mut pair.a_rx).await;
+    let kick = BusEvent::Kick {
+        user,
+        session: SessionId(0xfeed),
+    };
+    pair.a.publish(vec![kick.clone()]).await.expect("publish");
+    assert_eq!(next(&mut pair.a_rx).await, Some(kick.clone()));
+    assert_eq!(next(&mut pair.b_rx).await, Some(kick));
+}
+
+async fn unsubscribed_users_events_stop(mut pair: Pair) {
+    let user = fresh_user();
+    let other = fresh_user();
+    subscribe_live(&pair.b, &mut pair.b_rx, user).await;
+    subscribe_live(&pair.b, &mut pair.b_rx, other).await;
+    pair.b.unsubscribe(user);
+    // Interest in `other` still works after `user` is dropped, and once it
+    // arrives the unsubscription has taken effect too (same connection).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    pair.a
+        .publish(vec![deliver(user, 1), deliver(other, 2)])
+        .await
+        .expect("publish");
+    assert_eq!(next(&mut pair.b_rx).await, Some(deliver(other, 2)));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), next(&mut pair.b_rx))
+            .await
+            .is_err(),
+        "no event for an unsubscribed user"
+    );
+}
+
+macro_rules! suite {
+    ($($check:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    super::$check(super::local_pair()).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let Some(url) = super::redis_support::shared_url() else { return };
+                    super::$check(super::redis_pair(&url).await).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    events_reach_subscribers_in_order,
+    every_interested_node_gets_the_event,
+    unsubscribed_users_events_stop,
+);
+
+/// Redis only: a restarted server loses subscriptions; the bus reconnects,
+/// subscribes again and says `Resync`, and later events flow again.
+#[tokio::test]
+async fn redis_bus_recovers_from_a_restart_and_asks_for_resync() {
+    let Some(mut redis) = redis_support::PrivateRedis::start() else {
+        return;
+    };
+    let mut pair = redis_pair(&redis.url()).await;
+    let user = fresh_user();
+    subscribe_live(&pair.b, &mut pair.b_rx, user).await;
+
+    redis.restart();
+    // After the restart the subscriber comes back and asks for a resync.
+    let resync = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match pair.b_rx.recv().await {
+                Some(BusEvent::Resync { user: Some(u) }) if u == user => return,
+                Some(_) => continue,
+                None => panic!("bus closed"),
+            }
+        }
+    })
+    .await;
+    assert!(resync.is_ok(), "resync after the restart");
+    // Publishing works again (the pool reconnects too).
+    let mut delivered = false;
+    for seq in 1..50 {
+        if pair.a.publish(vec![deliver(user, seq)]).await.is_ok()
+            && let Some(BusEvent::Deliver { .. }) = next(&mut pair.b_rx).await
+        {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(delivered, "events flow after the restart");
+}

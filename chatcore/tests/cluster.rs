@@ -1,0 +1,183 @@
+//! Two nodes in one process on the real cluster backends: Redis bus and
+//! presence (from `CHAT_TEST_REDIS_URL`), one shared SQL store. Users on
+//! different nodes chat, befriend, and replace each other's sessions.
+
+mod common;
+#[path = "support/redis.rs"]
+mod redis_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatcore::bus::RedisBus;
+use chatcore::client::{Client, Event};
+use chatcore::node::{self, Backends};
+use chatcore::presence::{RedisPresence, RedisPresenceConfig};
+use chatcore::protocol::ErrorCode;
+use chatcore::server::{self, ServerConfig};
+use chatcore::service::{HashParams, Passwords, ServiceConfig};
+use chatcore::store::{SqlStore, SqlStoreOptions, Store};
+use common::{WAIT, next_message};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+struct Node {
+    addr: std::net::SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A node of the cluster whose Redis keys and channels start with `prefix`.
+async fn start_node(url: &str, prefix: &str, store: Arc<dyn Store>, lease_ttl: Duration) -> Node {
+    let stop = CancellationToken::new();
+    let (bus, bus_events) = RedisBus::connect(url, prefix, 1024, stop.clone())
+        .await
+        .expect("bus");
+    let (presence, lost) = RedisPresence::start(
+        RedisPresenceConfig {
+            url: url.to_owned(),
+            prefix: prefix.to_owned(),
+            node_id: format!("it-{}", uuid::Uuid::new_v4().simple()),
+            lease_ttl,
+        },
+        stop.clone(),
+    )
+    .await
+    .expect("presence");
+    let backends = Backends {
+        store,
+        presence: Arc::new(presence),
+        bus: Arc::new(bus),
+        bus_events,
+        lost_sessions: Some(lost),
+    };
+    let passwords = Passwords::new(HashParams::insecure_fast(), 2).expect("params");
+    let service = node::start(backends, passwords, ServiceConfig::default(), stop.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(server::run(
+        listener,
+        service,
+        ServerConfig::default(),
+        stop.clone(),
+    ));
+    Node { addr, stop, task }
+}
+
+impl Node {
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(WAIT, self.task).await;
+    }
+}
+
+async fn two_nodes() -> Option<(Node, Node, tempfile::TempDir)> {
+    let url = redis_support::shared_url()?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("chat.db").display());
+    let store: Arc<dyn Store> = Arc::new(
+        SqlStore::connect(SqlStoreOptions::new(db))
+            .await
+            .expect("store"),
+    );
+    // Every test is a cluster of its own (its store numbers users from 1).
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let a = start_node(&url, &prefix, Arc::clone(&store), Duration::from_secs(9)).await;
+    let b = start_node(&url, &prefix, store, Duration::from_secs(9)).await;
+    Some((a, b, dir))
+}
+
+/// Registers a uniquely named user on `node` and logs it in there.
+async fn user_on(node: &Node, name: &str) -> (Client, chatcore::model::UserId) {
+    let client = Client::connect(node.addr).await.expect("connect");
+    let name = format!("{name}-{}", uuid::Uuid::new_v4().simple());
+    let id = client.register(&name, "pw").await.expect("register");
+    client.login(id, "pw").await.expect("login");
+    (client, id)
+}
+
+#[tokio::test]
+async fn users_on_different_nodes_chat_one_to_one_and_in_groups() {
+    let Some((a, b, _dir)) = two_nodes().await else {
+        return;
+    };
+    let (mut alice, alice_id) = user_on(&a, "alice").await;
+    let (mut bob, bob_id) = user_on(&b, "bob").await;
+    let (mut carol, _) = user_on(&b, "carol").await;
+
+    alice.send_to(bob_id, "across nodes").await.expect("sent");
+    let m = next_message(&mut bob).await;
+    assert_eq!((m.from, m.msg.as_str()), (alice_id, "across nodes"));
+    bob.send_to(alice_id, "and back").await.expect("sent");
+    assert_eq!(next_message(&mut alice).await.msg, "and back");
+
+    let group = alice
+        .create_group(&format!("g-{}", uuid::Uuid::new_v4().simple()), "")
+        .await
+        .expect("group");
+    bob.join_group(group).await.expect("join");
+    carol.join_group(group).await.expect("join");
+    alice.send_group(group, "hello both").await.expect("sent");
+    assert_eq!(next_message(&mut bob).await.msg, "hello both");
+    assert_eq!(next_message(&mut carol).await.msg, "hello both");
+
+    // Friends see each other's presence across nodes.
+    alice.add_friend(bob_id).await.expect("friend");
+    assert!(alice.friends().await.expect("friends")[0].online());
+    drop(bob);
+    let mut offline = false;
+    for _ in 0..50 {
+        if !alice.friends().await.expect("friends")[0].online() {
+            offline = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(offline, "bob shows offline once his connection is gone");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_login_on_another_node_kicks_the_first_session() {
+    let Some((a, b, _dir)) = two_nodes().await else {
+        return;
+    };
+    let (mut first, alice_id) = user_on(&a, "alice").await;
+    let second = Client::connect(b.addr).await.expect("connect");
+    second.login(alice_id, "pw").await.expect("login on b");
+    match first.next_event_within(WAIT).await {
+        Some(Event::Kicked { errno, .. }) => assert_eq!(errno, ErrorCode::Kicked.errno()),
+        other => panic!("expected a kick, got {other:?}"),
+    }
+    // Messages now reach the session on b.
+    let (sender, _) = user_on(&a, "sender").await;
+    let mut second = second;
+    sender
+        .send_to(alice_id, "to the new session")
+        .await
+        .expect("sent");
+    assert_eq!(next_message(&mut second).await.msg, "to the new session");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_one_node_leaves_the_other_nodes_users_online() {
+    let Some((a, b, _dir)) = two_nodes().await else {
+        return;
+    };
+    let (_on_a, a_id) = user_on(&a, "on-a").await;
+    let (on_b, b_id) = user_on(&b, "on-b").await;
+    let (watcher, _) = user_on(&b, "watcher").await;
+    watcher.add_friend(a_id).await.expect("friend");
+    watcher.add_friend(b_id).await.expect("friend");
+    a.stop().await;
+    let friends = watcher.friends().await.expect("friends");
+    let state: Vec<(chatcore::model::UserId, bool)> =
+        friends.iter().map(|f| (f.id, f.online())).collect();
+    assert!(state.contains(&(a_id, false)), "{state:?}");
+    assert!(state.contains(&(b_id, true)), "{state:?}");
+    on_b.ping().await.expect("b's users are still served");
+    b.stop().await;
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Brings a local chat cluster up or down on loopback: two chatd nodes and
+# nginx in front of them, on the MySQL/MariaDB and Redis you give it.
+#
+#   deploy/cluster.sh up      # builds chatd (release), starts everything
+#   deploy/cluster.sh down    # stops what `up` started, by pid
+#   deploy/cluster.sh status
+#
+# Settings (environment):
+#   CHAT_DATABASE_URL  mysql://USER:PASSWORD@127.0.0.1:3306/chat  (required)
+#   CHAT_REDIS_URL     redis://127.0.0.1:6379                     (default)
+#   CLUSTER_DIR        state: pids, logs, nginx config  (default ./cluster)
+#   LB_PORT=8000 NODE1_PORT=6000 NODE2_PORT=6002
+#   CHATD              a chatd binary to use instead of building one
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=${CLUSTER_DIR:-$PWD/cluster}
+lb_port=${LB_PORT:-8000}
+ports=("${NODE1_PORT:-6000}" "${NODE2_PORT:-6002}")
+redis_url=${CHAT_REDIS_URL:-redis://127.0.0.1:6379}
+
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on port $1; see $dir/*.log" >&2
+    return 1
+}
+
+stop_pid() { # name
+    local file="$dir/$1.pid"
+    [ -f "$file" ] || return 0
+    local pid
+    pid=$(cat "$file")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    fi
+    rm -f "$file"
+    echo "stopped $1 ($pid)"
+}
+
+up() {
+    : "${CHAT_DATABASE_URL:?set CHAT_DATABASE_URL to a mysql:// URL the nodes share}"
+    command -v nginx >/dev/null || { echo "nginx is not installed (apt-get install nginx libnginx-mod-stream)" >&2; exit 1; }
+    mkdir -p "$dir"
+    local chatd=${CHATD:-}
+    if [ -z "$chatd" ]; then
+        cargo build --release -p chatd --manifest-path "$root/Cargo.toml"
+        chatd="$root/target/release/chatd"
+    fi
+    local i=0
+    for port in "${ports[@]}"; do
+        i=$((i + 1))
+        [ -f "$dir/node$i.pid" ] && kill -0 "$(cat "$dir/node$i.pid")" 2>/dev/null && { echo "node$i already running"; continue; }
+        "$chatd" --listen "127.0.0.1:$port" --node-id "node$i" \
+            --database-url "$CHAT_DATABASE_URL" --redis-url "$redis_url" \
+            >"$dir/node$i.log" 2>&1 &
+        echo $! >"$dir/node$i.pid"
+        wait_port "$port"
+        echo "node$i on 127.0.0.1:$port (pid $(cat "$dir/node$i.pid"))"
+    done
+    sed -e "s#127.0.0.1:8000#127.0.0.1:$lb_port#" \
+        -e "s#127.0.0.1:6000#127.0.0.1:${ports[0]}#" \
+        -e "s#127.0.0.1:6002#127.0.0.1:${ports[1]}#" \
+        -e "s#^pid .*#pid $dir/nginx.pid;#" \
+        -e "s#^load_module modules/#load_module $(nginx_modules)/#" \
+        "$root/deploy/nginx/chat.conf" >"$dir/nginx.conf"
+    nginx -t -q -c "$dir/nginx.conf" -e "$dir/nginx.log"
+    nginx -c "$dir/nginx.conf" -e "$dir/nginx.log" >>"$dir/nginx.log" 2>&1 &
+    # nginx writes its own pid file; wait for it and the port.
+    wait_port "$lb_port"
+    echo "nginx on 127.0.0.1:$lb_port (pid $(cat "$dir/nginx.pid"))"
+}
+
+nginx_modules() {
+    local path
+    path=$(nginx -V 2>&1 | tr ' ' '\n' | sed -n 's/^--modules-path=//p')
+    echo "${path:-/usr/lib/nginx/modules}"
+}
+
+down() {
+    stop_pid nginx
+    stop_pid node1
+    stop_pid node2
+}
+
+status() {
+    for name in nginx node1 node2; do
+        if [ -f "$dir/$name.pid" ] && kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null; then
+            echo "$name: running (pid $(cat "$dir/$name.pid"))"
+        else
+            echo "$name: stopped"
+        fi
+    done
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
