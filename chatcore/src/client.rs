@@ -224,7 +224,8 @@ impl Client {
         });
 
         let reader_pending = Arc::clone(&pending);
-        let pong = out.clone();
+        // Weak, so that dropping the `Client` closes the connection.
+        let pong = out.downgrade();
         tokio::spawn(async move {
             let mut frames = FramedRead::new(reader, FrameCodec::new(MAX_SERVER_FRAME));
             while let Some(Ok(bytes)) = frames.next().await {
@@ -241,9 +242,11 @@ impl Client {
                 }
                 let event = match frame.msgid {
                     msgid::PING => {
-                        let _ = pong
-                            .send(frame_bytes(&json!({ "msgid": msgid::PONG })))
-                            .await;
+                        if let Some(out) = pong.upgrade() {
+                            let _ = out
+                                .send(frame_bytes(&json!({ "msgid": msgid::PONG })))
+                                .await;
+                        }
                         continue;
                     }
                     msgid::ONE_CHAT | msgid::GROUP_CHAT => match frame.into_message() {
