@@ -1,7 +1,14 @@
 //! Test harness: a real server on 127.0.0.1:0 over a real store, native
 //! clients from `chatcore::client`, and a raw client that speaks bytes like
 //! the seed's console client.
+//!
+//! The store is SQLite in memory, or with `CHAT_TEST_E2E_STORE=mysql` a
+//! throwaway database on the MySQL/MariaDB server of `CHAT_TEST_MYSQL_URL`,
+//! so that the same end-to-end suites run on both (CI runs both).
 #![allow(dead_code, unreachable_pub)]
+
+#[path = "../mysql_support/mod.rs"]
+mod mysql_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +36,7 @@ pub struct TestServer {
     pub shutdown: CancellationToken,
     pub service: ChatService,
     task: JoinHandle<()>,
+    database: Option<mysql_support::ThrowawayDatabase>,
 }
 
 impl TestServer {
@@ -38,6 +46,17 @@ impl TestServer {
     }
 
     pub async fn start_with(server: ServerConfig, service: ServiceConfig) -> TestServer {
+        if std::env::var("CHAT_TEST_E2E_STORE").as_deref() == Ok("mysql") {
+            let database = mysql_support::ThrowawayDatabase::create("end-to-end on MySQL")
+                .await
+                .expect("CHAT_TEST_E2E_STORE=mysql needs CHAT_TEST_MYSQL_URL");
+            let store = SqlStore::connect(SqlStoreOptions::new(database.url.clone()))
+                .await
+                .expect("mysql store");
+            let mut server = TestServer::start_on(Arc::new(store), server, service).await;
+            server.database = Some(database);
+            return server;
+        }
         let store = SqlStore::connect(SqlStoreOptions::new("sqlite::memory:"))
             .await
             .expect("sqlite in memory");
@@ -65,16 +84,20 @@ impl TestServer {
             shutdown,
             service,
             task,
+            database: None,
         }
     }
 
-    /// Stops the server and waits for it.
+    /// Stops the server and waits for it (and drops its database).
     pub async fn stop(self) {
         self.shutdown.cancel();
         tokio::time::timeout(WAIT, self.task)
             .await
             .expect("server stops in time")
             .expect("server task");
+        if let Some(database) = self.database {
+            database.drop_database().await;
+        }
     }
 
     pub async fn client(&self) -> Client {
