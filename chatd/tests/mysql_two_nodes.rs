@@ -10,127 +10,21 @@
 //! The throwaway database is made and dropped with the `mariadb` (or
 //! `mysql`) command-line client, which must be on the PATH.
 
+mod support;
+
 use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use chatcore::client::Client;
 use chatcore::model::{MessageId, Seq, Target, UserId};
+use support::{Chatd, MYSQL_URL_VAR, ThrowawayDatabase};
 
-const MYSQL_URL_VAR: &str = "CHAT_TEST_MYSQL_URL";
-
-struct Chatd {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Chatd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn spawn_chatd(database_url: &str) -> Chatd {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_chatd"))
-        .args([
-            "--listen",
-            &addr,
-            "--database-url",
-            database_url,
-            "--argon2-memory-kib",
-            "64",
-            "--argon2-iterations",
-            "1",
-        ])
-        .env_remove("CHAT_REDIS_URL")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("chatd starts");
-    Chatd { child, addr }
-}
-
-fn wait_listening(node: &mut Chatd) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(&node.addr).is_err() {
-        if let Ok(Some(status)) = node.child.try_wait() {
-            panic!("chatd exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "chatd did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The parts of `mysql://user:password@host:port[/...]` the command-line
-/// client needs.
-struct Server {
-    user: String,
-    password: Option<String>,
-    host: String,
-    port: String,
-    url: String,
-}
-
-impl Server {
-    fn parse(url: &str) -> Server {
-        let rest = url.strip_prefix("mysql://").expect("a mysql:// URL");
-        let (userinfo, hostpart) = rest.rsplit_once('@').unwrap_or(("root", rest));
-        let (user, password) = match userinfo.split_once(':') {
-            Some((user, password)) => (user.to_owned(), Some(password.to_owned())),
-            None => (userinfo.to_owned(), None),
-        };
-        let hostport = hostpart.split(['/', '?']).next().unwrap_or("127.0.0.1");
-        let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
-        Server {
-            user,
-            password,
-            host: host.to_owned(),
-            port: port.to_owned(),
-            url: url.trim_end_matches('/').to_owned(),
-        }
-    }
-
-    /// Runs one statement with the command-line client.
-    fn sql(&self, statement: &str) {
-        let mut last_error = String::new();
-        for client in ["mariadb", "mysql"] {
-            let mut command = Command::new(client);
-            command.args([
-                "--protocol=TCP",
-                "-h",
-                &self.host,
-                "-P",
-                &self.port,
-                "-u",
-                &self.user,
-                "-e",
-                statement,
-            ]);
-            if let Some(password) = &self.password {
-                command.env("MYSQL_PWD", password);
-            }
-            match command.output() {
-                Ok(out) if out.status.success() => return,
-                Ok(out) => panic!(
-                    "{client} -e {statement:?} failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-                Err(err) => last_error = format!("{client}: {err}"),
-            }
-        }
-        panic!("no mariadb or mysql command-line client to run {statement:?}: {last_error}");
-    }
+/// A node alone (no Redis) on `database_url`, its log in `log_dir`.
+fn spawn_chatd(name: &str, log_dir: &std::path::Path, database_url: &str) -> Chatd {
+    Chatd::spawn(
+        name,
+        log_dir,
+        &["--database-url".to_owned(), database_url.to_owned()],
+    )
 }
 
 async fn register(addr: &str, name: &str) -> (Client, UserId) {
@@ -142,30 +36,17 @@ async fn register(addr: &str, name: &str) -> (Client, UserId) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn senders_on_two_chatd_processes_give_one_inbox_seqs_1_to_n() {
-    let Ok(server_url) = std::env::var(MYSQL_URL_VAR) else {
-        assert!(
-            std::env::var_os("CHAT_TEST_REQUIRE_SERVICES").is_none(),
-            "{MYSQL_URL_VAR} is not set but CHAT_TEST_REQUIRE_SERVICES is"
-        );
-        eprintln!("skipping two chatd processes on MySQL: {MYSQL_URL_VAR} is not set");
+    let Some(vars) = support::services("two chatd processes on MySQL", &[MYSQL_URL_VAR]) else {
         return;
     };
-    let server = Server::parse(&server_url);
-    let name = format!(
-        "chat_test_nodes_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos())
-    );
-    server.sql(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"));
-    let database_url = format!("{}/{name}", server.url);
+    let database = ThrowawayDatabase::create(&vars[0]);
+    let logs = tempfile::tempdir().expect("tempdir");
 
     // Both start on the empty database at once: both try to migrate.
-    let mut a = spawn_chatd(&database_url);
-    let mut b = spawn_chatd(&database_url);
-    wait_listening(&mut a);
-    wait_listening(&mut b);
+    let mut a = spawn_chatd("a", logs.path(), &database.url);
+    let mut b = spawn_chatd("b", logs.path(), &database.url);
+    a.wait_listening().await;
+    b.wait_listening().await;
 
     let (recipient, recipient_id) = register(&a.addr, "recipient").await;
     const SENDERS: usize = 8;
@@ -226,5 +107,5 @@ async fn senders_on_two_chatd_processes_give_one_inbox_seqs_1_to_n() {
     drop(recipient);
     drop(a);
     drop(b);
-    server.sql(&format!("DROP DATABASE IF EXISTS `{name}`"));
+    drop(database);
 }

@@ -122,6 +122,9 @@ fn the_default_server_keeps_messages_in_a_sqlite_file_across_restarts() {
     alice.send(json!({"msgid": 1, "id": alice_id, "password": "pw"}));
     assert_eq!(alice.recv()["errno"], 0);
     alice.send(json!({"msgid": 5, "id": alice_id, "toid": bob_id, "msg": "kept across a restart"}));
+    // The seed's chat has no ack; a PING behind it proves it was handled.
+    alice.send(json!({"msgid": 27}));
+    assert_eq!(alice.recv()["msgid"], 28);
 
     // SIGTERM: alice hears goodbye from `system`, chatd exits 0.
     let status = stop_with(&mut chatd, "-TERM");

@@ -1,0 +1,197 @@
+//! Two `chatd` processes as a cluster (one MySQL/MariaDB database, one
+//! Redis, nginx in front): users on different nodes chat one to one and in
+//! groups, directly and through nginx, and a login on the other node kicks
+//! the first session.
+//!
+//! ```text
+//! CHAT_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306 CHAT_TEST_REDIS_URL=redis://127.0.0.1:6379 \
+//!   CHAT_TEST_NGINX=/usr/sbin/nginx cargo test -p chatd --test cluster_chat
+//! ```
+
+mod support;
+
+use chatcore::client::Event;
+use chatcore::protocol::ErrorCode;
+use support::{
+    Cluster, ClusterOptions, User, WAIT, eventually, new_user, next_message, next_texts,
+};
+
+/// `alice` sends to `bob` and back; `group` (already joined by everyone in
+/// `members`) carries one message from `alice` to all the others and one
+/// from the last member to all the others.
+async fn chat_one_to_one_and_in_a_group(alice: &mut User, bob: &mut User, others: &mut [User]) {
+    let sent = alice
+        .client
+        .send_to(bob.id, "hello bob")
+        .await
+        .expect("alice sends to bob");
+    let m = next_message(bob).await;
+    assert_eq!(
+        (m.from, m.toid, m.msg.as_str(), m.mid),
+        (alice.id, Some(bob.id), "hello bob", sent.mid)
+    );
+    bob.client
+        .send_to(alice.id, "hello alice")
+        .await
+        .expect("bob sends to alice");
+    let m = next_message(alice).await;
+    assert_eq!((m.from, m.msg.as_str()), (bob.id, "hello alice"));
+
+    // A group with members on both nodes.
+    let group = alice
+        .client
+        .create_group("both nodes", "")
+        .await
+        .expect("create group");
+    bob.client.join_group(group).await.expect("bob joins");
+    for other in others.iter() {
+        other.client.join_group(group).await.expect("join");
+    }
+    alice
+        .client
+        .send_group(group, "hello group")
+        .await
+        .expect("group send");
+    for user in std::iter::once(&mut *bob).chain(others.iter_mut()) {
+        let m = next_message(user).await;
+        assert_eq!(
+            (m.from, m.groupid, m.msg.as_str()),
+            (alice.id, Some(group), "hello group"),
+            "{} gets the group message",
+            user.name
+        );
+    }
+    bob.client
+        .send_group(group, "bob to the group")
+        .await
+        .expect("group send");
+    for user in std::iter::once(&mut *alice).chain(others.iter_mut()) {
+        let m = next_message(user).await;
+        assert_eq!(
+            (m.from, m.groupid, m.msg.as_str()),
+            (bob.id, Some(group), "bob to the group"),
+            "{} gets bob's group message",
+            user.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_on_two_chatd_processes_chat_one_to_one_and_in_groups() {
+    let Some(cluster) = Cluster::start("cluster chat, direct", ClusterOptions::default()).await
+    else {
+        return;
+    };
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let mut alice = new_user(&a.addr, "alice").await;
+    let mut bob = new_user(&b.addr, "bob").await;
+    let carol = new_user(&b.addr, "carol").await;
+    let dave = new_user(&a.addr, "dave").await;
+    for (user, node) in [(&alice, a), (&bob, b), (&carol, b), (&dave, a)] {
+        assert_eq!(
+            cluster.session_node(user.id).await.as_deref(),
+            Some(node.node_id.as_str()),
+            "{}'s session is recorded on the node it logged in on",
+            user.name
+        );
+    }
+    let mut others = [carol, dave];
+    chat_one_to_one_and_in_a_group(&mut alice, &mut bob, &mut others).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_through_nginx_land_on_different_nodes_and_chat() {
+    let options = ClusterOptions {
+        nginx: true,
+        ..ClusterOptions::default()
+    };
+    let Some(cluster) = Cluster::start("cluster chat through nginx", options).await else {
+        return;
+    };
+    let lb = cluster.lb().to_owned();
+    // Consecutive connections: round robin gives them different nodes.
+    let mut alice = new_user(&lb, "alice").await;
+    let mut bob = new_user(&lb, "bob").await;
+    let alice_node = cluster.session_node(alice.id).await.expect("alice online");
+    let bob_node = cluster.session_node(bob.id).await.expect("bob online");
+    assert_ne!(
+        alice_node, bob_node,
+        "nginx sent alice and bob (consecutive connections) to the same node"
+    );
+    let mut others = [new_user(&lb, "carol").await, new_user(&lb, "dave").await];
+    chat_one_to_one_and_in_a_group(&mut alice, &mut bob, &mut others).await;
+
+    // nginx's own account: it proxied each connection to the node where
+    // presence recorded the user.
+    let nginx = cluster.nginx.as_ref().expect("nginx");
+    let users = [alice, bob];
+    let expected: Vec<(u16, String, String)> = users
+        .iter()
+        .zip([&alice_node, &bob_node])
+        .map(|(u, node)| {
+            (
+                u.local_port,
+                u.name.clone(),
+                cluster.node_by_id(node).addr.clone(),
+            )
+        })
+        .collect();
+    drop(users);
+    for (port, name, node_addr) in expected {
+        let upstream = nginx.wait_upstream_of(port, WAIT).await;
+        assert_eq!(upstream, node_addr, "nginx's upstream for {name}");
+    }
+    drop(others);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_on_the_other_node_kicks_the_first_session() {
+    let Some(cluster) = Cluster::start("cluster kick", ClusterOptions::default()).await else {
+        return;
+    };
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let mut first = new_user(&a.addr, "alice").await;
+    let mut sender = new_user(&a.addr, "sender").await;
+    let watcher = new_user(&b.addr, "watcher").await;
+    watcher
+        .client
+        .add_friend(first.id)
+        .await
+        .expect("befriend alice");
+
+    let mut second = support::login(&b.addr, first.id, "alice (second)").await;
+    match first.client.next_event_within(WAIT).await {
+        Some(Event::Kicked { errno, .. }) => {
+            assert_eq!(errno, ErrorCode::Kicked.errno(), "KICKED errno");
+        }
+        other => panic!("the first session expected KICKED, got {other:?}"),
+    }
+    assert_eq!(
+        first.client.next_event_within(WAIT).await,
+        None,
+        "the kicked connection closes"
+    );
+    assert_eq!(
+        cluster.session_node(second.id).await.as_deref(),
+        Some(b.node_id.as_str())
+    );
+
+    // Messages now reach the session on node b, and only there.
+    sender
+        .client
+        .send_to(second.id, "to the new session")
+        .await
+        .expect("sent");
+    assert_eq!(next_texts(&mut second, 1).await, ["to the new session"]);
+    // Alice is still online (on b) for her friends, and answers there.
+    eventually("watcher sees alice online", WAIT, || async {
+        support::sees_online(&watcher, second.id).await
+    })
+    .await;
+    second
+        .client
+        .send_to(sender.id, "from the new session")
+        .await
+        .expect("sent");
+    assert_eq!(next_texts(&mut sender, 1).await, ["from the new session"]);
+}

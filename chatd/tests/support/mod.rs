@@ -1,0 +1,421 @@
+//! Shared by the `chatd` process tests: real `chatd` processes on a
+//! throwaway MySQL/MariaDB database, Redis (shared or private), nginx in
+//! front, and the typed client to talk to them.
+//!
+//! Services come from the environment; a test whose service is not
+//! configured says that it skips and passes, unless
+//! `CHAT_TEST_REQUIRE_SERVICES` is set, when it fails instead:
+//!
+//! - `CHAT_TEST_MYSQL_URL`: a server URL, `mysql://USER[:PW]@HOST:PORT`
+//!   (databases are created per test and dropped after, with the `mariadb`
+//!   or `mysql` command-line client);
+//! - `CHAT_TEST_REDIS_URL`: a shared Redis, each test under a key prefix of
+//!   its own (its presence also means `redis-server` is installed, for
+//!   tests that run a private one);
+//! - `CHAT_TEST_NGINX`: the nginx binary (with the stream module).
+//!
+//! Every process a test starts is owned by a guard whose `Drop` kills it by
+//! pid; when a test fails, the guards print the processes' logs.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod mysql;
+pub mod nginx;
+pub mod process;
+pub mod redis;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chatcore::client::{ChatMessage, Client, Event};
+use chatcore::model::UserId;
+
+pub use mysql::ThrowawayDatabase;
+pub use nginx::Nginx;
+pub use process::Chatd;
+pub use redis::PrivateRedis;
+
+/// Set in CI: a test that would skip for want of a service fails instead.
+pub const REQUIRE_SERVICES_VAR: &str = "CHAT_TEST_REQUIRE_SERVICES";
+pub const MYSQL_URL_VAR: &str = "CHAT_TEST_MYSQL_URL";
+pub const REDIS_URL_VAR: &str = "CHAT_TEST_REDIS_URL";
+pub const NGINX_VAR: &str = "CHAT_TEST_NGINX";
+
+/// How long a test waits for something that should happen at once.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The value of each of `vars`, or `None` (after saying which are missing)
+/// when the test is to be skipped; panics instead when
+/// `CHAT_TEST_REQUIRE_SERVICES` is set.
+pub fn services(test: &str, vars: &[&str]) -> Option<Vec<String>> {
+    let mut values = Vec::new();
+    let mut missing = Vec::new();
+    for var in vars {
+        match std::env::var(var) {
+            Ok(value) if !value.is_empty() => values.push(value),
+            _ => missing.push(*var),
+        }
+    }
+    if missing.is_empty() {
+        return Some(values);
+    }
+    let missing = missing.join(", ");
+    assert!(
+        std::env::var_os(REQUIRE_SERVICES_VAR).is_none(),
+        "{test}: {missing} not set but {REQUIRE_SERVICES_VAR} is"
+    );
+    eprintln!("skipping {test}: {missing} not set");
+    None
+}
+
+/// A port nothing listens on right now (the OS picks it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A name no other test (in this run or a concurrent one) uses:
+/// ASCII letters, digits and `_`, short enough for a database name.
+pub fn unique_name(kind: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{kind}_{}_{}_{nanos:x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Polls `probe` every 50 ms until it holds; panics after `within`.
+/// Returns how long it took.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut probe: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if probe().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A process stopped by a signal (`kill -SIG pid`).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// A logged-in user and the connection it is logged in on.
+#[derive(Debug)]
+pub struct User {
+    pub client: Client,
+    pub id: UserId,
+    pub name: String,
+    /// The client side of the TCP connection: what nginx logs as
+    /// `$remote_port`.
+    pub local_port: u16,
+}
+
+pub const PASSWORD: &str = "pw";
+
+/// A TCP connection (native client) and its local port.
+pub async fn connect(addr: &str) -> (Client, u16) {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream.set_nodelay(true).expect("nodelay");
+    let port = stream.local_addr().expect("local addr").port();
+    (Client::new(stream), port)
+}
+
+/// Registers `name` over a connection to `addr` and logs it in there.
+pub async fn new_user(addr: &str, name: &str) -> User {
+    let (client, local_port) = connect(addr).await;
+    let id = client
+        .register(name, PASSWORD)
+        .await
+        .unwrap_or_else(|e| panic!("register {name} at {addr}: {e}"));
+    client
+        .login(id, PASSWORD)
+        .await
+        .unwrap_or_else(|e| panic!("login {name} at {addr}: {e}"));
+    User {
+        client,
+        id,
+        name: name.to_owned(),
+        local_port,
+    }
+}
+
+/// Logs user `id` in again over a new connection to `addr`.
+pub async fn login(addr: &str, id: UserId, name: &str) -> User {
+    let (client, local_port) = connect(addr).await;
+    client
+        .login(id, PASSWORD)
+        .await
+        .unwrap_or_else(|e| panic!("login {name} ({id}) at {addr}: {e}"));
+    User {
+        client,
+        id,
+        name: name.to_owned(),
+        local_port,
+    }
+}
+
+/// The next chat message on `user`'s connection; panics on anything else
+/// (a kick, the connection closing) or after [`WAIT`].
+pub async fn next_message(user: &mut User) -> ChatMessage {
+    match user.client.next_event_within(WAIT).await {
+        Some(Event::Message(m)) => m,
+        other => panic!(
+            "{} ({}) expected a chat message, got {other:?}",
+            user.name, user.id
+        ),
+    }
+}
+
+/// The next `n` messages as (inbox seq, text), in arrival order.
+pub async fn next_deliveries(user: &mut User, n: usize) -> Vec<(i64, String)> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let m = next_message(user).await;
+        let seq = m.seq.expect("a delivery carries its seq");
+        out.push((seq.0, m.msg));
+    }
+    out
+}
+
+/// The texts of the next `n` messages, in arrival order, after checking
+/// that their inbox seqs follow each other.
+pub async fn next_texts(user: &mut User, n: usize) -> Vec<String> {
+    let deliveries = next_deliveries(user, n).await;
+    assert_consecutive(&user.name, &deliveries);
+    deliveries.into_iter().map(|(_, text)| text).collect()
+}
+
+/// Panics unless the seqs follow each other (no gap, no repeat).
+pub fn assert_consecutive(who: &str, deliveries: &[(i64, String)]) {
+    for pair in deliveries.windows(2) {
+        assert_eq!(
+            pair[1].0,
+            pair[0].0 + 1,
+            "{who}: inbox seqs must follow each other: {deliveries:?}"
+        );
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    Kicked(u32),
+    Closed,
+}
+
+/// Reads `user`'s connection until the server ends it; returns the chat
+/// messages that came before the end, and how it ended. Panics when it
+/// does not end within `within`.
+pub async fn read_until_ended(user: &mut User, within: Duration) -> (Vec<ChatMessage>, Ending) {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut messages = Vec::new();
+    loop {
+        let event = tokio::time::timeout_at(deadline, user.client.next_event())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} ({}): the connection was not ended within {within:?}; received {messages:?}",
+                    user.name, user.id
+                )
+            });
+        match event {
+            Some(Event::Message(m)) => messages.push(m),
+            Some(Event::Kicked { errno, .. }) => {
+                // The server closes the connection after the kick.
+                let rest = tokio::time::timeout_at(deadline, user.client.next_event()).await;
+                assert!(
+                    matches!(rest, Ok(None)),
+                    "{}: after KICKED the connection closes, got {rest:?}",
+                    user.name
+                );
+                return (messages, Ending::Kicked(errno));
+            }
+            Some(Event::Error { .. }) => {}
+            None => return (messages, Ending::Closed),
+        }
+    }
+}
+
+/// Whether `watcher` sees `friend` online in its friend list.
+pub async fn sees_online(watcher: &User, friend: UserId) -> bool {
+    let friends = watcher
+        .client
+        .friends()
+        .await
+        .unwrap_or_else(|e| panic!("{} lists friends: {e}", watcher.name));
+    friends
+        .iter()
+        .find(|f| f.id == friend)
+        .unwrap_or_else(|| panic!("{friend} is not a friend of {}", watcher.name))
+        .online()
+}
+
+/// What a test cluster is made of.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub nodes: usize,
+    /// `--lease-ttl-secs`; `None` for chatd's default.
+    pub lease_ttl_secs: Option<u64>,
+    /// Put nginx in front (needs `CHAT_TEST_NGINX`).
+    pub nginx: bool,
+    /// A `redis-server` of the test's own instead of the shared Redis.
+    pub private_redis: bool,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            nodes: 2,
+            lease_ttl_secs: None,
+            nginx: false,
+            private_redis: false,
+        }
+    }
+}
+
+/// `chatd` nodes on one throwaway database and one Redis key prefix,
+/// optionally behind nginx. Dropping it kills every process (fields drop
+/// in order: nginx, nodes, Redis) and then drops the database.
+#[derive(Debug)]
+pub struct Cluster {
+    pub nginx: Option<Nginx>,
+    pub nodes: Vec<Chatd>,
+    pub redis: Option<PrivateRedis>,
+    pub redis_url: String,
+    pub prefix: String,
+    pub db: ThrowawayDatabase,
+    pub logs: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts the cluster and waits until every part accepts connections;
+    /// `None` when the test is to be skipped.
+    pub async fn start(test: &str, options: ClusterOptions) -> Option<Cluster> {
+        let mut vars = vec![MYSQL_URL_VAR, REDIS_URL_VAR];
+        if options.nginx {
+            vars.push(NGINX_VAR);
+        }
+        let values = services(test, &vars)?;
+        let logs = tempfile::Builder::new()
+            .prefix("chatd-cluster-")
+            .tempdir()
+            .expect("tempdir");
+        let db = ThrowawayDatabase::create(&values[0]);
+        let redis = options
+            .private_redis
+            .then(|| PrivateRedis::spawn(logs.path()));
+        let redis_url = match &redis {
+            Some(redis) => {
+                redis.wait_ready().await;
+                redis.url()
+            }
+            None => values[1].clone(),
+        };
+        let prefix = unique_name("chat_test");
+        let mut nodes = Vec::new();
+        for i in 1..=options.nodes {
+            let node_id = format!("node{i}");
+            let mut args = vec![
+                "--database-url".to_owned(),
+                db.url.clone(),
+                "--redis-url".to_owned(),
+                redis_url.clone(),
+                "--redis-prefix".to_owned(),
+                prefix.clone(),
+                "--node-id".to_owned(),
+                node_id.clone(),
+            ];
+            if let Some(ttl) = options.lease_ttl_secs {
+                args.extend(["--lease-ttl-secs".to_owned(), ttl.to_string()]);
+            }
+            nodes.push(Chatd::spawn(&node_id, logs.path(), &args));
+        }
+        let mut cluster = Cluster {
+            nginx: None,
+            nodes,
+            redis,
+            redis_url,
+            prefix,
+            db,
+            logs,
+        };
+        for node in &mut cluster.nodes {
+            node.wait_listening().await;
+        }
+        if options.nginx {
+            let upstreams: Vec<&str> = cluster.nodes.iter().map(|n| n.addr.as_str()).collect();
+            let nginx = Nginx::start(
+                std::path::Path::new(&values[2]),
+                cluster.logs.path(),
+                &upstreams,
+            )
+            .await;
+            cluster.nginx = Some(nginx);
+        }
+        Some(cluster)
+    }
+
+    /// Node `i` (0-based).
+    pub fn node(&self, i: usize) -> &Chatd {
+        &self.nodes[i]
+    }
+
+    pub fn node_mut(&mut self, i: usize) -> &mut Chatd {
+        &mut self.nodes[i]
+    }
+
+    /// The address clients use through nginx.
+    pub fn lb(&self) -> &str {
+        &self.nginx.as_ref().expect("a cluster with nginx").addr
+    }
+
+    /// The node id of `user`'s current session, as recorded in Redis
+    /// presence (`<prefix>:session:<user>` = `<node>|<boot>|<session>`).
+    pub async fn session_node(&self, user: UserId) -> Option<String> {
+        redis::session_node(&self.redis_url, &self.prefix, user).await
+    }
+
+    /// The node whose `--node-id` is `id`.
+    pub fn node_by_id(&self, id: &str) -> &Chatd {
+        self.nodes
+            .iter()
+            .find(|n| n.node_id == id)
+            .unwrap_or_else(|| panic!("no node {id}"))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The processes print their logs as they are dropped.
+            eprintln!("(logs kept in {})", self.logs.path().display());
+            self.logs.disable_cleanup(true);
+        }
+        // Processes first, so that no node writes its keys back.
+        self.nginx = None;
+        self.nodes.clear();
+        if self.redis.is_none() {
+            redis::delete_prefix(&self.redis_url, &self.prefix);
+        }
+    }
+}
