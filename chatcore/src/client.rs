@@ -180,7 +180,9 @@ impl Frame {
     }
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Frame>>>>;
+/// Callers waiting for replies, by request id; `None` once the connection
+/// is closed, so that later calls fail at once instead of timing out.
+type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Frame>>>>>;
 
 /// A connection to a chat server, speaking the native dialect.
 #[derive(Debug)]
@@ -192,7 +194,7 @@ pub struct Client {
     timeout: Duration,
 }
 
-fn lock(pending: &Pending) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<Frame>>> {
+fn lock(pending: &Pending) -> MutexGuard<'_, Option<HashMap<u64, oneshot::Sender<Frame>>>> {
     pending.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -212,7 +214,7 @@ impl Client {
         let (reader, mut writer) = tokio::io::split(io);
         let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(1024);
         let (events_tx, events) = mpsc::channel(64 * 1024);
-        let pending: Pending = Arc::default();
+        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
 
         tokio::spawn(async move {
             while let Some(bytes) = out_rx.recv().await {
@@ -236,7 +238,12 @@ impl Client {
                         continue;
                     }
                 };
-                if let Some(waiter) = frame.rid.and_then(|rid| lock(&reader_pending).remove(&rid)) {
+                let waiter = frame.rid.and_then(|rid| {
+                    lock(&reader_pending)
+                        .as_mut()
+                        .and_then(|waiting| waiting.remove(&rid))
+                });
+                if let Some(waiter) = waiter {
                     let _ = waiter.send(frame);
                     continue;
                 }
@@ -270,8 +277,8 @@ impl Client {
                     break;
                 }
             }
-            // Waiters learn that the connection is gone.
-            lock(&reader_pending).clear();
+            // Waiters, present and future, learn that the connection is gone.
+            lock(&reader_pending).take();
         });
 
         Client {
@@ -308,16 +315,23 @@ impl Client {
         let rid = self.next_rid.fetch_add(1, Ordering::Relaxed);
         request["rid"] = json!(rid);
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(rid, tx);
+        match lock(&self.pending).as_mut() {
+            Some(waiting) => waiting.insert(rid, tx),
+            None => return Err(ClientError::Closed),
+        };
         if self.out.send(frame_bytes(&request)).await.is_err() {
-            lock(&self.pending).remove(&rid);
+            if let Some(waiting) = lock(&self.pending).as_mut() {
+                waiting.remove(&rid);
+            }
             return Err(ClientError::Closed);
         }
         let frame = match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(frame)) => frame,
             Ok(Err(_)) => return Err(ClientError::Closed),
             Err(_) => {
-                lock(&self.pending).remove(&rid);
+                if let Some(waiting) = lock(&self.pending).as_mut() {
+                    waiting.remove(&rid);
+                }
                 return Err(ClientError::Timeout(self.timeout));
             }
         };

@@ -9,7 +9,8 @@
 //! ```
 
 mod common;
-mod mysql_support;
+
+use common::mysql_support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

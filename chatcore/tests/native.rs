@@ -386,7 +386,7 @@ async fn shutdown_tells_clients_goodbye_and_ends_their_sessions() {
 async fn an_idle_native_client_is_pinged_and_a_dead_one_closed() {
     let server_config = ServerConfig {
         connection: ConnectionConfig {
-            heartbeat: Duration::from_millis(200),
+            heartbeat: Duration::from_millis(400),
             ..ConnectionConfig::default()
         },
         ..ServerConfig::default()
@@ -394,7 +394,7 @@ async fn an_idle_native_client_is_pinged_and_a_dead_one_closed() {
     let server = TestServer::start_with(server_config, ServiceConfig::default()).await;
     // The typed client answers PINGs: it stays connected.
     let (alice, _) = server.user("alice").await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     alice.ping().await.expect("still connected");
 
     // A raw native client that never answers is closed.
@@ -460,5 +460,20 @@ async fn a_refused_login_on_a_native_session_keeps_its_dialect() {
         (serde_json::json!(13), serde_json::json!(9))
     );
     drop(alice);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn calls_on_a_closed_connection_fail_at_once() {
+    let server = TestServer::start().await;
+    let (mut first, alice_id) = server.user("alice").await;
+    let second = server.client().await;
+    second.login(alice_id, "pw-alice").await.expect("login");
+    // The first session is kicked and its connection closed ...
+    while first.next_event_within(WAIT).await.is_some() {}
+    // ... so a call fails with `Closed`, not after the reply timeout.
+    let started = std::time::Instant::now();
+    assert!(matches!(first.ping().await, Err(ClientError::Closed)));
+    assert!(started.elapsed() < Duration::from_secs(2));
     server.stop().await;
 }

@@ -8,7 +8,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 #[path = "../mysql_support/mod.rs"]
-mod mysql_support;
+pub mod mysql_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
