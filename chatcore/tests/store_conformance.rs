@@ -31,6 +31,8 @@ mod helpers;
 mod history;
 #[path = "store_conformance/inbox.rs"]
 mod inbox;
+#[path = "mysql_support/mod.rs"]
+mod mysql_support;
 #[path = "store_conformance/send.rs"]
 mod send;
 #[path = "store_conformance/users.rs"]

@@ -4,15 +4,13 @@
 use std::future::Future;
 use std::panic;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chatcore::store::{MemoryStore, SqlStore, SqlStoreOptions, Store};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use tempfile::TempDir;
 
-/// Names the MySQL/MariaDB server (without a database) to test against.
-const MYSQL_URL_VAR: &str = "CHAT_TEST_MYSQL_URL";
+use crate::mysql_support::ThrowawayDatabase;
+
 /// Longest a single check may run: a deadlocked backend fails the test
 /// instead of hanging the whole run.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
@@ -90,16 +88,8 @@ impl Fixture {
                 Fixture::sql(sql_store(&url).await, Some(dir), None)
             }
             Backend::Mysql => {
-                let Ok(server_url) = std::env::var(MYSQL_URL_VAR) else {
-                    // CI sets this: there a suite that cannot run fails.
-                    assert!(
-                        std::env::var_os("CHAT_TEST_REQUIRE_SERVICES").is_none(),
-                        "{MYSQL_URL_VAR} is not set but CHAT_TEST_REQUIRE_SERVICES is"
-                    );
-                    eprintln!("skipping MySQL conformance: {MYSQL_URL_VAR} is not set");
-                    return None;
-                };
-                let database = ThrowawayDatabase::create(&server_url).await;
+                // Skips (or, in CI, fails) when no server is named.
+                let database = ThrowawayDatabase::create("MySQL conformance").await?;
                 let store = sql_store(&database.url).await;
                 Fixture::sql(store, None, Some(database))
             }
@@ -133,69 +123,4 @@ async fn sql_store(url: &str) -> SqlStore {
     SqlStore::connect(SqlStoreOptions::new(url))
         .await
         .unwrap_or_else(|err| panic!("SqlStore::connect({url}) failed: {err}"))
-}
-
-/// A database created for one check on the MySQL/MariaDB server and dropped
-/// after it.
-struct ThrowawayDatabase {
-    /// Connected to the server, not to the database.
-    admin: DatabaseConnection,
-    /// Only ASCII letters, digits and `_` (it is spliced into SQL: a
-    /// database name cannot be a bind parameter).
-    name: String,
-    /// The store's URL: the server URL with the database appended.
-    url: String,
-}
-
-impl ThrowawayDatabase {
-    async fn create(server_url: &str) -> ThrowawayDatabase {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "chat_test_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            &uuid::Uuid::new_v4().simple().to_string()[..12],
-        );
-        assert!(
-            name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
-            "database name {name:?} must be safe to splice into SQL"
-        );
-
-        let mut options = ConnectOptions::new(server_url.to_owned());
-        options.max_connections(1).sqlx_logging(false);
-        let admin = Database::connect(options)
-            .await
-            .unwrap_or_else(|err| panic!("cannot connect to {MYSQL_URL_VAR}={server_url}: {err}"));
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-            .await
-            .unwrap_or_else(|err| panic!("CREATE DATABASE {name} failed: {err}"));
-
-        // `mysql://user@host:3306[/][?query]` -> `mysql://user@host:3306/<name>[?query]`
-        let (base, query) = match server_url.split_once('?') {
-            Some((base, query)) => (base, Some(query)),
-            None => (server_url, None),
-        };
-        let mut url = format!("{}/{name}", base.trim_end_matches('/'));
-        if let Some(query) = query {
-            url.push('?');
-            url.push_str(query);
-        }
-        ThrowawayDatabase { admin, name, url }
-    }
-
-    /// Best effort: a database left behind is only litter.
-    async fn drop_database(self) {
-        let name = &self.name;
-        if let Err(err) = self
-            .admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`"))
-            .await
-        {
-            eprintln!("could not drop test database {name}: {err}");
-        }
-        if let Err(err) = self.admin.close().await {
-            eprintln!("could not close the admin connection: {err}");
-        }
-    }
 }
