@@ -18,8 +18,8 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult, JoinType, QueryFilter,
-    QueryOrder, QuerySelect, RelationTrait, Select, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    QueryOrder, QuerySelect, RelationTrait, Select, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
 };
 
 use self::entity::{chat_group, friendship, group_member, inbox, inbox_state, message, user};
@@ -1082,10 +1082,51 @@ async fn connect(
         })?
         .map_err(Fail::from)?;
     if opts.run_migrations {
-        migrate(&db).await?;
+        if db.get_database_backend() == DbBackend::MySql {
+            migrate_locked(opts).await?;
+        } else {
+            migrate(&db).await?;
+        }
     }
     Ok(db)
 }
+
+/// Applies pending migrations on MySQL/MariaDB one process at a time: nodes
+/// of a cluster starting together would otherwise run the same migration
+/// twice (and `ALTER TABLE ... ADD COLUMN` is not idempotent). The lock is
+/// a named lock of the database server, held by one dedicated connection
+/// (so the lock and the migrations share it) and freed with it should the
+/// process die.
+async fn migrate_locked(opts: &SqlStoreOptions) -> Result<(), StoreError> {
+    const WAIT_SECS: u32 = 120;
+    let mut options = mysql_options(opts);
+    options.max_connections(1).min_connections(1);
+    let db = Database::connect(options).await.map_err(Fail::from)?;
+    let lock = "CONCAT('chat_migrate:', DATABASE())";
+    let got: Option<i64> = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::MySql,
+            format!("SELECT GET_LOCK({lock}, {WAIT_SECS})"),
+        ))
+        .await
+        .map_err(Fail::from)?
+        .and_then(|row| row.try_get_by_index(0).ok());
+    if got != Some(1) {
+        return Err(StoreError::Unavailable(format!(
+            "another node held the migration lock for {WAIT_SECS} s"
+        )));
+    }
+    let migrated = migrate(&db).await;
+    let _ = db
+        .execute_raw(Statement::from_string(
+            DbBackend::MySql,
+            format!("DO RELEASE_LOCK({lock})"),
+        ))
+        .await;
+    let _ = db.close().await;
+    migrated
+}
+
 
 /// Applies pending migrations. Two nodes starting together may both try:
 /// the loser's bookkeeping insert fails, and a second look finds nothing
