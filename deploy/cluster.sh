@@ -9,6 +9,8 @@
 # Settings (environment):
 #   CHAT_DATABASE_URL  mysql://USER:PASSWORD@127.0.0.1:3306/chat  (required)
 #   CHAT_REDIS_URL     redis://127.0.0.1:6379                     (default)
+#   CHAT_RESUME_KEY    secret shared by the nodes to sign resume tokens
+#                      (default: generated once into CLUSTER_DIR/resume.key)
 #   CLUSTER_DIR        state: pids, logs, nginx config  (default ./cluster)
 #   LB_PORT=8000 NODE1_PORT=6000 NODE2_PORT=6002
 #   CHATD              a chatd binary to use instead of building one
@@ -52,6 +54,13 @@ up() {
         cargo build --release -p chatd --manifest-path "$root/Cargo.toml"
         chatd="$root/target/release/chatd"
     fi
+    # Both nodes sign resume tokens with one key, so a token from one node
+    # works on the other.
+    if [ -z "${CHAT_RESUME_KEY:-}" ]; then
+        [ -f "$dir/resume.key" ] || (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/resume.key")
+        CHAT_RESUME_KEY=$(cat "$dir/resume.key")
+    fi
+    export CHAT_RESUME_KEY
     local i=0
     for port in "${ports[@]}"; do
         i=$((i + 1))

@@ -473,6 +473,7 @@ mod tests {
                 ],
             }],
             cursor: Seq(0),
+            resume: None,
         };
         let text = login_summary(Style::PLAIN, &info);
         let expected = "\

@@ -20,7 +20,7 @@ use tokio_util::codec::FramedRead;
 
 use crate::codec::FrameCodec;
 use crate::model::{GroupId, MessageId, Seq, Target, UserId};
-use crate::protocol::{NATIVE_PROTO, msgid};
+use crate::protocol::{NATIVE_PROTO, ResumeToken, msgid};
 
 /// Server frames can be large (a sync page); the client trusts its server
 /// more than the server trusts clients, but not unboundedly.
@@ -90,6 +90,9 @@ pub struct LoginInfo {
     pub groups: Vec<Group>,
     /// The acked cursor; the backlog after it arrives as events.
     pub cursor: Seq,
+    /// Logs in again without the password ([`Client::resume`]), until it
+    /// expires or the user logs out or changes the password.
+    pub resume: Option<ResumeToken>,
 }
 
 /// A chat message as received.
@@ -365,13 +368,29 @@ impl Client {
         let reply = self
             .call(json!({"msgid": msgid::LOGIN, "id": id, "password": password, "proto": NATIVE_PROTO}))
             .await?;
-        Ok(LoginInfo {
-            id: reply.field("id")?,
-            name: reply.field("name")?,
-            friends: reply.field("friends")?,
-            groups: reply.field("groups")?,
-            cursor: reply.field("cursor")?,
-        })
+        login_info(&reply)
+    }
+
+    /// Logs in with the resume token of an earlier login, without the
+    /// password; the reply carries a fresh token.
+    pub async fn resume(&self, token: &str) -> Result<LoginInfo, ClientError> {
+        let reply = self
+            .call(json!({"msgid": msgid::RESUME, "token": token}))
+            .await?;
+        login_info(&reply)
+    }
+
+    /// Changes the password; every resume token issued before is revoked
+    /// and the new one is returned.
+    pub async fn change_password(
+        &self,
+        old: &str,
+        new: &str,
+    ) -> Result<Option<ResumeToken>, ClientError> {
+        let reply = self
+            .call(json!({"msgid": msgid::CHANGE_PASSWORD, "old": old, "new": new}))
+            .await?;
+        reply.field("resume")
     }
 
     /// Ends the session; the connection stays open for another login.
@@ -523,6 +542,18 @@ impl Client {
     pub async fn ping(&self) -> Result<(), ClientError> {
         self.call(json!({"msgid": msgid::PING})).await.map(drop)
     }
+}
+
+/// The body of a `LOGIN_ACK`, after a login or a resume.
+fn login_info(reply: &Frame) -> Result<LoginInfo, ClientError> {
+    Ok(LoginInfo {
+        id: reply.field("id")?,
+        name: reply.field("name")?,
+        friends: reply.field("friends")?,
+        groups: reply.field("groups")?,
+        cursor: reply.field("cursor")?,
+        resume: reply.field("resume")?,
+    })
 }
 
 fn frame_bytes(value: &Value) -> Vec<u8> {

@@ -63,6 +63,9 @@ pub struct UserRecord {
     pub name: String,
     /// A PHC string (`$argon2id$...`); never the password itself.
     pub password_hash: String,
+    /// Generation of the user's resume tokens: a token is valid only while
+    /// it matches (see [`Store::revoke_tokens`](crate::store::Store::revoke_tokens)).
+    pub token_epoch: u64,
 }
 
 /// A member's role in a group.

@@ -77,6 +77,10 @@ conformance_suite! {
             user_returns_the_record_as_registered,
             user_of_unknown_id_is_none,
             users_lists_known_ids_ascending_and_leaves_out_unknown,
+            revoke_tokens_moves_the_epoch_on,
+            racing_revocations_each_get_a_higher_epoch,
+            set_password_replaces_the_hash_and_revokes_tokens,
+            token_calls_on_unknown_user_fail_with_unknown_user,
         }
         friends {
             add_friend_is_mutual,

@@ -8,7 +8,7 @@ use clap::Parser;
 use chatcore::codec::DEFAULT_MAX_FRAME;
 use chatcore::connection::ConnectionConfig;
 use chatcore::server::ServerConfig;
-use chatcore::service::{HashParams, ServiceConfig};
+use chatcore::service::{HashParams, ResumeConfig, ResumeKey, ServiceConfig};
 use chatcore::store::SqlStoreOptions;
 
 /// The default database: a SQLite file in the working directory, created on
@@ -133,6 +133,19 @@ pub(crate) struct Config {
     #[arg(long, env = "CHAT_HASH_THREADS", default_value_t = default_hash_threads())]
     pub(crate) hash_threads: usize,
 
+    /// Secret of at least 32 bytes that signs resume tokens (prefer the
+    /// environment variable: flags show in `ps`). Every node of a cluster
+    /// needs the same one for tokens to work on any node. Without it a
+    /// random key is made at start: tokens then work on this node only, and
+    /// not after a restart.
+    #[arg(long, env = "CHAT_RESUME_KEY", hide_env_values = true)]
+    pub(crate) resume_key: Option<String>,
+
+    /// Seconds a resume token stays valid (logout and password change
+    /// revoke it sooner).
+    #[arg(long, env = "CHAT_RESUME_TTL_SECS", default_value_t = 24 * 3600)]
+    pub(crate) resume_ttl_secs: u64,
+
     /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,chatcore=debug`).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub(crate) log: String,
@@ -176,11 +189,26 @@ impl Config {
         }
     }
 
-    pub(crate) fn service_config(&self) -> ServiceConfig {
-        ServiceConfig {
+    pub(crate) fn service_config(&self) -> Result<ServiceConfig, String> {
+        let key = match &self.resume_key {
+            Some(secret) => ResumeKey::from_secret(secret.as_bytes())?,
+            None => {
+                if self.redis_url.is_some() {
+                    tracing::warn!(
+                        "no --resume-key: resume tokens from this node work on this node only"
+                    );
+                }
+                ResumeKey::random()
+            }
+        };
+        Ok(ServiceConfig {
             max_message_bytes: self.max_message,
+            resume: ResumeConfig {
+                key,
+                ttl: Duration::from_secs(self.resume_ttl_secs.max(1)),
+            },
             ..ServiceConfig::default()
-        }
+        })
     }
 
     pub(crate) fn server_config(&self) -> ServerConfig {

@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_new(&config.log).context("invalid --log filter")?,
         )
         .init();
+    let service_config = config.service_config().map_err(anyhow::Error::msg)?;
 
     let store: Arc<dyn Store> = Arc::new(
         SqlStore::connect(config.store_options())
@@ -45,12 +46,7 @@ async fn main() -> anyhow::Result<()> {
         Some(url) => cluster_backends(&config, url, store, &shutdown).await?,
         None => (Backends::local(store), None),
     };
-    let service = node::start(
-        backends,
-        passwords,
-        config.service_config(),
-        shutdown.clone(),
-    );
+    let service = node::start(backends, passwords, service_config, shutdown.clone());
 
     let listener = TcpListener::bind(&config.listen)
         .await

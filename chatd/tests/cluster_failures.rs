@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chatcore::protocol::ErrorCode;
 use support::{
     Cluster, ClusterOptions, Ending, User, WAIT, assert_consecutive, eventually, login, new_user,
-    next_deliveries, next_message, next_texts, read_until_ended, sees_online,
+    next_deliveries, next_message, next_texts, read_until_ended, resume, sees_online,
 };
 
 /// Sends `texts` from `sender` to `to`, each acknowledged.
@@ -70,9 +70,10 @@ async fn a_killed_nodes_users_show_offline_and_resume_on_the_other_node() {
     let (got, ending) = read_until_ended(&mut alice, WAIT).await;
     assert_eq!((got, ending), (vec![], Ending::Closed));
 
-    // Dave logs in on the other node at once, without waiting for the dead
-    // node's lease to run out.
-    let mut dave2 = login(&b, dave.id, "dave").await;
+    // Dave comes back on the other node at once with the resume token the
+    // dead node gave him (no password), without waiting for the dead node's
+    // lease to run out.
+    let mut dave2 = resume(&b, &dave).await;
     let relogin_after = killed.elapsed();
 
     // Messages for alice while she is away (before and after she shows
@@ -264,12 +265,13 @@ async fn a_node_paused_past_its_lease_ends_its_sessions_and_delivers_nothing_to_
     let mut carol2 = loop {
         let (client, local_port) = support::connect(&a).await;
         match client.login(carol.id, support::PASSWORD).await {
-            Ok(_) => {
+            Ok(info) => {
                 break User {
                     client,
                     id: carol.id,
                     name: "carol (again on a)".into(),
                     local_port,
+                    resume: info.resume.expect("token").token,
                 };
             }
             Err(e) if e.errno() == Some(ErrorCode::Unavailable.errno()) => {

@@ -8,6 +8,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_chat_tables;
+mod m20261128_000002_add_user_token_epoch;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -16,6 +17,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261128_000001_create_chat_tables::Migration)]
+        vec![
+            Box::new(m20261128_000001_create_chat_tables::Migration),
+            Box::new(m20261128_000002_add_user_token_epoch::Migration),
+        ]
     }
 }

@@ -63,11 +63,17 @@ impl Settings {
     }
 }
 
-/// How the session proves who it is, at login and at every re-login. A
-/// resume token handed out by the server would be another variant.
+/// How the session proves who it is, at login and at every re-login.
 #[derive(Clone)]
 pub(crate) enum Secret {
     Password(String),
+    /// The server's resume token from the last login, tried first so that
+    /// a reconnect costs the server no password hash, with the password to
+    /// fall back on when the token is refused (expired, or another key).
+    Resume {
+        token: String,
+        password: String,
+    },
 }
 
 impl std::fmt::Debug for Secret {
@@ -83,9 +89,31 @@ pub(crate) struct Credentials {
     pub(crate) secret: Secret,
 }
 
+impl Credentials {
+    /// Keeps the resume token a login handed out, for the next re-login.
+    fn remember(&mut self, info: &LoginInfo) {
+        let (Some(resume), Secret::Password(password) | Secret::Resume { password, .. }) =
+            (&info.resume, &self.secret)
+        else {
+            return;
+        };
+        self.secret = Secret::Resume {
+            token: resume.token.clone(),
+            password: password.clone(),
+        };
+    }
+}
+
 async fn authenticate(client: &Client, creds: &Credentials) -> Result<LoginInfo, ClientError> {
     match &creds.secret {
         Secret::Password(password) => client.login(creds.id, password).await,
+        Secret::Resume { token, password } => match client.resume(token).await {
+            Err(ClientError::Server { errno, .. }) if is(errno, ErrorCode::ResumeRejected) => {
+                tracing::info!("resume token refused; logging in with the password");
+                client.login(creds.id, password).await
+            }
+            other => other,
+        },
     }
 }
 
@@ -195,7 +223,7 @@ pub(crate) async fn register(
 /// session task. Errors are in words.
 pub(crate) async fn start(
     settings: Settings,
-    creds: Credentials,
+    mut creds: Credentials,
     out: mpsc::Sender<Output>,
     view: Arc<watch::Sender<View>>,
 ) -> Result<SessionHandle, String> {
@@ -203,6 +231,7 @@ pub(crate) async fn start(
     let info = authenticate(&client, &creds)
         .await
         .map_err(|e| format!("login failed: {}", describe(&e)))?;
+    creds.remember(&info);
     tracing::info!(user = %info.id, cursor = %info.cursor, "logged in");
     let (requests, requests_rx) = mpsc::channel(64);
     let mut session = Session {
@@ -514,6 +543,7 @@ impl Session {
                 return Flow::Continue;
             }
         };
+        self.creds.remember(&info);
         tracing::info!(attempts, cursor = %info.cursor, seen = %self.seen, "reconnected");
         self.link = Link::Up(client);
         self.apply_login(&info);

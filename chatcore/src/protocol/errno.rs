@@ -45,6 +45,9 @@ pub enum ErrorCode {
     IdleTimeout,
     /// `REMOVE_FRIEND` of a user who is not a friend.
     NotFriend,
+    /// `RESUME` with a token that is malformed, expired, revoked or signed
+    /// by another cluster: log in with the password instead.
+    ResumeRejected,
 }
 
 impl ErrorCode {
@@ -71,6 +74,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => 41,
             ErrorCode::IdleTimeout => 42,
             ErrorCode::NotFriend => 26,
+            ErrorCode::ResumeRejected => 17,
         }
     }
 
@@ -80,7 +84,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::LoginFailed,
         ErrorCode::BadFrame,
         ErrorCode::UnknownMsgid,
@@ -89,6 +93,7 @@ impl ErrorCode {
         ErrorCode::NotLoggedIn,
         ErrorCode::IdentityMismatch,
         ErrorCode::AlreadyLoggedIn,
+        ErrorCode::ResumeRejected,
         ErrorCode::NameTaken,
         ErrorCode::InvalidValue,
         ErrorCode::UnknownUser,
@@ -127,6 +132,9 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "server is shutting down",
             ErrorCode::IdleTimeout => "connection idle for too long",
             ErrorCode::NotFriend => "not a friend",
+            ErrorCode::ResumeRejected => {
+                "resume token is invalid, expired or revoked; log in with the password"
+            }
         }
     }
 }

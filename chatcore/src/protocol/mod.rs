@@ -11,11 +11,12 @@ mod request;
 pub use errno::ErrorCode;
 pub use reply::{
     Ack, ChatAck, ErrorReply, FriendEntry, GroupEntry, LEGACY_READ_LIMIT, LoginOk, MemberEntry,
-    MessagePage, ServerFrame, encode_login, format_time,
+    MessagePage, ResumeToken, ServerFrame, encode_login, format_time,
 };
 pub use request::{
-    AddFriend, AddGroup, Chat, CreateGroup, DeliveryAck, History, Identity, LeaveGroup,
-    ListMembers, Login, ParseError, Register, RemoveFriend, Request, RequestFrame, SyncRequest,
+    AddFriend, AddGroup, ChangePassword, Chat, CreateGroup, DeliveryAck, History, Identity,
+    LeaveGroup, ListMembers, Login, ParseError, Register, RemoveFriend, Request, RequestFrame,
+    Resume, SyncRequest,
 };
 
 /// The protocol version a native client puts in `proto` at login/register.
@@ -61,6 +62,10 @@ pub mod msgid {
     pub const PONG: u32 = 28;
     /// S→C: this session ends (another login, shutdown, timeout); then close.
     pub const KICKED: u32 = 29;
+    /// C→S: log in with a resume token instead of a password (native).
+    pub const RESUME: u32 = 30;
+    /// C→S: change the password; revokes every resume token (native).
+    pub const CHANGE_PASSWORD: u32 = 31;
 }
 
 /// The two dialects a connection can speak, chosen at login or register.

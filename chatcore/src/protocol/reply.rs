@@ -5,6 +5,7 @@
 //! the seed's own replies, and a login reply kept under the seed client's
 //! 1024-byte read.
 
+use std::fmt;
 use std::sync::Arc;
 
 use chrono::{Local, TimeZone};
@@ -81,6 +82,8 @@ pub struct LoginOk {
     /// The first page of inbox entries after `cursor`, sent with or right
     /// after the reply (see [`encode_login`]).
     pub backlog: Vec<InboxEntry>,
+    /// A token to log in again without the password (native only).
+    pub resume: Option<ResumeToken>,
 }
 
 /// A friend with its presence.
@@ -135,6 +138,23 @@ impl ErrorReply {
     }
 }
 
+/// A resume token as the client receives it (see `service::resume`).
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ResumeToken {
+    pub token: String,
+    /// Unix seconds after which the token is refused.
+    pub expires: i64,
+}
+
+// A token is a credential: it never reaches a log through `Debug`.
+impl fmt::Debug for ResumeToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResumeToken")
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Success of a request that has no reply of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {
@@ -144,6 +164,8 @@ pub struct Ack {
     pub groupid: Option<GroupId>,
     /// The acked cursor, for `DELIVERED`.
     pub seq: Option<Seq>,
+    /// The new resume token, for `CHANGE_PASSWORD` (the old ones are revoked).
+    pub resume: Option<ResumeToken>,
 }
 
 /// A chat message is stored: it will reach its recipients.
@@ -306,6 +328,24 @@ struct NativeLogin<'a> {
     cursor: Seq,
     friends: Vec<FriendView<'a>>,
     groups: Vec<GroupView<'a, MemberView<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resume: Option<ResumeView<'a>>,
+}
+
+/// `"resume": {"token": "...", "expires": <Unix seconds>}`.
+#[derive(Serialize)]
+struct ResumeView<'a> {
+    token: &'a str,
+    expires: i64,
+}
+
+impl<'a> From<&'a ResumeToken> for ResumeView<'a> {
+    fn from(t: &'a ResumeToken) -> Self {
+        ResumeView {
+            token: &t.token,
+            expires: t.expires,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -346,6 +386,7 @@ pub fn encode_login(
                 cursor: login.cursor,
                 friends: login.friends.iter().map(FriendView::from).collect(),
                 groups: login.groups.iter().map(group_view_native).collect(),
+                resume: login.resume.as_ref().map(ResumeView::from),
             };
             push_json(out, &view);
             0
@@ -399,7 +440,7 @@ struct ErrorView<'a> {
 }
 
 #[derive(Serialize)]
-struct AckView {
+struct AckView<'a> {
     msgid: u32,
     req: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -408,6 +449,8 @@ struct AckView {
     groupid: Option<GroupId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     seq: Option<Seq>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resume: Option<ResumeView<'a>>,
 }
 
 #[derive(Serialize)]
@@ -532,6 +575,7 @@ impl ServerFrame {
                         rid: ack.rid,
                         groupid: ack.groupid,
                         seq: ack.seq,
+                        resume: ack.resume.as_ref().map(ResumeView::from),
                     },
                 );
             }

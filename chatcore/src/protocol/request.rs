@@ -23,6 +23,8 @@ pub struct RequestFrame {
 pub enum Request {
     Login(Login),
     Register(Register),
+    Resume(Resume),
+    ChangePassword(ChangePassword),
     Chat(Chat),
     AddFriend(AddFriend),
     CreateGroup(CreateGroup),
@@ -46,6 +48,8 @@ impl Request {
         match self {
             Request::Login(_) => msgid::LOGIN,
             Request::Register(_) => msgid::REG,
+            Request::Resume(_) => msgid::RESUME,
+            Request::ChangePassword(_) => msgid::CHANGE_PASSWORD,
             Request::Chat(chat) => chat.msgid(),
             Request::AddFriend(_) => msgid::ADD_FRIEND,
             Request::CreateGroup(_) => msgid::CREATE_GROUP,
@@ -84,7 +88,34 @@ pub struct Register {
     pub proto: Option<u32>,
 }
 
-// Passwords never reach a log through `Debug`.
+/// `RESUME` (30): log in with the token of an earlier login; implies the
+/// native dialect.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+pub struct Resume {
+    pub token: String,
+}
+
+/// `CHANGE_PASSWORD` (31).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+pub struct ChangePassword {
+    /// The current password, proving it is the user and not a stolen token.
+    pub old: String,
+    pub new: String,
+}
+
+// Passwords and tokens never reach a log through `Debug`.
+impl fmt::Debug for Resume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resume").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for ChangePassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangePassword").finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for Login {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Login")
@@ -311,6 +342,8 @@ impl Request {
         let request = match head.msgid {
             msgid::LOGIN => Request::Login(body(frame).map_err(body_error)?),
             msgid::REG => Request::Register(body(frame).map_err(body_error)?),
+            msgid::RESUME => Request::Resume(body(frame).map_err(body_error)?),
+            msgid::CHANGE_PASSWORD => Request::ChangePassword(body(frame).map_err(body_error)?),
             msgid::ONE_CHAT => {
                 let b: OneChatBody = body(frame).map_err(body_error)?;
                 Request::Chat(Chat {

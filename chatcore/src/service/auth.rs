@@ -1,15 +1,16 @@
-//! Register, login and logout: the only handlers that change who a
-//! connection is.
+//! Register, login (by password or resume token), logout and password
+//! change: the only handlers that change who a connection is or how it
+//! proves it.
 
 use std::sync::Arc;
 
-use super::{ChatService, ConnState, ServiceError, Session};
+use super::{ChatService, ConnState, ServiceError, Session, now_secs};
 use crate::bus::BusEvent;
 use crate::hub::{LocalSession, SessionControl};
-use crate::model::UserInfo;
+use crate::model::{UserInfo, UserRecord};
 use crate::presence::SessionId;
+use crate::protocol::{Ack, ChangePassword, FriendEntry, Login, Resume, msgid};
 use crate::protocol::{Dialect, ErrorCode, LoginOk, Register, ServerFrame};
-use crate::protocol::{FriendEntry, Login};
 
 impl ChatService {
     pub(super) fn check_name(&self, what: &str, name: &str) -> Result<(), ServiceError> {
@@ -32,6 +33,17 @@ impl ChatService {
         Ok(())
     }
 
+    fn check_password(&self, password: &str) -> Result<(), ServiceError> {
+        let max = self.inner.config.max_password_bytes;
+        if password.is_empty() || password.len() > max {
+            return Err(ServiceError::with_detail(
+                ErrorCode::InvalidValue,
+                format!("password must be 1 to {max} bytes"),
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) async fn register(
         &self,
         conn: &mut ConnState,
@@ -44,13 +56,7 @@ impl ChatService {
         // Only an anonymous connection picks its dialect.
         conn.dialect = Dialect::from_proto(req.proto);
         self.check_name("name", &req.name)?;
-        let max = self.inner.config.max_password_bytes;
-        if req.password.is_empty() || req.password.len() > max {
-            return Err(ServiceError::with_detail(
-                ErrorCode::InvalidValue,
-                format!("password must be 1 to {max} bytes"),
-            ));
-        }
+        self.check_password(&req.password)?;
         let hash = self.inner.passwords.hash(&req.password).await?;
         let id = self.inner.store.create_user(&req.name, &hash).await?;
         tracing::info!(user = %id, "registered");
@@ -74,6 +80,53 @@ impl ChatService {
         let Some(record) = record.filter(|_| matches) else {
             return Err(ServiceError::new(ErrorCode::LoginFailed));
         };
+        self.start_session(conn, rid, record).await
+    }
+
+    /// Login with a resume token: no password hash to check, so a whole
+    /// node's users can come back at once.
+    pub(super) async fn resume(
+        &self,
+        conn: &mut ConnState,
+        rid: Option<u64>,
+        req: Resume,
+    ) -> Result<ServerFrame, ServiceError> {
+        if conn.session.is_some() {
+            return Err(ServiceError::new(ErrorCode::AlreadyLoggedIn));
+        }
+        // Only native clients ever get a token.
+        conn.dialect = Dialect::Native;
+        let rejected = || ServiceError::new(ErrorCode::ResumeRejected);
+        let claims = self
+            .inner
+            .config
+            .resume
+            .verify(&req.token, now_secs())
+            .map_err(|reason| {
+                tracing::debug!(%reason, "resume token refused");
+                rejected()
+            })?;
+        // A logout or password change since the token was issued moved the
+        // epoch on: the token is revoked.
+        let record = self
+            .inner
+            .store
+            .user(claims.user)
+            .await?
+            .filter(|r| r.token_epoch == claims.epoch)
+            .ok_or_else(rejected)?;
+        self.start_session(conn, rid, record).await
+    }
+
+    /// Makes the connection the session of the user in `record`, whose
+    /// credentials the caller checked.
+    async fn start_session(
+        &self,
+        conn: &mut ConnState,
+        rid: Option<u64>,
+        record: UserRecord,
+    ) -> Result<ServerFrame, ServiceError> {
+        let token_epoch = record.token_epoch;
         let user = UserInfo {
             id: record.id,
             name: record.name,
@@ -93,7 +146,7 @@ impl ChatService {
                 control: Arc::clone(&session.control),
             },
         );
-        let login = match self.claim_and_describe(&session, rid).await {
+        let mut login = match self.claim_and_describe(&session, rid).await {
             Ok(login) => login,
             Err(e) => {
                 self.inner.hub.unregister(user.id, session.id);
@@ -101,6 +154,10 @@ impl ChatService {
                 return Err(e);
             }
         };
+        if conn.dialect == Dialect::Native {
+            let resume = &self.inner.config.resume;
+            login.resume = Some(resume.issue(user.id, token_epoch, now_secs()));
+        }
         tracing::info!(user = %user.id, session = %session.id, dialect = ?conn.dialect, "logged in");
         conn.session = Some(session);
         Ok(ServerFrame::LoginOk(Box::new(login)))
@@ -137,7 +194,42 @@ impl ChatService {
             groups,
             cursor,
             backlog,
+            resume: None,
         })
+    }
+
+    /// Replaces the password after checking the current one, and revokes
+    /// every resume token; native clients get a fresh one in the ack.
+    pub(super) async fn change_password(
+        &self,
+        session: &Session,
+        dialect: Dialect,
+        rid: Option<u64>,
+        req: ChangePassword,
+    ) -> Result<ServerFrame, ServiceError> {
+        self.check_password(&req.new)?;
+        let user = session.user.id;
+        let store = &self.inner.store;
+        let record = store.user(user).await?;
+        let hash = record.as_ref().map(|r| r.password_hash.as_str());
+        if !self.inner.passwords.verify(&req.old, hash).await? {
+            return Err(ServiceError::with_detail(
+                ErrorCode::LoginFailed,
+                "the current password is wrong",
+            ));
+        }
+        let hash = self.inner.passwords.hash(&req.new).await?;
+        let epoch = store.set_password(user, &hash).await?;
+        tracing::info!(%user, "password changed");
+        let resume = (dialect == Dialect::Native)
+            .then(|| self.inner.config.resume.issue(user, epoch, now_secs()));
+        Ok(ServerFrame::Ack(Ack {
+            rid,
+            req: msgid::CHANGE_PASSWORD,
+            groupid: None,
+            seq: None,
+            resume,
+        }))
     }
 
     /// Ends the connection's session, if any; it becomes anonymous and may

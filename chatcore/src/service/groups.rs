@@ -33,6 +33,7 @@ impl ChatService {
             req: msgid::CREATE_GROUP,
             groupid: Some(group),
             seq: None,
+            resume: None,
         }))
     }
 
@@ -52,6 +53,7 @@ impl ChatService {
             req: msgid::ADD_GROUP,
             groupid: Some(req.groupid),
             seq: None,
+            resume: None,
         }))
     }
 
@@ -78,6 +80,7 @@ impl ChatService {
             req: msgid::LEAVE_GROUP,
             groupid: Some(req.groupid),
             seq: None,
+            resume: None,
         }))
     }
 

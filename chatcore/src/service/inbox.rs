@@ -12,6 +12,7 @@ pub(super) fn ack(rid: Option<u64>, req: u32) -> ServerFrame {
         req,
         groupid: None,
         seq: None,
+        resume: None,
     })
 }
 
@@ -36,6 +37,7 @@ impl ChatService {
                 req: msgid::DELIVERED,
                 groupid: None,
                 seq: Some(cursor),
+                resume: None,
             })
         }))
     }

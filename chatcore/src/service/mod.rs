@@ -11,12 +11,14 @@ mod friends;
 mod groups;
 mod inbox;
 mod password;
+mod resume;
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 pub use password::{HashParams, Passwords};
+pub use resume::{Claims, KEY_BYTES, ResumeConfig, ResumeKey, TokenError};
 
 use crate::hub::{Hub, SessionControl, SessionEvent};
 use crate::model::{InboxEntry, Seq, UserId, UserInfo};
@@ -39,6 +41,8 @@ pub struct ServiceConfig {
     pub max_desc_chars: usize,
     /// Longest chat message, in bytes.
     pub max_message_bytes: usize,
+    /// How resume tokens are signed and how long they last.
+    pub resume: ResumeConfig,
 }
 
 impl Default for ServiceConfig {
@@ -51,6 +55,7 @@ impl Default for ServiceConfig {
             max_desc_chars: 255,
             // Fits a 64 KiB frame with room for the JSON around it.
             max_message_bytes: 60 * 1024,
+            resume: ResumeConfig::default(),
         }
     }
 }
@@ -176,6 +181,10 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
 /// Refuses a request whose `id` names someone else: identity comes from the
 /// session, never from the request.
 fn check_identity(session: &Session, claimed: Option<UserId>) -> Result<(), ServiceError> {
@@ -248,7 +257,14 @@ impl ChatService {
         request: Request,
     ) -> Result<Option<ServerFrame>, ServiceError> {
         let session = match (&conn.session, &request) {
-            (_, Request::Login(_) | Request::Register(_) | Request::Ping | Request::Pong) => None,
+            (
+                _,
+                Request::Login(_)
+                | Request::Register(_)
+                | Request::Resume(_)
+                | Request::Ping
+                | Request::Pong,
+            ) => None,
             (Some(session), _) => Some(session.clone()),
             (None, _) => return Err(ServiceError::new(ErrorCode::NotLoggedIn)),
         };
@@ -257,10 +273,17 @@ impl ChatService {
         let reply = match (request, session) {
             (Request::Login(login), _) => Some(self.login(conn, rid, login).await?),
             (Request::Register(register), _) => Some(self.register(conn, rid, register).await?),
+            (Request::Resume(resume), _) => Some(self.resume(conn, rid, resume).await?),
+            (Request::ChangePassword(req), Some(session)) => {
+                Some(self.change_password(&session, dialect, rid, req).await?)
+            }
             (Request::Ping, _) => Some(ServerFrame::Pong { rid }),
             (Request::Pong, _) => None,
             (Request::Logout(identity), Some(session)) => {
                 check_identity(&session, identity.id)?;
+                // An explicit logout also ends the resume tokens; a dropped
+                // connection keeps them, which is what they are for.
+                self.inner.store.revoke_tokens(session.user.id).await?;
                 self.logout(conn).await;
                 Some(inbox::ack(rid, crate::protocol::msgid::LOGINOUT))
             }

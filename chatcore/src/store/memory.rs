@@ -98,6 +98,7 @@ impl Store for MemoryStore {
                 id,
                 name: name.to_owned(),
                 password_hash: password_hash.to_owned(),
+                token_epoch: 0,
             },
         );
         state.names.insert(name.to_owned(), id);
@@ -107,6 +108,27 @@ impl Store for MemoryStore {
 
     async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         Ok(self.state().users.get(&id).cloned())
+    }
+
+    async fn revoke_tokens(&self, user: UserId) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let record = state
+            .users
+            .get_mut(&user)
+            .ok_or(StoreError::UnknownUser(user))?;
+        record.token_epoch += 1;
+        Ok(record.token_epoch)
+    }
+
+    async fn set_password(&self, user: UserId, password_hash: &str) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let record = state
+            .users
+            .get_mut(&user)
+            .ok_or(StoreError::UnknownUser(user))?;
+        password_hash.clone_into(&mut record.password_hash);
+        record.token_epoch += 1;
+        Ok(record.token_epoch)
     }
 
     async fn users(&self, ids: &[UserId]) -> Result<Vec<UserInfo>, StoreError> {

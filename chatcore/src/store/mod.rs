@@ -66,6 +66,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The user with its password hash, or `None` when there is no such id.
     async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
 
+    /// Revokes every resume token of `user` issued so far (by moving its
+    /// token epoch on) and returns the new epoch.
+    ///
+    /// # Behavior
+    /// - The epoch only grows: the value returned is higher than any epoch
+    ///   `user` reported before, also when callers race.
+    /// - `UnknownUser` when the user does not exist.
+    async fn revoke_tokens(&self, user: UserId) -> Result<u64, StoreError>;
+
+    /// Replaces the password hash of `user` and, in the same step, revokes
+    /// its resume tokens as [`revoke_tokens`](Store::revoke_tokens) does;
+    /// returns the new token epoch. `UnknownUser` when there is no such user.
+    async fn set_password(&self, user: UserId, password_hash: &str) -> Result<u64, StoreError>;
+
     /// The users among `ids` that exist, in ascending id order; unknown ids
     /// are left out.
     async fn users(&self, ids: &[UserId]) -> Result<Vec<UserInfo>, StoreError>;

@@ -94,7 +94,74 @@ pub(crate) async fn user_returns_the_record_as_registered(store: Arc<dyn Store>)
             id,
             name: name.to_owned(),
             password_hash: HASH.to_owned(),
+            token_epoch: 0,
         })
+    );
+}
+
+pub(crate) async fn revoke_tokens_moves_the_epoch_on(store: Arc<dyn Store>) {
+    let alice = register(&store, "alice").await;
+    let bob = register(&store, "bob").await;
+
+    let first = store.revoke_tokens(alice).await.expect("revoke");
+    let second = store.revoke_tokens(alice).await.expect("revoke");
+
+    assert!(first > 0 && second > first, "epochs {first} then {second}");
+    let record = store.user(alice).await.expect("user").expect("alice");
+    assert_eq!(record.token_epoch, second);
+    assert_eq!(record.password_hash, HASH, "revoking keeps the password");
+    let other = store.user(bob).await.expect("user").expect("bob");
+    assert_eq!(other.token_epoch, 0, "only alice's tokens were revoked");
+}
+
+pub(crate) async fn racing_revocations_each_get_a_higher_epoch(store: Arc<dyn Store>) {
+    let alice = register(&store, "alice").await;
+    let before = store.user(alice).await.expect("user").expect("alice");
+
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.revoke_tokens(alice).await.expect("revoke") })
+        })
+        .collect();
+    let mut epochs = HashSet::new();
+    for task in tasks {
+        let epoch = task.await.expect("task");
+        assert!(epoch > before.token_epoch);
+        assert!(epochs.insert(epoch), "epoch {epoch} was handed out twice");
+    }
+
+    let after = store.user(alice).await.expect("user").expect("alice");
+    assert_eq!(Some(&after.token_epoch), epochs.iter().max());
+}
+
+pub(crate) async fn set_password_replaces_the_hash_and_revokes_tokens(store: Arc<dyn Store>) {
+    let alice = register(&store, "alice").await;
+
+    let epoch = store
+        .set_password(alice, "$argon2id$new")
+        .await
+        .expect("set_password");
+
+    let record = store.user(alice).await.expect("user").expect("alice");
+    assert_eq!(record.password_hash, "$argon2id$new");
+    assert!(epoch > 0);
+    assert_eq!(record.token_epoch, epoch);
+}
+
+pub(crate) async fn token_calls_on_unknown_user_fail_with_unknown_user(store: Arc<dyn Store>) {
+    let nobody = UserId(987_654);
+
+    let revoked = store.revoke_tokens(nobody).await;
+    let changed = store.set_password(nobody, HASH).await;
+
+    assert!(
+        matches!(revoked, Err(StoreError::UnknownUser(id)) if id == nobody),
+        "revoke_tokens gave {revoked:?}"
+    );
+    assert!(
+        matches!(changed, Err(StoreError::UnknownUser(id)) if id == nobody),
+        "set_password gave {changed:?}"
     );
 }
 

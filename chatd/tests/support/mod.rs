@@ -126,6 +126,8 @@ pub struct User {
     /// The client side of the TCP connection: what nginx logs as
     /// `$remote_port`.
     pub local_port: u16,
+    /// The resume token of the last login.
+    pub resume: String,
 }
 
 pub const PASSWORD: &str = "pw";
@@ -147,7 +149,7 @@ pub async fn new_user(addr: &str, name: &str) -> User {
         .register(name, PASSWORD)
         .await
         .unwrap_or_else(|e| panic!("register {name} at {addr}: {e}"));
-    client
+    let info = client
         .login(id, PASSWORD)
         .await
         .unwrap_or_else(|e| panic!("login {name} at {addr}: {e}"));
@@ -156,13 +158,17 @@ pub async fn new_user(addr: &str, name: &str) -> User {
         id,
         name: name.to_owned(),
         local_port,
+        resume: info
+            .resume
+            .expect("a native login gets a resume token")
+            .token,
     }
 }
 
 /// Logs user `id` in again over a new connection to `addr`.
 pub async fn login(addr: &str, id: UserId, name: &str) -> User {
     let (client, local_port) = connect(addr).await;
-    client
+    let info = client
         .login(id, PASSWORD)
         .await
         .unwrap_or_else(|e| panic!("login {name} ({id}) at {addr}: {e}"));
@@ -171,6 +177,28 @@ pub async fn login(addr: &str, id: UserId, name: &str) -> User {
         id,
         name: name.to_owned(),
         local_port,
+        resume: info
+            .resume
+            .expect("a native login gets a resume token")
+            .token,
+    }
+}
+
+/// Logs `user` in again over a new connection to `addr` with its resume
+/// token, without the password.
+pub async fn resume(addr: &str, user: &User) -> User {
+    let (client, local_port) = connect(addr).await;
+    let info = client
+        .resume(&user.resume)
+        .await
+        .unwrap_or_else(|e| panic!("resume {} ({}) at {addr}: {e}", user.name, user.id));
+    assert_eq!(info.id, user.id, "the token names its user");
+    User {
+        client,
+        id: user.id,
+        name: user.name.clone(),
+        local_port,
+        resume: info.resume.expect("a resume hands out a fresh token").token,
     }
 }
 
@@ -344,6 +372,9 @@ impl Cluster {
                 prefix.clone(),
                 "--node-id".to_owned(),
                 node_id.clone(),
+                // One key for the cluster: a token from one node works on all.
+                "--resume-key".to_owned(),
+                format!("resume key of {prefix}, long enough to sign"),
             ];
             if let Some(ttl) = options.lease_ttl_secs {
                 args.extend(["--lease-ttl-secs".to_owned(), ttl.to_string()]);

@@ -253,6 +253,7 @@ impl SqlStore {
             name: Set(name.to_owned()),
             password_hash: Set(password_hash.to_owned()),
             created_at: Set(now_ms()),
+            token_epoch: Set(0),
         })
         .exec(&txn)
         .await
@@ -267,6 +268,41 @@ impl SqlStore {
         .await?;
         txn.commit().await?;
         Ok(UserId(id))
+    }
+
+    /// Moves `user`'s token epoch on (and replaces its password hash when
+    /// given) and reads the new epoch back in the same transaction: the
+    /// update's row lock orders racing callers, so each sees its own bump.
+    async fn bump_token_epoch(
+        &self,
+        user: UserId,
+        password_hash: Option<&str>,
+    ) -> Result<u64, Fail> {
+        // Scoped: in the whole module its `max` would shadow `Ord::max`.
+        use sea_orm::sea_query::ExprTrait as _;
+        let txn = self.begin_write().await?;
+        let mut update = user::Entity::update_many()
+            .col_expr(
+                user::Column::TokenEpoch,
+                Expr::col(user::Column::TokenEpoch).add(1),
+            )
+            .filter(user::Column::Id.eq(user.0));
+        if let Some(hash) = password_hash {
+            update = update.col_expr(user::Column::PasswordHash, Expr::value(hash));
+        }
+        let updated = update.exec(&txn).await?;
+        if updated.rows_affected == 0 {
+            return Err(StoreError::UnknownUser(user).into());
+        }
+        let epoch: Option<i64> = user::Entity::find_by_id(user.0)
+            .select_only()
+            .column(user::Column::TokenEpoch)
+            .into_tuple()
+            .one(&txn)
+            .await?;
+        txn.commit().await?;
+        let epoch = epoch.ok_or(StoreError::UnknownUser(user))?;
+        Ok(u64::try_from(epoch).unwrap_or_default())
     }
 
     async fn insert_friendship(&self, a: UserId, b: UserId) -> Result<bool, Fail> {
@@ -511,7 +547,16 @@ impl SqlStore {
             id: UserId(u.id),
             name: u.name,
             password_hash: u.password_hash,
+            token_epoch: u64::try_from(u.token_epoch).unwrap_or_default(),
         }))
+    }
+
+    async fn revoke_tokens_now(&self, user: UserId) -> Result<u64, StoreError> {
+        Ok(self.bump_token_epoch(user, None).await?)
+    }
+
+    async fn set_password_now(&self, user: UserId, password_hash: &str) -> Result<u64, StoreError> {
+        Ok(self.bump_token_epoch(user, Some(password_hash)).await?)
     }
 
     async fn users_now(&self, ids: &[UserId]) -> Result<Vec<UserInfo>, StoreError> {
@@ -738,6 +783,14 @@ impl Store for SqlStore {
 
     async fn users(&self, ids: &[UserId]) -> Result<Vec<UserInfo>, StoreError> {
         self.timed(self.users_now(ids)).await
+    }
+
+    async fn revoke_tokens(&self, user: UserId) -> Result<u64, StoreError> {
+        self.timed(self.revoke_tokens_now(user)).await
+    }
+
+    async fn set_password(&self, user: UserId, password_hash: &str) -> Result<u64, StoreError> {
+        self.timed(self.set_password_now(user, password_hash)).await
     }
 
     async fn add_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
@@ -1126,7 +1179,6 @@ async fn migrate_locked(opts: &SqlStoreOptions) -> Result<(), StoreError> {
     let _ = db.close().await;
     migrated
 }
-
 
 /// Applies pending migrations. Two nodes starting together may both try:
 /// the loser's bookkeeping insert fails, and a second look finds nothing

@@ -1,6 +1,7 @@
-//! SeaORM entities, one file per table of the migration
-//! `m20261128_000001_create_chat_tables` (classic `DeriveEntityModel` format).
-//! They mirror the schema; the migration, never these, defines it.
+//! SeaORM entities, one file per table of the schema the migrations build
+//! (`m20261128_000001_create_chat_tables` and those after it), in the
+//! classic `DeriveEntityModel` format. They mirror the schema; the
+//! migrations, never these, define it.
 
 pub(crate) mod chat_group;
 pub(crate) mod friendship;

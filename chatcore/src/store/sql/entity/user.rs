@@ -12,6 +12,8 @@ pub(crate) struct Model {
     pub(crate) password_hash: String,
     /// Milliseconds since the Unix epoch.
     pub(crate) created_at: i64,
+    /// Generation of the user's resume tokens; bumped to revoke them.
+    pub(crate) token_epoch: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
