@@ -226,7 +226,12 @@ async fn run(start: Start, requests: Vec<(Option<u64>, Request)>) -> Result<(), 
         let mut out = Vec::new();
         reply.encode(dialect, &mut out);
         if out.is_empty() {
-            prop_assert_eq!(dialect, Dialect::Legacy, "native drops nothing: {:?}", reply);
+            prop_assert_eq!(
+                dialect,
+                Dialect::Legacy,
+                "native drops nothing: {:?}",
+                reply
+            );
             continue;
         }
         prop_assert_eq!(out.iter().position(|&b| b == b'\n'), Some(out.len() - 1));
@@ -277,7 +282,11 @@ async fn history_before_the_smallest_message_id_is_an_empty_page() {
     for target in [r#""toid":2"#, r#""groupid":1"#] {
         let json = format!(r#"{{"msgid":17,{target},"before":-9223372036854775808,"rid":8}}"#);
         match service.handle(&mut conn, frame(&json)).await {
-            Some(ServerFrame::History { rid, messages, more }) => {
+            Some(ServerFrame::History {
+                rid,
+                messages,
+                more,
+            }) => {
                 assert_eq!((rid, messages.len(), more), (Some(8), 0, false), "{json}");
             }
             // Alice is not in bob's group.
