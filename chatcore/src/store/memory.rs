@@ -352,8 +352,9 @@ impl Store for MemoryStore {
     ) -> Result<Vec<Message>, StoreError> {
         let state = self.state();
         let wanted = conversation.normalized();
+        // `before` comes from the client: any i64, so no plain `- 1`.
         let end = before.map_or(state.messages.len(), |id| {
-            (id.0 - 1).clamp(0, state.messages.len() as i64) as usize
+            id.0.saturating_sub(1).clamp(0, state.messages.len() as i64) as usize
         });
         Ok(state.messages[..end]
             .iter()
