@@ -1,0 +1,205 @@
+//! `ChatService::handle` of chat requests from a logged-in native
+//! connection, in process: validation, store first, the bus publish and
+//! the ack, on the in-memory store and on SQLite in memory.
+//!
+//! - `dispatch/<store>/one_chat_recipient_offline`: `handle()` alone; the
+//!   recipient has no session, so the publish finds nobody to ring.
+//! - `dispatch/<store>/one_chat_recipient_online`: the recipient is logged
+//!   in on the same node; each message is also carried by the hub into
+//!   the recipient's outbox and read from it (the benchmark yields after
+//!   every request, as a connection task does, so that this work runs on
+//!   the measured thread).
+//! - `fanout/<store>/<members>`: a `GROUP_CHAT` to a group of 10 or 100
+//!   members, all logged in on the node; throughput counts deliveries.
+//!
+//! ```text
+//! cargo bench -p chat-bench --bench dispatch -- --warm-up-time 1 --measurement-time 3
+//! ```
+//!
+//! Method and figures: `docs/benchmarks.md`.
+
+mod support;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use chatcore::model::Target;
+use chatcore::protocol::{Chat, Request, RequestFrame, ServerFrame};
+use chatcore::service::{ConnState, HashParams};
+use criterion::{Criterion, Throughput};
+use support::{BenchNode, StoreKind};
+use tokio::runtime::Runtime;
+
+/// The message body (the one `store_send` uses).
+const BODY: &str = "a chat message of a typical length, some forty to eighty bytes";
+/// Requests cloned ahead of a timed run, so that the clone is not timed.
+const CHUNK: u64 = 1024;
+/// Stored messages plus deliveries after which a fresh node replaces the
+/// old one between samples, so that memory stays bounded however many
+/// iterations criterion asks for.
+const RESET_AFTER: u64 = 2_000_000;
+
+/// A sender logged in on a node, sending one request over and over.
+struct Sender {
+    node: BenchNode,
+    conn: ConnState,
+    request: Request,
+    /// Deliveries each request causes to live sessions.
+    live_per_send: u64,
+    /// Deliveries the store records per request (online or not).
+    stored_per_send: u64,
+    /// Yield to the scheduler after each request.
+    yield_each: bool,
+    sent: u64,
+}
+
+/// What a benchmark sends to.
+#[derive(Clone, Copy, Debug)]
+enum Scenario {
+    OneChat {
+        recipient_online: bool,
+    },
+    /// A group of this many members (the sender included), all online.
+    Group {
+        members: usize,
+    },
+}
+
+impl Sender {
+    async fn start(store: StoreKind, scenario: Scenario) -> Sender {
+        let mut node = BenchNode::start(store, HashParams::insecure_fast()).await;
+        let sender = node.register("sender").await;
+        match scenario {
+            Scenario::OneChat { recipient_online } => {
+                let recipient = node.register("recipient").await;
+                if recipient_online {
+                    // The connection lives on in the node's reader task.
+                    drop(node.login(recipient).await);
+                }
+                let conn = node.login(sender).await;
+                Sender {
+                    node,
+                    conn,
+                    request: chat(Target::User(recipient)),
+                    live_per_send: u64::from(recipient_online),
+                    stored_per_send: 1,
+                    yield_each: recipient_online,
+                    sent: 0,
+                }
+            }
+            Scenario::Group { members } => {
+                let mut conn = node.login(sender).await;
+                let group = node.create_group(&mut conn, "fanout").await;
+                for i in 1..members {
+                    let member = node.register(&format!("member{i}")).await;
+                    let mut member_conn = node.login(member).await;
+                    node.join_group(&mut member_conn, group).await;
+                }
+                let others = members as u64 - 1;
+                Sender {
+                    node,
+                    conn,
+                    request: chat(Target::Group(group)),
+                    live_per_send: others,
+                    stored_per_send: others,
+                    yield_each: true,
+                    sent: 0,
+                }
+            }
+        }
+    }
+
+    /// Sends `iters` requests and returns the time spent handling them.
+    async fn run(&mut self, iters: u64) -> Duration {
+        let mut elapsed = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            let n = left.min(CHUNK);
+            let frames: Vec<RequestFrame> = (0..n)
+                .map(|i| RequestFrame {
+                    rid: Some(self.sent + i),
+                    request: self.request.clone(),
+                })
+                .collect();
+            let started = Instant::now();
+            for frame in frames {
+                let reply = self.node.service.handle(&mut self.conn, frame).await;
+                assert!(
+                    matches!(reply, Some(ServerFrame::ChatAck(_))),
+                    "a chat is stored and acked, got {reply:?}"
+                );
+                black_box(reply);
+                if self.yield_each {
+                    tokio::task::yield_now().await;
+                }
+            }
+            elapsed += started.elapsed();
+            self.sent += n;
+            left -= n;
+        }
+        self.node.settle(self.sent * self.live_per_send).await;
+        elapsed
+    }
+
+    /// True once the store holds enough to be worth starting afresh.
+    fn grown(&self) -> bool {
+        self.sent * (1 + self.stored_per_send) > RESET_AFTER
+    }
+}
+
+fn chat(target: Target) -> Request {
+    Request::Chat(Chat {
+        id: None,
+        target,
+        msg: BODY.to_owned(),
+        cmid: None,
+    })
+}
+
+/// Benchmarks `scenario` on `store` as `group/id`.
+fn bench_sender(
+    c: &mut Criterion,
+    rt: &Runtime,
+    group: &str,
+    id: &str,
+    store: StoreKind,
+    scenario: Scenario,
+) {
+    let mut sender = rt.block_on(Sender::start(store, scenario));
+    let mut bench = c.benchmark_group(format!("{group}/{}", store.name()));
+    bench.throughput(Throughput::Elements(sender.stored_per_send));
+    bench.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                if sender.grown() {
+                    let fresh = Sender::start(store, scenario).await;
+                    std::mem::replace(&mut sender, fresh).node.stop();
+                }
+                sender.run(iters).await
+            })
+        });
+    });
+    bench.finish();
+    sender.node.stop();
+}
+
+fn main() {
+    let rt = support::runtime();
+    let mut c = Criterion::default().configure_from_args();
+    for store in [StoreKind::Memory, StoreKind::Sqlite] {
+        for recipient_online in [false, true] {
+            let id = if recipient_online {
+                "one_chat_recipient_online"
+            } else {
+                "one_chat_recipient_offline"
+            };
+            let scenario = Scenario::OneChat { recipient_online };
+            bench_sender(&mut c, &rt, "dispatch", id, store, scenario);
+        }
+        for members in [10, 100] {
+            let scenario = Scenario::Group { members };
+            bench_sender(&mut c, &rt, "fanout", &members.to_string(), store, scenario);
+        }
+    }
+    c.final_summary();
+}
