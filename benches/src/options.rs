@@ -164,7 +164,7 @@ impl Options {
             );
         }
         match self.scenario {
-            Scenario::OneToOne if self.clients % 2 != 0 => {
+            Scenario::OneToOne if !self.clients.is_multiple_of(2) => {
                 return Err("one-to-one needs an even number of --clients (pairs)".into());
             }
             Scenario::Group if self.legacy => {
