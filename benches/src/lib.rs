@@ -1,2 +1,30 @@
 //! The load generator behind `chat-load`: scenarios, clients and the
 //! measurements they report. The criterion benchmarks live in `benches/`.
+//!
+//! # Layout
+//!
+//! - [`options`]: the command line, parsed once.
+//! - [`scenario`]: `one-to-one`, `group`, `idle`, `login`: set-up, load,
+//!   and what each fills into the summary.
+//! - [`conn`]: lean client connections in both dialects.
+//! - [`payload`]: the numbered text each message carries (sender, sequence
+//!   number, due time), from which receivers tell loss, duplicates,
+//!   reordering and latency.
+//! - [`metrics`]: live counters, latency histograms, per-stream records.
+//! - [`report`]: the summary (JSON and text).
+//! - [`progress`]: the progress bar.
+//! - [`system`]: sockets from chosen source addresses, the open-files
+//!   limit, server memory from /proc.
+
+pub mod conn;
+pub mod metrics;
+pub mod options;
+pub mod payload;
+pub mod progress;
+pub mod report;
+pub mod scenario;
+pub mod system;
+
+pub use options::Options;
+pub use report::Summary;
+pub use scenario::{RunError, run};

@@ -1,0 +1,172 @@
+//! The summary of a run: what is written as JSON (`--json`) and printed.
+
+use serde::Serialize;
+
+use crate::metrics::Percentiles;
+use crate::options::Scenario;
+
+/// Everything a run measured. Rates are per second of load.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub scenario: Option<Scenario>,
+    pub legacy: bool,
+    pub clients: usize,
+    pub addrs: Vec<String>,
+    /// `/proc/loadavg` (1, 5, 15 minutes) at the start and at the end.
+    pub load_average_start: [f64; 3],
+    pub load_average_end: [f64; 3],
+
+    /// Connections set up: connected, logged in, failed (with the first
+    /// error), and how long it took.
+    pub connected: u64,
+    pub logged_in: u64,
+    pub setup_failed: u64,
+    pub first_setup_error: Option<String>,
+    pub setup_s: f64,
+    /// Seconds of load (from the first send to the end of sending).
+    pub load_s: f64,
+
+    /// Chat messages written, acknowledged by the server (stored), refused.
+    pub sent: u64,
+    pub acked: u64,
+    pub refused: u64,
+    /// Deliveries received (a group message counts once per recipient),
+    /// and how many were owed for the acked (legacy: sent) messages.
+    pub delivered: u64,
+    pub expected_deliveries: u64,
+    /// Owed deliveries that never arrived, repeats, and arrivals after a
+    /// later message of the same sender.
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    /// What `lost` is counted against: `acked` (native) or `sent` (legacy,
+    /// which has no acks).
+    pub loss_basis: &'static str,
+    /// Deliveries per second.
+    pub throughput_msgs_per_s: f64,
+    pub sent_per_s: f64,
+    pub acked_per_s: f64,
+    /// From when a message was due to its delivery (wall clock).
+    pub latency_ms: Percentiles,
+    /// From when a message was due to its ack.
+    pub ack_latency_ms: Percentiles,
+
+    /// `idle`: connections still open and logged in at the end, PINGs
+    /// answered, connections the server closed or ended.
+    pub held: u64,
+    pub pings_answered: u64,
+    pub closed: u64,
+    pub kicked: u64,
+    /// Resident memory of the `--server-pid` processes (summed), before
+    /// setup and once every client was logged in.
+    pub server_rss_kib_before: Option<u64>,
+    pub server_rss_kib_after: Option<u64>,
+    pub server_rss_bytes_per_connection: Option<f64>,
+
+    /// `login`: logins done and their rate and latency.
+    pub logins: u64,
+    pub logins_per_s: f64,
+    pub login_latency_ms: Percentiles,
+}
+
+impl Summary {
+    /// Whether the run saw the one failure that fails it: an acknowledged
+    /// message that never arrived (or arrived twice, or out of order).
+    pub fn broke_delivery_contract(&self) -> bool {
+        self.loss_basis == "acked" && (self.lost > 0 || self.duplicated > 0 || self.reordered > 0)
+    }
+
+    /// A few readable lines for the terminal.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let scenario = self.scenario.map(|s| format!("{s:?}")).unwrap_or_default();
+        out.push_str(&format!(
+            "scenario {scenario}{} with {} clients on {}\n",
+            if self.legacy { " (legacy)" } else { "" },
+            self.clients,
+            self.addrs.join(", ")
+        ));
+        out.push_str(&format!(
+            "setup: {} connected, {} logged in, {} failed in {:.1} s{}\n",
+            self.connected,
+            self.logged_in,
+            self.setup_failed,
+            self.setup_s,
+            self.first_setup_error
+                .as_ref()
+                .map(|e| format!(" (first error: {e})"))
+                .unwrap_or_default()
+        ));
+        if self.sent > 0 {
+            out.push_str(&format!(
+                "messages: sent {} ({:.0}/s), acked {} ({:.0}/s), refused {}; delivered {} of {} owed ({:.0}/s)\n",
+                self.sent,
+                self.sent_per_s,
+                self.acked,
+                self.acked_per_s,
+                self.refused,
+                self.delivered,
+                self.expected_deliveries,
+                self.throughput_msgs_per_s
+            ));
+            out.push_str(&format!(
+                "errors: lost {} (of {}), duplicated {}, reordered {}\n",
+                self.lost, self.loss_basis, self.duplicated, self.reordered
+            ));
+            out.push_str(&format!(
+                "delivery latency ms: {}\n",
+                percentiles(&self.latency_ms)
+            ));
+            if self.ack_latency_ms.count > 0 {
+                out.push_str(&format!(
+                    "ack latency ms:      {}\n",
+                    percentiles(&self.ack_latency_ms)
+                ));
+            }
+        }
+        if self.held > 0 || self.scenario == Some(Scenario::Idle) {
+            out.push_str(&format!(
+                "held {} connections for {:.0} s; {} PINGs answered; {} closed, {} ended by the server\n",
+                self.held, self.load_s, self.pings_answered, self.closed, self.kicked
+            ));
+        }
+        if let (Some(before), Some(after)) = (self.server_rss_kib_before, self.server_rss_kib_after)
+        {
+            out.push_str(&format!(
+                "server RSS {before} KiB -> {after} KiB: {:.0} bytes per connection\n",
+                self.server_rss_bytes_per_connection.unwrap_or(0.0)
+            ));
+        }
+        if self.logins > 0 {
+            out.push_str(&format!(
+                "logins: {} ({:.1}/s), latency ms: {}\n",
+                self.logins,
+                self.logins_per_s,
+                percentiles(&self.login_latency_ms)
+            ));
+        }
+        out.push_str(&format!(
+            "load average {:?} -> {:?}\n",
+            self.load_average_start, self.load_average_end
+        ));
+        out
+    }
+}
+
+fn percentiles(p: &Percentiles) -> String {
+    format!(
+        "p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2} (n={})",
+        p.p50, p.p90, p.p99, p.p99_9, p.max, p.count
+    )
+}
+
+/// The machine's load average, or zeros where /proc is missing.
+pub fn load_average() -> [f64; 3] {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut values = text.split_whitespace().map(|v| v.parse().unwrap_or(0.0));
+    [
+        values.next().unwrap_or(0.0),
+        values.next().unwrap_or(0.0),
+        values.next().unwrap_or(0.0),
+    ]
+}

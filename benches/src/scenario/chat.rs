@@ -1,0 +1,577 @@
+//! `one-to-one` and `group`: clients send numbered messages on a schedule
+//! (or as fast as their window of unacknowledged sends allows) and check
+//! every delivery against what was acknowledged.
+//!
+//! One-to-one clients come in pairs (0 and 1, 2 and 3, ...) that send to
+//! each other; with two `--addr` the two of a pair sit on different nodes.
+//! Group clients fill groups of `--group-size` in order; the first
+//! `--group-senders` members of each send to it.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chatcore::protocol::msgid;
+use futures::StreamExt;
+use futures::stream;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::{Ctx, RunError};
+use crate::conn::{Conn, LegacyConn, NativeConn, frame_bytes, legacy_bytes};
+use crate::metrics::{Counters, Latency, Received, SeqSet};
+use crate::options::{Options, Scenario};
+use crate::payload::{Stamp, now_us};
+use crate::report::Summary;
+
+/// Frames queued for one connection's writer.
+const OUTBOX: usize = 1024;
+/// Pushes between two cumulative delivery acks.
+const ACK_EVERY: u32 = 64;
+
+/// Where a client sends.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    User(u64),
+    Group(u64),
+}
+
+/// Who sends where and who receives whom.
+#[derive(Debug, Default)]
+struct Plan {
+    targets: Vec<Option<Target>>,
+    /// The clients whose messages each client receives.
+    sources: Vec<Vec<u32>>,
+    /// Deliveries owed per message of each client.
+    fanout: Vec<u64>,
+}
+
+/// The groups of a group run: member index ranges.
+fn groups(opts: &Options) -> Vec<std::ops::Range<usize>> {
+    (0..opts.clients)
+        .step_by(opts.group_size)
+        .map(|start| start..(start + opts.group_size).min(opts.clients))
+        .collect()
+}
+
+fn one_to_one_plan(users: &[u64]) -> Plan {
+    let mut plan = Plan::default();
+    for i in 0..users.len() {
+        let partner = i ^ 1;
+        plan.targets.push(Some(Target::User(users[partner])));
+        plan.sources.push(vec![partner as u32]);
+        plan.fanout.push(1);
+    }
+    plan
+}
+
+fn group_plan(opts: &Options, group_ids: &[u64]) -> Plan {
+    let mut plan = Plan {
+        targets: vec![None; opts.clients],
+        sources: vec![Vec::new(); opts.clients],
+        fanout: vec![0; opts.clients],
+    };
+    for (members, &group) in groups(opts).into_iter().zip(group_ids) {
+        let senders = members.start..(members.start + opts.group_senders).min(members.end);
+        for member in members.clone() {
+            if senders.contains(&member) {
+                plan.targets[member] = Some(Target::Group(group));
+                plan.fanout[member] = (members.len() - 1) as u64;
+            }
+            plan.sources[member] = senders
+                .clone()
+                .filter(|&s| s != member)
+                .map(|s| s as u32)
+                .collect();
+        }
+    }
+    plan
+}
+
+/// What one client saw: the messages of its own that count (acked, or
+/// sent in legacy) and what it received.
+#[derive(Debug, Default)]
+struct ClientResult {
+    basis: SeqSet,
+    received: Received,
+}
+
+/// Shared by every client task of the load phase.
+#[derive(Debug)]
+struct Load {
+    counters: Arc<Counters>,
+    delivery: Latency,
+    ack: Latency,
+    start: Instant,
+    deadline: Instant,
+    interval: Option<Duration>,
+    window: usize,
+    message_size: usize,
+    stop: CancellationToken,
+}
+
+impl Load {
+    /// When client `index` first sends: paced clients are spread over one
+    /// interval so that they do not all send at the same instant.
+    fn first_due(&self, index: usize, clients: usize) -> Instant {
+        match self.interval {
+            Some(interval) => self.start + interval.mul_f64(index as f64 / clients as f64),
+            None => self.start,
+        }
+    }
+
+    fn record_delivery(&self, received: &mut Received, text: Option<&str>) {
+        Counters::add(&self.counters.delivered, 1);
+        let now = now_us();
+        self.counters
+            .last_delivery_us
+            .fetch_max(now, Ordering::Relaxed);
+        if let Some(stamp) = text.and_then(Stamp::parse) {
+            self.delivery.record_us(now.saturating_sub(stamp.due_us));
+            received.record(stamp.sender, stamp.seq);
+        }
+    }
+}
+
+pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError> {
+    let opts = &ctx.opts;
+    let setup_started = std::time::Instant::now();
+    ctx.progress.phase("setup");
+    let mut clients = Vec::with_capacity(opts.clients);
+    for result in ctx.set_up_all().await {
+        match result {
+            Ok(client) => clients.push(client),
+            Err(_) => {
+                ctx.fill_setup(summary, setup_started);
+                return Err(RunError::Setup(
+                    summary.first_setup_error.clone().unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    let users: Vec<u64> = clients.iter().map(|(_, id)| *id).collect();
+    let plan = match opts.scenario {
+        Scenario::Group => {
+            ctx.progress.phase("groups");
+            let group_ids = make_groups(ctx, &mut clients).await?;
+            group_plan(opts, &group_ids)
+        }
+        _ => one_to_one_plan(&users),
+    };
+    ctx.fill_setup(summary, setup_started);
+
+    ctx.progress.phase("load");
+    // A moment for every task to be spawned before the first send.
+    let start = Instant::now() + Duration::from_millis(100);
+    let load = Arc::new(Load {
+        counters: Arc::clone(&ctx.counters),
+        delivery: Latency::default(),
+        ack: Latency::default(),
+        start,
+        deadline: start + opts.duration(),
+        interval: opts.rate.interval(),
+        window: opts.window,
+        message_size: opts.message_size,
+        stop: CancellationToken::new(),
+    });
+    let mut tasks = Vec::with_capacity(clients.len());
+    for (index, (conn, id)) in clients.into_iter().enumerate() {
+        let load = Arc::clone(&load);
+        let target = plan.targets[index];
+        let fanout = plan.fanout[index];
+        let first_due = load.first_due(index, opts.clients);
+        let name = format!("{}{index}", ctx.prefix);
+        tasks.push(tokio::spawn(async move {
+            match conn {
+                Conn::Native(conn) => {
+                    native_client(index as u32, conn, target, fanout, first_due, load).await
+                }
+                Conn::Legacy(conn) => {
+                    legacy_client(
+                        index as u32,
+                        id,
+                        name,
+                        conn,
+                        target,
+                        fanout,
+                        first_due,
+                        load,
+                    )
+                    .await
+                }
+            }
+        }));
+    }
+
+    sleep_until(load.deadline).await;
+    ctx.progress.phase("draining");
+    let give_up = load.deadline + opts.grace();
+    let counters = &ctx.counters;
+    loop {
+        let get = Counters::get;
+        let outstanding = if opts.legacy {
+            0
+        } else {
+            get(&counters.sent).saturating_sub(get(&counters.acked) + get(&counters.refused))
+        };
+        if outstanding == 0 && get(&counters.delivered) >= get(&counters.owed) {
+            break;
+        }
+        if Instant::now() >= give_up {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    load.stop.cancel();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.unwrap_or_default());
+    }
+
+    let get = Counters::get;
+    summary.sent = get(&counters.sent);
+    summary.acked = get(&counters.acked);
+    summary.refused = get(&counters.refused);
+    summary.delivered = get(&counters.delivered);
+    summary.closed = get(&counters.closed);
+    summary.kicked = get(&counters.kicked);
+    summary.pings_answered = get(&counters.pings);
+    for (receiver, result) in results.iter().enumerate() {
+        summary.duplicated += result.received.duplicated;
+        summary.reordered += result.received.reordered;
+        for &sender in &plan.sources[receiver] {
+            let basis = &results[sender as usize].basis;
+            summary.lost += match result.received.from.get(&sender) {
+                Some(seen) => basis.missing_from(seen),
+                None => basis.len(),
+            };
+        }
+    }
+    summary.expected_deliveries = results
+        .iter()
+        .zip(&plan.fanout)
+        .map(|(result, fanout)| result.basis.len() * fanout)
+        .sum();
+    // Rates over the time deliveries kept arriving, at least the load time.
+    let load_s = opts.duration();
+    let last = get(&counters.last_delivery_us);
+    let start_us = now_us().saturating_sub(load.start.elapsed().as_micros() as u64);
+    let active = Duration::from_micros(last.saturating_sub(start_us)).max(load_s);
+    let per_s = |n: u64| n as f64 / active.as_secs_f64();
+    summary.load_s = load_s.as_secs_f64();
+    summary.throughput_msgs_per_s = per_s(summary.delivered);
+    summary.sent_per_s = per_s(summary.sent);
+    summary.acked_per_s = per_s(summary.acked);
+    summary.latency_ms = load.delivery.summary();
+    summary.ack_latency_ms = load.ack.summary();
+    Ok(())
+}
+
+/// The first member of each group creates it; the others join.
+async fn make_groups(ctx: &Ctx, clients: &mut [(Conn, u64)]) -> Result<Vec<u64>, RunError> {
+    let opts = &ctx.opts;
+    let mut group_ids = Vec::new();
+    for (number, members) in groups(opts).into_iter().enumerate() {
+        let Conn::Native(creator) = &mut clients[members.start].0 else {
+            return Err(RunError::Options("groups need the native dialect".into()));
+        };
+        let id = creator
+            .create_group(&format!("{}group{number}", ctx.prefix))
+            .await
+            .map_err(|e| RunError::Setup(format!("creating group {number}: {e}")))?;
+        group_ids.push(id);
+    }
+    let group_size = opts.group_size;
+    let joins = stream::iter(clients.iter_mut().enumerate())
+        .filter(|(index, _)| std::future::ready(index % group_size != 0))
+        .map(|(index, (conn, _))| {
+            let group = group_ids[index / group_size];
+            async move {
+                match conn {
+                    Conn::Native(conn) => conn.join_group(group).await.map_err(|e| (index, e)),
+                    Conn::Legacy(_) => Ok(()),
+                }
+            }
+        })
+        .buffer_unordered(opts.connect_concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    if let Some((index, e)) = joins.into_iter().find_map(Result::err) {
+        return Err(RunError::Setup(format!(
+            "client {index} joining its group: {e}"
+        )));
+    }
+    Ok(group_ids)
+}
+
+/// Writes queued frames, coalescing what is queued into one write.
+async fn write_batched(mut writer: OwnedWriteHalf, mut frames: mpsc::Receiver<Vec<u8>>) {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    while let Some(frame) = frames.recv().await {
+        buf.clear();
+        buf.extend_from_slice(&frame);
+        while buf.len() < 64 * 1024 {
+            match frames.try_recv() {
+                Ok(frame) => buf.extend_from_slice(&frame),
+                Err(_) => break,
+            }
+        }
+        if writer.write_all(&buf).await.is_err() {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// Sends ack latencies' start times, by request id, to the reader.
+type Pending = Arc<Mutex<HashMap<u64, Instant>>>;
+
+/// One native client: a sender task (if it sends), a writer task, and
+/// this task reading acks and deliveries.
+async fn native_client(
+    index: u32,
+    conn: NativeConn,
+    target: Option<Target>,
+    fanout: u64,
+    first_due: Instant,
+    load: Arc<Load>,
+) -> ClientResult {
+    let (mut reader, writer) = conn.into_parts();
+    let (out, frames) = mpsc::channel(OUTBOX);
+    let writing = tokio::spawn(write_batched(writer, frames));
+    let pending: Pending = Arc::default();
+    let window = Arc::new(Semaphore::new(load.window));
+    let sending = target.map(|target| {
+        tokio::spawn(send_native(
+            index,
+            target,
+            first_due,
+            out.clone(),
+            Arc::clone(&pending),
+            Arc::clone(&window),
+            Arc::clone(&load),
+        ))
+    });
+
+    let mut result = ClientResult::default();
+    let mut unacked_pushes = 0;
+    loop {
+        let bytes = tokio::select! {
+            _ = load.stop.cancelled() => break,
+            frame = futures::StreamExt::next(&mut reader) => match frame {
+                Some(Ok(bytes)) => bytes,
+                _ => {
+                    Counters::add(&load.counters.closed, 1);
+                    break;
+                }
+            },
+        };
+        let Ok(frame) = serde_json::from_slice::<crate::conn::Frame>(&bytes) else {
+            tracing::warn!("unreadable server frame");
+            continue;
+        };
+        match frame.msgid {
+            msgid::CHAT_ACK | msgid::ERROR => {
+                let Some(rid) = frame.rid else { continue };
+                let due = pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&rid);
+                let Some(due) = due else { continue };
+                window.add_permits(1);
+                if frame.msgid == msgid::CHAT_ACK {
+                    load.ack.record(due.elapsed());
+                    result.basis.insert(rid);
+                    Counters::add(&load.counters.acked, 1);
+                    Counters::add(&load.counters.owed, fanout);
+                } else {
+                    tracing::debug!(errno = ?frame.errno, errmsg = ?frame.errmsg, "send refused");
+                    Counters::add(&load.counters.refused, 1);
+                }
+            }
+            msgid::ONE_CHAT | msgid::GROUP_CHAT => {
+                load.record_delivery(&mut result.received, frame.msg.as_deref());
+                if let Some(seq) = frame.seq {
+                    unacked_pushes += 1;
+                    if unacked_pushes >= ACK_EVERY {
+                        unacked_pushes = 0;
+                        // Best effort: a full outbox only delays the cursor.
+                        let _ = out
+                            .try_send(frame_bytes(&json!({"msgid": msgid::DELIVERED, "seq": seq})));
+                    }
+                }
+            }
+            msgid::PING => {
+                Counters::add(&load.counters.pings, 1);
+                let _ = out.send(frame_bytes(&json!({"msgid": msgid::PONG}))).await;
+            }
+            msgid::KICKED => {
+                Counters::add(&load.counters.kicked, 1);
+                break;
+            }
+            _ => {}
+        }
+    }
+    if let Some(sending) = sending {
+        sending.abort();
+    }
+    drop(out);
+    let _ = writing.await;
+    result
+}
+
+async fn send_native(
+    index: u32,
+    target: Target,
+    first_due: Instant,
+    out: mpsc::Sender<Vec<u8>>,
+    pending: Pending,
+    window: Arc<Semaphore>,
+    load: Arc<Load>,
+) {
+    let mut due = first_due;
+    for seq in 1.. {
+        if let Some(interval) = load.interval {
+            if due >= load.deadline {
+                break;
+            }
+            sleep_until(due).await;
+            due += interval;
+        } else if Instant::now() >= load.deadline {
+            break;
+        }
+        let permit = tokio::select! {
+            permit = window.acquire() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = sleep_until(load.deadline) => break,
+        };
+        permit.forget();
+        // Open loop: a send held up by a full window is charged from when
+        // it was due (no coordinated omission); unlimited: from now.
+        let due_at = match load.interval {
+            Some(interval) => due - interval,
+            None => Instant::now(),
+        };
+        let due_us = now_us().saturating_sub(due_at.elapsed().as_micros() as u64);
+        let text = Stamp {
+            sender: index,
+            seq,
+            due_us,
+        }
+        .text(load.message_size);
+        let request = match target {
+            Target::User(to) => {
+                json!({"msgid": msgid::ONE_CHAT, "toid": to, "msg": text, "rid": seq})
+            }
+            Target::Group(group) => {
+                json!({"msgid": msgid::GROUP_CHAT, "groupid": group, "msg": text, "rid": seq})
+            }
+        };
+        pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(seq, due_at);
+        if out.send(frame_bytes(&request)).await.is_err() {
+            break;
+        }
+        Counters::add(&load.counters.sent, 1);
+    }
+}
+
+/// One legacy client: no acks, so what counts is what was written; every
+/// request is its own write, as the seed's client does.
+#[allow(clippy::too_many_arguments)]
+async fn legacy_client(
+    index: u32,
+    id: u64,
+    name: String,
+    conn: LegacyConn,
+    target: Option<Target>,
+    fanout: u64,
+    first_due: Instant,
+    load: Arc<Load>,
+) -> ClientResult {
+    let (mut reader, mut writer) = conn.into_parts();
+    let sender_load = Arc::clone(&load);
+    // The sender hands its half back: dropping it would shut the socket's
+    // write side, and the server would end the session before the last
+    // deliveries to this client arrive.
+    let sending = tokio::spawn(async move {
+        let mut sent = SeqSet::default();
+        let Some(Target::User(to)) = target else {
+            return (sent, Some(writer));
+        };
+        let load = sender_load;
+        let mut due = first_due;
+        for seq in 1.. {
+            if let Some(interval) = load.interval {
+                if due >= load.deadline {
+                    break;
+                }
+                sleep_until(due).await;
+                due += interval;
+            } else if Instant::now() >= load.deadline {
+                break;
+            }
+            let due_at = match load.interval {
+                Some(interval) => due - interval,
+                None => Instant::now(),
+            };
+            let due_us = now_us().saturating_sub(due_at.elapsed().as_micros() as u64);
+            let text = Stamp {
+                sender: index,
+                seq,
+                due_us,
+            }
+            .text(load.message_size);
+            let request = json!({
+                "msgid": msgid::ONE_CHAT, "id": id, "name": name, "toid": to,
+                "msg": text, "time": chatcore::protocol::format_time((due_us / 1000) as i64),
+            });
+            let bytes = legacy_bytes(&request);
+            let written = tokio::select! {
+                written = writer.write_all(&bytes) => written,
+                _ = sleep_until(load.deadline) => break,
+            };
+            if written.is_err() {
+                break;
+            }
+            sent.insert(seq);
+            Counters::add(&load.counters.sent, 1);
+            Counters::add(&load.counters.owed, fanout);
+        }
+        (sent, Some(writer))
+    });
+
+    let mut result = ClientResult::default();
+    loop {
+        let frame = tokio::select! {
+            _ = load.stop.cancelled() => break,
+            frame = reader.next() => match frame {
+                Ok(Some(frame)) => frame,
+                _ => {
+                    Counters::add(&load.counters.closed, 1);
+                    break;
+                }
+            },
+        };
+        if frame.msgid == msgid::ONE_CHAT || frame.msgid == msgid::GROUP_CHAT {
+            load.record_delivery(&mut result.received, frame.msg.as_deref());
+        }
+    }
+    if !sending.is_finished() && load.stop.is_cancelled() {
+        // Past the grace period a sender stuck on a write gives up.
+        sending.abort();
+    }
+    let (sent, writer) = sending.await.unwrap_or_default();
+    result.basis = sent;
+    drop(writer);
+    result
+}

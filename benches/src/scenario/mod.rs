@@ -1,0 +1,127 @@
+//! The scenarios: each sets up its clients, drives them for the run's
+//! duration and fills in its part of the [`Summary`].
+
+mod chat;
+mod idle;
+mod login;
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::StreamExt;
+use futures::stream;
+
+use crate::conn::{Conn, SetupError};
+use crate::metrics::Counters;
+use crate::options::{Options, Scenario};
+use crate::progress::Progress;
+use crate::report::{Summary, load_average};
+
+/// What every part of a run shares.
+#[derive(Debug)]
+struct Ctx {
+    opts: Options,
+    prefix: String,
+    counters: Arc<Counters>,
+    progress: Progress,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Ctx {
+    fn setup_failed(&self, index: usize, error: &SetupError) {
+        Counters::add(&self.counters.setup_failed, 1);
+        tracing::debug!(index, %error, "setup failed");
+        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        first.get_or_insert_with(|| format!("client {index}: {error}"));
+    }
+
+    /// Opens client `index`'s connection, registers its user and logs in.
+    async fn open_and_log_in(&self, index: usize) -> Result<(Conn, u64), SetupError> {
+        let opts = &self.opts;
+        let mut conn = Conn::open(
+            opts.legacy,
+            opts.addr_for(index),
+            opts.source_for(index),
+            opts.timeout(),
+        )
+        .await?;
+        Counters::add(&self.counters.connected, 1);
+        let id = conn
+            .register(&format!("{}{index}", self.prefix), &opts.password)
+            .await?;
+        conn.login(id, &opts.password).await?;
+        Counters::add(&self.counters.logged_in, 1);
+        Ok((conn, id))
+    }
+
+    /// Sets up every client, `--connect-concurrency` at a time, started in
+    /// index order (so that a round-robin balancer alternates consecutive
+    /// clients between its nodes); results in index order.
+    async fn set_up_all(&self) -> Vec<Result<(Conn, u64), SetupError>> {
+        stream::iter(0..self.opts.clients)
+            .map(|index| async move {
+                let result = self.open_and_log_in(index).await;
+                if let Err(e) = &result {
+                    self.setup_failed(index, e);
+                }
+                result
+            })
+            .buffered(self.opts.connect_concurrency)
+            .collect()
+            .await
+    }
+
+    fn fill_setup(&self, summary: &mut Summary, started: Instant) {
+        let get = Counters::get;
+        summary.connected = get(&self.counters.connected);
+        summary.logged_in = get(&self.counters.logged_in);
+        summary.setup_failed = get(&self.counters.setup_failed);
+        summary.first_setup_error = self
+            .first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        summary.setup_s = started.elapsed().as_secs_f64();
+    }
+}
+
+/// Why a run could not produce a summary.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("invalid options: {0}")]
+    Options(String),
+    #[error("setting up the clients failed: {0}")]
+    Setup(String),
+}
+
+/// Runs the scenario `opts` describes and returns what it measured.
+pub async fn run(opts: Options) -> Result<Summary, RunError> {
+    opts.validate().map_err(RunError::Options)?;
+    let counters = Arc::new(Counters::default());
+    let progress = Progress::start(Arc::clone(&counters), opts.no_progress);
+    let ctx = Ctx {
+        prefix: opts.prefix(),
+        opts,
+        counters,
+        progress,
+        first_error: Mutex::new(None),
+    };
+    let mut summary = Summary {
+        scenario: Some(ctx.opts.scenario),
+        legacy: ctx.opts.legacy,
+        clients: ctx.opts.clients,
+        addrs: ctx.opts.addrs.clone(),
+        load_average_start: load_average(),
+        loss_basis: if ctx.opts.legacy { "sent" } else { "acked" },
+        ..Summary::default()
+    };
+    tracing::info!(prefix = %ctx.prefix, "users of this run");
+    let result = match ctx.opts.scenario {
+        Scenario::OneToOne | Scenario::Group => chat::run(&ctx, &mut summary).await,
+        Scenario::Idle => idle::run(&ctx, &mut summary).await,
+        Scenario::Login => login::run(&ctx, &mut summary).await,
+    };
+    ctx.progress.finish();
+    summary.load_average_end = load_average();
+    result.map(|()| summary)
+}

@@ -1,0 +1,218 @@
+//! Runs the `chat-load` binary for a couple of seconds against a real
+//! server in this process (SQLite in memory, in-process bus) and checks its
+//! JSON summary: messages delivered, none lost, repeated or reordered.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chatcore::node::{self, Backends};
+use chatcore::server::{self, ServerConfig};
+use chatcore::service::{HashParams, Passwords, ServiceConfig};
+use chatcore::store::{SqlStore, SqlStoreOptions};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+struct Server {
+    addr: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start_server() -> Server {
+    let store = SqlStore::connect(SqlStoreOptions::new("sqlite::memory:"))
+        .await
+        .expect("sqlite in memory");
+    let shutdown = CancellationToken::new();
+    let passwords = Passwords::new(HashParams::insecure_fast(), 2).expect("hash params");
+    let service = node::start(
+        Backends::local(Arc::new(store)),
+        passwords,
+        ServiceConfig::default(),
+        shutdown.clone(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let task = tokio::spawn(server::run(
+        listener,
+        service,
+        ServerConfig::default(),
+        shutdown.clone(),
+    ));
+    Server {
+        addr,
+        shutdown,
+        task,
+    }
+}
+
+/// Runs chat-load with `args` and returns its JSON summary.
+async fn chat_load(name: &str, server: &Server, args: &[&str]) -> Value {
+    let json: PathBuf = [
+        env!("CARGO_TARGET_TMPDIR"),
+        &format!("chat-load-{name}-{}.json", std::process::id()),
+    ]
+    .iter()
+    .collect();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-load"))
+        .args([
+            "--addr",
+            &server.addr,
+            "--duration",
+            "2",
+            "--grace",
+            "5",
+            "--no-progress",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .args(args)
+        .output()
+        .await
+        .expect("chat-load runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{name}:\n{stdout}{stderr}");
+    assert!(
+        output.status.success(),
+        "chat-load {name} failed: {}",
+        output.status
+    );
+    let text = std::fs::read_to_string(&json).expect("summary written");
+    let _ = std::fs::remove_file(&json);
+    serde_json::from_str(&text).expect("summary is JSON")
+}
+
+fn number(summary: &Value, key: &str) -> f64 {
+    summary[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("`{key}` missing from {summary}"))
+}
+
+/// The contract every chat scenario must keep.
+fn assert_clean_delivery(summary: &Value) {
+    assert!(number(summary, "delivered") > 0.0, "{summary}");
+    assert_eq!(number(summary, "lost"), 0.0, "{summary}");
+    assert_eq!(number(summary, "duplicated"), 0.0, "{summary}");
+    assert_eq!(number(summary, "reordered"), 0.0, "{summary}");
+    assert!(number(summary, "throughput_msgs_per_s") > 0.0, "{summary}");
+    for key in ["p50", "p90", "p99", "p99.9", "max"] {
+        assert!(
+            summary["latency_ms"][key].as_f64().is_some(),
+            "latency_ms.{key}: {summary}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_load_reports_clean_one_to_one_and_group_runs() {
+    let server = start_server().await;
+
+    let one_to_one = chat_load(
+        "one-to-one",
+        &server,
+        &["--scenario", "one-to-one", "--clients", "8"],
+    )
+    .await;
+    assert_clean_delivery(&one_to_one);
+    // Every acked message was owed exactly one delivery, and all came.
+    assert!(number(&one_to_one, "acked") > 0.0, "{one_to_one}");
+    assert_eq!(
+        number(&one_to_one, "expected_deliveries"),
+        number(&one_to_one, "acked")
+    );
+    assert_eq!(
+        number(&one_to_one, "delivered"),
+        number(&one_to_one, "acked")
+    );
+    assert!(
+        one_to_one["ack_latency_ms"]["p99"]
+            .as_f64()
+            .is_some_and(|p| p > 0.0)
+    );
+
+    let group = chat_load(
+        "group",
+        &server,
+        &[
+            "--scenario",
+            "group",
+            "--clients",
+            "12",
+            "--group-size",
+            "6",
+            "--group-senders",
+            "2",
+            "--rate",
+            "50",
+        ],
+    )
+    .await;
+    assert_clean_delivery(&group);
+    // Two groups of six: each acked message is owed to the five others.
+    assert_eq!(
+        number(&group, "expected_deliveries"),
+        5.0 * number(&group, "acked")
+    );
+    assert_eq!(
+        number(&group, "delivered"),
+        number(&group, "expected_deliveries")
+    );
+
+    server.shutdown.cancel();
+    server.task.await.expect("server stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_load_drives_the_legacy_dialect() {
+    let server = start_server().await;
+    // The server paces frames to legacy clients (10 ms each), so a low rate.
+    let legacy = chat_load(
+        "legacy",
+        &server,
+        &[
+            "--legacy",
+            "--scenario",
+            "one-to-one",
+            "--clients",
+            "4",
+            "--rate",
+            "20",
+        ],
+    )
+    .await;
+    assert_clean_delivery(&legacy);
+    assert_eq!(legacy["loss_basis"], "sent");
+    assert_eq!(number(&legacy, "delivered"), number(&legacy, "sent"));
+    server.shutdown.cancel();
+    server.task.await.expect("server stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_load_holds_idle_connections_and_counts_logins() {
+    let server = start_server().await;
+    let pid = std::process::id().to_string();
+    let idle = chat_load(
+        "idle",
+        &server,
+        &[
+            "--scenario",
+            "idle",
+            "--clients",
+            "20",
+            "--server-pid",
+            &pid,
+        ],
+    )
+    .await;
+    assert_eq!(number(&idle, "held"), 20.0, "{idle}");
+    assert_eq!(number(&idle, "setup_failed"), 0.0, "{idle}");
+    assert!(idle["server_rss_kib_after"].as_f64().is_some(), "{idle}");
+
+    let login = chat_load("login", &server, &["--scenario", "login", "--clients", "4"]).await;
+    assert!(number(&login, "logins") > 0.0, "{login}");
+    assert!(number(&login, "logins_per_s") > 0.0, "{login}");
+    assert_eq!(number(&login, "refused"), 0.0, "{login}");
+    server.shutdown.cancel();
+    server.task.await.expect("server stops");
+}
