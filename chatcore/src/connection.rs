@@ -23,9 +23,10 @@ use crate::codec::{CodecError, DEFAULT_MAX_FRAME, FrameCodec};
 use crate::hub::{SessionControl, SessionEvent};
 use crate::model::{InboxEntry, Message, Seq};
 use crate::protocol::{
-    Dialect, ErrorCode, ErrorReply, LoginOk, Request, ServerFrame, encode_login,
+    Dialect, ErrorCode, ErrorReply, LoginOk, Request, ServerFrame, encode_login, msgid,
 };
 use crate::service::{ChatService, ConnState, Session};
+use crate::telemetry::{self, DeliveryPath};
 
 /// Per-connection limits and timings.
 #[derive(Debug, Clone)]
@@ -105,8 +106,12 @@ impl<W: AsyncWrite + Unpin> Outgoing<W> {
     }
 
     async fn send(&mut self, frame: &ServerFrame, dialect: Dialect) -> io::Result<()> {
-        frame.encode(dialect, &mut self.buf);
-        self.flush_buf(dialect).await
+        let encoded = frame.encode(dialect, &mut self.buf);
+        self.flush_buf(dialect).await?;
+        if encoded {
+            telemetry::frame_out(frame, dialect);
+        }
+        Ok(())
     }
 }
 
@@ -133,6 +138,7 @@ pub async fn serve<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Send + Unpin,
 {
+    let _open = telemetry::OpenConnection::count();
     let (reader, writer) = tokio::io::split(io);
     let mut frames = FramedRead::new(reader, FrameCodec::new(config.max_frame));
     let (outbox, mut events) = mpsc::channel(config.outbox_capacity.max(1));
@@ -169,6 +175,7 @@ pub async fn serve<IO>(
                 let result = match frame {
                     None => break Exit::Closed,
                     Some(Err(CodecError::FrameTooLarge { limit })) => {
+                        telemetry::frame_in(None);
                         let reply = ServerFrame::Error(ErrorReply {
                             rid: None,
                             req: None,
@@ -251,8 +258,12 @@ impl Driver {
         events: &mut mpsc::Receiver<SessionEvent>,
     ) -> io::Result<()> {
         let frame = match Request::parse(bytes) {
-            Ok(frame) => frame,
+            Ok(frame) => {
+                telemetry::frame_in(Some(frame.request.msgid()));
+                frame
+            }
             Err(e) => {
+                telemetry::frame_in(e.msgid);
                 // An anonymous client announces its dialect in the frame
                 // that failed to parse.
                 let dialect = match (conn.session(), e.proto) {
@@ -296,6 +307,8 @@ impl Driver {
         let dialect = conn.dialect();
         let carried = encode_login(&login, &login.backlog, dialect, &mut out.buf);
         out.flush_buf(dialect).await?;
+        telemetry::frames_out(msgid::LOGIN_ACK, 1);
+        telemetry::deliveries(DeliveryPath::Store, carried as u64);
         self.live = Some(Live {
             session,
             delivered: login.cursor,
@@ -336,7 +349,8 @@ impl Driver {
             .iter()
             .map(|e| (e.seq, Arc::new(e.message.clone())))
             .collect();
-        self.write_pushes(out, dialect, pushes).await
+        self.write_pushes(out, dialect, pushes, DeliveryPath::Store)
+            .await
     }
 
     /// Writes in-order pushes past `delivered` and advances it.
@@ -345,19 +359,28 @@ impl Driver {
         out: &mut Outgoing<W>,
         dialect: Dialect,
         pushes: Vec<(Seq, Arc<Message>)>,
+        path: DeliveryPath,
     ) -> io::Result<()> {
         let Some(live) = self.live.as_ref() else {
             return Ok(());
         };
         let mut last = live.delivered;
+        let (mut one_to_one, mut group) = (0, 0);
         for (seq, message) in pushes {
             if seq != last.next() {
                 continue;
+            }
+            match telemetry::push_msgid(&message) {
+                msgid::GROUP_CHAT => group += 1,
+                _ => one_to_one += 1,
             }
             ServerFrame::Push { seq, message }.encode(dialect, &mut out.buf);
             last = seq;
         }
         out.flush_buf(dialect).await?;
+        telemetry::frames_out(msgid::ONE_CHAT, one_to_one);
+        telemetry::frames_out(msgid::GROUP_CHAT, group);
+        telemetry::deliveries(path, one_to_one + group);
         if last != live.delivered {
             self.advance(last, dialect).await;
         }
@@ -388,7 +411,8 @@ impl Driver {
             pushes.push((seq, message));
             expected = seq.next();
         }
-        self.write_pushes(out, dialect, pushes).await?;
+        self.write_pushes(out, dialect, pushes, DeliveryPath::Live)
+            .await?;
         if gap {
             self.refill(out, dialect).await?;
         }

@@ -13,6 +13,7 @@ use crate::bus::{Bus, BusEvent, BusReceiver};
 use crate::model::{Message, Seq, UserId};
 use crate::presence::{Lease, SessionId};
 use crate::protocol::ErrorCode;
+use crate::telemetry;
 
 /// Something for one session's connection to write.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +118,7 @@ impl Hub {
         let list = sessions.entry(user).or_default();
         if list.is_empty() {
             self.inner.bus.subscribe(user);
+            telemetry::user_logged_in(true);
         }
         list.push(session);
     }
@@ -129,6 +131,7 @@ impl Hub {
             if list.is_empty() {
                 sessions.remove(&user);
                 self.inner.bus.unsubscribe(user);
+                telemetry::user_logged_in(false);
             }
         }
     }

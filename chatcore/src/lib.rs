@@ -18,6 +18,8 @@
 //!   implementations; [`node`] wires them into a running service.
 //! - [`model`]: the domain types every layer shares.
 //! - [`client`]: a typed async client (tests, examples, tools).
+//! - [`telemetry`]: the metrics every layer records (no-ops until the
+//!   embedding program installs a `metrics` recorder).
 //!
 //! # Delivery contract
 //!
@@ -37,5 +39,6 @@ pub mod protocol;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 
 pub use service::ChatService;

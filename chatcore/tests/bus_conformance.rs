@@ -162,6 +162,12 @@ async fn unsubscribed_users_events_stop(mut pair: Pair) {
     );
 }
 
+async fn a_live_endpoint_answers_ping(mut pair: Pair) {
+    // Once a subscription is live, the endpoint can both receive and send.
+    subscribe_live(&pair.b, &mut pair.b_rx, fresh_user()).await;
+    pair.b.ping().await.expect("a live endpoint answers ping");
+}
+
 macro_rules! suite {
     ($($check:ident),* $(,)?) => {
         mod local {
@@ -188,6 +194,7 @@ suite!(
     events_reach_subscribers_in_order,
     every_interested_node_gets_the_event,
     unsubscribed_users_events_stop,
+    a_live_endpoint_answers_ping,
 );
 
 /// Redis only: a restarted server loses subscriptions; the bus reconnects,

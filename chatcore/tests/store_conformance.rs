@@ -25,6 +25,8 @@ mod backend;
 mod friends;
 #[path = "store_conformance/groups.rs"]
 mod groups;
+#[path = "store_conformance/health.rs"]
+mod health;
 #[path = "store_conformance/helpers.rs"]
 mod helpers;
 #[path = "store_conformance/history.rs"]
@@ -63,6 +65,7 @@ macro_rules! conformance_suite {
 conformance_suite! {
     backends {
         memory => crate::backend::Backend::Memory,
+        metered_memory => crate::backend::Backend::MeteredMemory,
         sqlite_memory => crate::backend::Backend::SqliteMemory,
         sqlite_file => crate::backend::Backend::SqliteFile,
         mysql => crate::backend::Backend::Mysql,
@@ -145,6 +148,9 @@ conformance_suite! {
             direct_history_excludes_other_conversations,
             group_history_lists_the_group_messages_newest_first,
             history_of_a_silent_conversation_is_empty,
+        }
+        health {
+            ping_succeeds_on_a_reachable_store_and_changes_nothing,
         }
     }
 }

@@ -146,6 +146,13 @@ pub(crate) struct Config {
     #[arg(long, env = "CHAT_RESUME_TTL_SECS", default_value_t = 24 * 3600)]
     pub(crate) resume_ttl_secs: u64,
 
+    /// Address (`HOST:PORT`) of the admin HTTP listener, off unless given.
+    /// It serves `GET /health` (200 when the database and the bus answer,
+    /// 503 with the reason otherwise) and `GET /metrics` (Prometheus text
+    /// format). It has no authentication: bind it to a private address.
+    #[arg(long, env = "CHAT_ADMIN_ADDR")]
+    pub(crate) admin_addr: Option<String>,
+
     /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,chatcore=debug`).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub(crate) log: String,

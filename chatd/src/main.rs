@@ -2,6 +2,7 @@
 //! environment, opens the backends, serves TCP until SIGINT or SIGTERM,
 //! then says goodbye to every client and releases only its own sessions.
 
+mod admin;
 mod config;
 
 use std::io::IsTerminal;
@@ -13,13 +14,14 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use chatcore::bus::RedisBus;
+use chatcore::bus::{MeteredBus, RedisBus};
 use chatcore::node::{self, Backends};
 use chatcore::presence::{Presence, RedisPresence, RedisPresenceConfig};
 use chatcore::server;
 use chatcore::service::Passwords;
-use chatcore::store::{SqlStore, Store};
+use chatcore::store::{MeteredStore, SqlStore, Store};
 
+use admin::{Admin, Probes};
 use config::Config;
 
 #[tokio::main]
@@ -33,6 +35,12 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let service_config = config.service_config().map_err(anyhow::Error::msg)?;
+    // Before anything is measured.
+    let admin = config
+        .admin_addr
+        .as_deref()
+        .map(Admin::install)
+        .transpose()?;
 
     let store: Arc<dyn Store> = Arc::new(
         SqlStore::connect(config.store_options())
@@ -42,9 +50,15 @@ async fn main() -> anyhow::Result<()> {
     let passwords =
         Passwords::new(config.hash_params(), config.hash_threads).map_err(anyhow::Error::msg)?;
     let shutdown = CancellationToken::new();
-    let (backends, presence) = match &config.redis_url {
+    let store = MeteredStore::wrap(store);
+    let (mut backends, presence) = match &config.redis_url {
         Some(url) => cluster_backends(&config, url, store, &shutdown).await?,
         None => (Backends::local(store), None),
+    };
+    backends.bus = MeteredBus::wrap(backends.bus);
+    let probes = Probes {
+        store: Arc::clone(&backends.store),
+        bus: Arc::clone(&backends.bus),
     };
     let service = node::start(backends, passwords, service_config, shutdown.clone());
 
@@ -56,6 +70,11 @@ async fn main() -> anyhow::Result<()> {
         database = %config.redacted_database_url(),
         "chatd ready"
     );
+
+    if let Some(admin) = admin {
+        let admin_addr = admin.serve(probes, shutdown.clone()).await?;
+        tracing::info!(%admin_addr, "serving /health and /metrics");
+    }
 
     tokio::spawn(stop_on_signal(shutdown.clone()));
     server::run(listener, service, config.server_config(), shutdown).await;

@@ -169,6 +169,7 @@ fn help_explains_every_flag() {
         "--database-url",
         "--redis-url",
         "--max-frame",
+        "--admin-addr",
         "--log",
     ] {
         assert!(help.contains(flag), "--help mentions {flag}");

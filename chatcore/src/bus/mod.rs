@@ -4,9 +4,11 @@
 //!
 //! Each node holds one endpoint of the bus, which publishes and receives.
 //! Implementations: [`LocalBus`] (nodes in one process) and [`RedisBus`]
-//! (a cluster, over Redis pub/sub).
+//! (a cluster, over Redis pub/sub); [`MeteredBus`] wraps either to record
+//! publish latencies.
 
 mod local;
+mod metered;
 mod redis;
 
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tokio::sync::mpsc;
 
 pub use self::redis::{BusStats, RedisBus};
 pub use local::{LocalBroker, LocalBus};
+pub use metered::MeteredBus;
 
 use crate::model::{Message, Seq, UserId};
 use crate::presence::SessionId;
@@ -81,4 +84,16 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
 
     /// Stops receiving this user's events on this endpoint.
     fn unsubscribe(&self, user: UserId);
+
+    /// Checks that this endpoint can publish and receive now, as cheaply as
+    /// it can (health checks call it).
+    ///
+    /// # Behavior
+    /// - `Ok` when events published now would reach the nodes;
+    ///   `Unavailable` when the bus (or this endpoint's subscription) is
+    ///   down. Changes nothing.
+    /// - An in-process bus is always reachable (the default).
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
 }

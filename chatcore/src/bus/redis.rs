@@ -12,6 +12,7 @@
 //! meanwhile were lost: the store has them.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Bus, BusError, BusEvent, BusReceiver};
 use crate::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
 use crate::presence::SessionId;
+use crate::telemetry;
 
 /// How often the subscriber checks that its connection is alive.
 const PING_EVERY: Duration = Duration::from_secs(2);
@@ -139,6 +141,8 @@ fn decode(payload: &[u8]) -> Option<BusEvent> {
 pub struct BusStats {
     /// Times the subscriber connection was (re)established.
     pub connects: std::sync::atomic::AtomicU64,
+    /// Whether the subscriber connection is up now.
+    pub subscribed: std::sync::atomic::AtomicBool,
 }
 
 /// One node's endpoint of a Redis bus.
@@ -252,6 +256,23 @@ impl Bus for RedisBus {
             self.wanted.changed.notify_one();
         }
     }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        if !self.stats.subscribed.load(Ordering::Relaxed) {
+            return Err(BusError::Unavailable(
+                "the subscriber connection is down".to_owned(),
+            ));
+        }
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut *conn)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))
+    }
 }
 
 /// Keeps one subscriber connection alive and its subscriptions equal to
@@ -272,11 +293,14 @@ async fn subscriber(
         };
         match connected {
             Ok(pubsub) => {
-                stats
-                    .connects
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if stats.connects.fetch_add(1, Ordering::Relaxed) > 0 {
+                    telemetry::bus_reconnected();
+                }
+                stats.subscribed.store(true, Ordering::Relaxed);
                 backoff = Duration::from_millis(50);
-                match serve(pubsub, &prefix, &wanted, &tx, &shutdown).await {
+                let served = serve(pubsub, &prefix, &wanted, &tx, &shutdown).await;
+                stats.subscribed.store(false, Ordering::Relaxed);
+                match served {
                     Ok(()) => return,
                     Err(e) => tracing::warn!(error = %e, "bus subscriber lost; reconnecting"),
                 }

@@ -7,12 +7,24 @@ use super::{ChatService, ServiceError, Session, check_identity, now_ms};
 use crate::bus::BusEvent;
 use crate::model::NewMessage;
 use crate::protocol::{Chat, ChatAck, ErrorCode, ServerFrame};
+use crate::telemetry;
 
 /// Longest client message id, in bytes.
 const MAX_CMID_BYTES: usize = 64;
 
 impl ChatService {
     pub(super) async fn chat(
+        &self,
+        session: &Session,
+        rid: Option<u64>,
+        req: Chat,
+    ) -> Result<ServerFrame, ServiceError> {
+        let result = self.store_and_ring(session, rid, req).await;
+        telemetry::send(result.is_ok());
+        result
+    }
+
+    async fn store_and_ring(
         &self,
         session: &Session,
         rid: Option<u64>,

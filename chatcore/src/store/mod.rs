@@ -4,13 +4,16 @@
 //! Implementations: [`MemoryStore`] (in process, for embedding, tests and
 //! benchmarks) and [`SqlStore`] (SeaORM on SQLite or MySQL/MariaDB). Both
 //! pass the same conformance suite in `chatcore/tests/store_conformance.rs`.
+//! [`MeteredStore`] wraps any of them to record call latencies.
 
 mod memory;
+mod metered;
 mod sql;
 
 use async_trait::async_trait;
 
 pub use memory::MemoryStore;
+pub use metered::MeteredStore;
 pub use sql::{SqlStore, SqlStoreOptions};
 
 use crate::model::{
@@ -179,4 +182,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         before: Option<MessageId>,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
+
+    /// Checks that the store can serve now, as cheaply as it can (health
+    /// checks call it).
+    ///
+    /// # Behavior
+    /// - `Ok` when a read would reach the data now; `Unavailable` when the
+    ///   backend cannot be reached. Changes nothing.
+    /// - An in-process store is always reachable (the default).
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

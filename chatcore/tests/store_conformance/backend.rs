@@ -6,7 +6,7 @@ use std::panic;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatcore::store::{MemoryStore, SqlStore, SqlStoreOptions, Store};
+use chatcore::store::{MemoryStore, MeteredStore, SqlStore, SqlStoreOptions, Store};
 use tempfile::TempDir;
 
 use crate::mysql_support::ThrowawayDatabase;
@@ -20,6 +20,9 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 pub(crate) enum Backend {
     /// `MemoryStore::new()`.
     Memory,
+    /// `MemoryStore::new()` inside `MeteredStore`, which must change
+    /// nothing of what the store does.
+    MeteredMemory,
     /// `SqlStore` on `sqlite::memory:` (one connection for everything).
     SqliteMemory,
     /// `SqlStore` on a SQLite file in a temporary directory (WAL, one
@@ -76,6 +79,12 @@ impl Fixture {
         let fixture = match backend {
             Backend::Memory => Fixture {
                 store: Arc::new(MemoryStore::new()),
+                sql: None,
+                dir: None,
+                mysql: None,
+            },
+            Backend::MeteredMemory => Fixture {
+                store: MeteredStore::wrap(Arc::new(MemoryStore::new())),
                 sql: None,
                 dir: None,
                 mysql: None,

@@ -18,6 +18,7 @@
 //! pid; when a test fails, the guards print the processes' logs.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod http;
 pub mod mysql;
 pub mod nginx;
 pub mod process;

@@ -864,6 +864,13 @@ impl Store for SqlStore {
         self.timed(self.history_now(conversation, before, limit))
             .await
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // The readers: on SQLite the writer may be busy with a batch for a
+        // while, which says nothing about reachability.
+        self.timed(async { Ok(self.reader.ping().await.map_err(Fail::from)?) })
+            .await
+    }
 }
 
 /// A message joined with its sender's name, as history and inbox read it.

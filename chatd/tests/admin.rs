@@ -1,0 +1,179 @@
+//! `chatd --admin-addr`: `/health` says whether the node can serve (its
+//! database and its bus answer) and `/metrics` counts what clients did, in
+//! the Prometheus text format.
+//!
+//! ```text
+//! cargo test -p chatd --test admin
+//! CHAT_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test -p chatd --test admin
+//! ```
+//! The first test needs nothing (SQLite, in-process bus). The Redis one
+//! runs a `redis-server` of its own on a free port; `CHAT_TEST_REDIS_URL`
+//! only says that Redis is installed.
+
+mod support;
+
+use std::path::Path;
+
+use chatcore::model::UserId;
+use support::http::{self, Answer, sample};
+use support::{Chatd, PrivateRedis, REDIS_URL_VAR, WAIT, eventually, free_port, new_user};
+
+/// A `chatd` on a SQLite file in `dir` with an admin listener, and that
+/// listener's address.
+async fn start_with_admin(dir: &Path, extra: &[String]) -> (Chatd, String) {
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut args = vec![
+        "--database-url".to_owned(),
+        format!("sqlite://{}?mode=rwc", dir.join("chat.db").display()),
+        "--admin-addr".to_owned(),
+        admin.clone(),
+    ];
+    args.extend_from_slice(extra);
+    let mut chatd = Chatd::spawn("chatd", dir, &args);
+    chatd.wait_listening().await;
+    // The admin listener opens right after the chat one.
+    eventually("the admin listener accepts", WAIT, || async {
+        http::get(&admin, "/health").await.is_some()
+    })
+    .await;
+    (chatd, admin)
+}
+
+async fn health(admin: &str) -> Answer {
+    http::get(admin, "/health")
+        .await
+        .expect("the admin listener answers")
+}
+
+async fn scrape(admin: &str) -> String {
+    let answer = http::get(admin, "/metrics")
+        .await
+        .expect("the admin listener answers");
+    assert_eq!(answer.status, 200, "GET /metrics: {}", answer.body);
+    answer.body
+}
+
+/// The value of `series` in a fresh scrape, 0 when it has no sample yet.
+async fn value(admin: &str, series: &str) -> f64 {
+    sample(&scrape(admin).await, series).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_ok_and_metrics_count_logins_chats_and_deliveries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (chatd, admin) = start_with_admin(dir.path(), &[]).await;
+
+    let ok = health(&admin).await;
+    assert_eq!(
+        ok.status, 200,
+        "a fresh node on SQLite is ready: {}",
+        ok.body
+    );
+    assert_eq!(ok.body, "ready\nstore: ok\nbus: ok\n");
+
+    assert_eq!(value(&admin, "chat_logged_in_users").await, 0.0);
+    assert_eq!(
+        value(&admin, r#"chat_sends_total{outcome="ok"}"#).await,
+        0.0,
+        "nothing sent yet"
+    );
+
+    let alice = new_user(&chatd.addr, "alice").await;
+    let mut bob = new_user(&chatd.addr, "bob").await;
+    alice
+        .client
+        .send_to(bob.id, "hello bob")
+        .await
+        .expect("alice's message is stored");
+    let got = support::next_message(&mut bob).await;
+    assert_eq!(got.msg, "hello bob");
+    let refused = alice.client.send_to(UserId(999_999), "nobody").await;
+    assert!(refused.is_err(), "a message to an unknown user is refused");
+
+    let text = scrape(&admin).await;
+    let at = |series: &str| {
+        sample(&text, series).unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
+    };
+    assert_eq!(at(r#"chat_frames_in_total{kind="reg"}"#), 2.0);
+    assert_eq!(at(r#"chat_frames_in_total{kind="login"}"#), 2.0);
+    assert_eq!(at(r#"chat_frames_in_total{kind="one_chat"}"#), 2.0);
+    assert_eq!(at(r#"chat_frames_out_total{kind="login_ack"}"#), 2.0);
+    assert_eq!(at(r#"chat_frames_out_total{kind="chat_ack"}"#), 1.0);
+    assert_eq!(at(r#"chat_frames_out_total{kind="one_chat"}"#), 1.0);
+    assert_eq!(at(r#"chat_frames_out_total{kind="error"}"#), 1.0);
+    assert_eq!(at(r#"chat_sends_total{outcome="ok"}"#), 1.0);
+    assert_eq!(at(r#"chat_sends_total{outcome="error"}"#), 1.0);
+    let live = sample(&text, r#"chat_deliveries_total{path="live"}"#).unwrap_or(0.0);
+    let from_store = sample(&text, r#"chat_deliveries_total{path="store"}"#).unwrap_or(0.0);
+    assert_eq!(live + from_store, 1.0, "bob got one message:\n{text}");
+    assert_eq!(at("chat_logged_in_users"), 2.0);
+    assert_eq!(at("chat_connections"), 2.0);
+    assert!(
+        text.contains("# TYPE chat_store_duration_seconds histogram"),
+        "store latency is a histogram:\n{text}"
+    );
+    assert_eq!(at(r#"chat_store_duration_seconds_count{op="send"}"#), 2.0);
+    assert_eq!(
+        sample(&text, r#"chat_store_errors_total{op="send"}"#),
+        None,
+        "an unknown recipient is an answer of the store, not a failure"
+    );
+    assert!(at("chat_bus_publish_duration_seconds_count") >= 1.0);
+
+    // Gauges come down when clients leave.
+    drop(bob);
+    eventually("bob's session is gone from the gauges", WAIT, || async {
+        value(&admin, "chat_logged_in_users").await == 1.0
+            && value(&admin, "chat_connections").await == 1.0
+    })
+    .await;
+    drop(alice);
+
+    let missing = http::get(&admin, "/nothing-here")
+        .await
+        .expect("the admin listener answers");
+    assert_eq!(missing.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_503_while_the_redis_bus_is_unreachable_and_ok_again_after() {
+    if support::services(
+        "health_is_503_while_the_redis_bus_is_unreachable",
+        &[REDIS_URL_VAR],
+    )
+    .is_none()
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut redis = PrivateRedis::spawn(dir.path());
+    redis.wait_ready().await;
+    let args = ["--redis-url".to_owned(), redis.url()];
+    let (_chatd, admin) = start_with_admin(dir.path(), &args).await;
+
+    eventually("the node is ready", WAIT, || async {
+        health(&admin).await.status == 200
+    })
+    .await;
+    assert_eq!(value(&admin, "chat_bus_reconnects_total").await, 0.0);
+
+    redis.kill();
+    eventually("/health reports the bus down", WAIT, || async {
+        let answer = health(&admin).await;
+        answer.status == 503
+            && answer.body.starts_with("not ready\n")
+            && answer.body.contains("store: ok\n")
+            && answer.body.contains("bus: bus unavailable")
+    })
+    .await;
+
+    redis.start_again().await;
+    eventually("/health is ok again", WAIT, || async {
+        health(&admin).await.status == 200
+    })
+    .await;
+    assert!(
+        value(&admin, "chat_bus_reconnects_total").await >= 1.0,
+        "the subscriber reconnection is counted"
+    );
+}
