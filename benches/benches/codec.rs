@@ -22,6 +22,7 @@ use chatcore::protocol::{
     ChatAck, Dialect, ErrorCode, ErrorReply, FriendEntry, GroupEntry, LoginOk, MemberEntry,
     MessagePage, Request, ServerFrame, encode_login,
 };
+use chatcore::service::ResumeConfig;
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use tokio_util::codec::Decoder;
 
@@ -231,6 +232,8 @@ fn login_reply(friends: usize, groups: usize, members: usize, backlog: usize) ->
             .collect(),
         cursor: Seq(499),
         backlog: entries(backlog, TYPICAL_BODY),
+        // Native replies carry a resume token; legacy ones leave it out.
+        resume: Some(ResumeConfig::default().issue(user(0).id, 0, 1_764_454_935)),
     }
 }
 
