@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{ChatService, ConnState, ServiceError, Session, now_secs};
 use crate::bus::BusEvent;
 use crate::hub::{LocalSession, SessionControl};
-use crate::model::{UserInfo, UserRecord};
+use crate::model::{UserId, UserInfo, UserRecord};
 use crate::presence::SessionId;
 use crate::protocol::{Ack, ChangePassword, FriendEntry, Login, Resume, msgid};
 use crate::protocol::{Dialect, ErrorCode, LoginOk, Register, ServerFrame};
@@ -33,7 +33,7 @@ impl ChatService {
         Ok(())
     }
 
-    fn check_password(&self, password: &str) -> Result<(), ServiceError> {
+    fn check_new_password(&self, password: &str) -> Result<(), ServiceError> {
         let max = self.inner.config.max_password_bytes;
         if password.is_empty() || password.len() > max {
             return Err(ServiceError::with_detail(
@@ -56,7 +56,7 @@ impl ChatService {
         // Only an anonymous connection picks its dialect.
         conn.dialect = Dialect::from_proto(req.proto);
         self.check_name("name", &req.name)?;
-        self.check_password(&req.password)?;
+        self.check_new_password(&req.password)?;
         let hash = self.inner.passwords.hash(&req.password).await?;
         let id = self.inner.store.create_user(&req.name, &hash).await?;
         tracing::info!(user = %id, "registered");
@@ -73,14 +73,24 @@ impl ChatService {
             return Err(ServiceError::new(ErrorCode::AlreadyLoggedIn));
         }
         conn.dialect = Dialect::from_proto(req.proto);
-        let store = &self.inner.store;
-        let record = store.user(req.id).await?;
-        let hash = record.as_ref().map(|r| r.password_hash.as_str());
-        let matches = self.inner.passwords.verify(&req.password, hash).await?;
-        let Some(record) = record.filter(|_| matches) else {
+        let Some(record) = self.authenticate(req.id, &req.password).await? else {
             return Err(ServiceError::new(ErrorCode::LoginFailed));
         };
         self.start_session(conn, rid, record).await
+    }
+
+    /// The record of `user` when `password` is theirs; `None` for a wrong
+    /// password or an unknown user, which take the same time (the hash of
+    /// an unknown user is checked against a dummy).
+    async fn authenticate(
+        &self,
+        user: UserId,
+        password: &str,
+    ) -> Result<Option<UserRecord>, ServiceError> {
+        let record = self.inner.store.user(user).await?;
+        let hash = record.as_ref().map(|r| r.password_hash.as_str());
+        let matches = self.inner.passwords.verify(password, hash).await?;
+        Ok(record.filter(|_| matches))
     }
 
     /// Login with a resume token: no password hash to check, so a whole
@@ -207,19 +217,16 @@ impl ChatService {
         rid: Option<u64>,
         req: ChangePassword,
     ) -> Result<ServerFrame, ServiceError> {
-        self.check_password(&req.new)?;
+        self.check_new_password(&req.new)?;
         let user = session.user.id;
-        let store = &self.inner.store;
-        let record = store.user(user).await?;
-        let hash = record.as_ref().map(|r| r.password_hash.as_str());
-        if !self.inner.passwords.verify(&req.old, hash).await? {
+        if self.authenticate(user, &req.old).await?.is_none() {
             return Err(ServiceError::with_detail(
                 ErrorCode::LoginFailed,
                 "the current password is wrong",
             ));
         }
         let hash = self.inner.passwords.hash(&req.new).await?;
-        let epoch = store.set_password(user, &hash).await?;
+        let epoch = self.inner.store.set_password(user, &hash).await?;
         tracing::info!(%user, "password changed");
         let resume = (dialect == Dialect::Native)
             .then(|| self.inner.config.resume.issue(user, epoch, now_secs()));
@@ -249,7 +256,7 @@ impl ChatService {
     /// Friends of `user` with their presence.
     pub(super) async fn friend_entries(
         &self,
-        user: crate::model::UserId,
+        user: UserId,
     ) -> Result<Vec<FriendEntry>, ServiceError> {
         let friends = self.inner.store.friends(user).await?;
         let ids: Vec<_> = friends.iter().map(|f| f.id).collect();
