@@ -266,13 +266,8 @@ async fn a_node_paused_past_its_lease_ends_its_sessions_and_delivers_nothing_to_
         let (client, local_port) = support::connect(&a).await;
         match client.login(carol.id, support::PASSWORD).await {
             Ok(info) => {
-                break User {
-                    client,
-                    id: carol.id,
-                    name: "carol (again on a)".into(),
-                    local_port,
-                    resume: info.resume.expect("token").token,
-                };
+                assert_eq!(info.id, carol.id);
+                break User::logged_in(client, local_port, "carol (again on a)", info);
             }
             Err(e) if e.errno() == Some(ErrorCode::Unavailable.errno()) => {
                 assert!(

@@ -29,7 +29,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chatcore::client::{ChatMessage, Client, Event};
+use chatcore::client::{ChatMessage, Client, Event, LoginInfo};
 use chatcore::model::UserId;
 
 pub use mysql::ThrowawayDatabase;
@@ -131,6 +131,22 @@ pub struct User {
     pub resume: String,
 }
 
+impl User {
+    /// The user `info` logged in as on `client`.
+    pub fn logged_in(client: Client, local_port: u16, name: &str, info: LoginInfo) -> User {
+        User {
+            client,
+            id: info.id,
+            name: name.to_owned(),
+            local_port,
+            resume: info
+                .resume
+                .expect("a native login gets a resume token")
+                .token,
+        }
+    }
+}
+
 pub const PASSWORD: &str = "pw";
 
 /// A TCP connection (native client) and its local port.
@@ -154,16 +170,7 @@ pub async fn new_user(addr: &str, name: &str) -> User {
         .login(id, PASSWORD)
         .await
         .unwrap_or_else(|e| panic!("login {name} at {addr}: {e}"));
-    User {
-        client,
-        id,
-        name: name.to_owned(),
-        local_port,
-        resume: info
-            .resume
-            .expect("a native login gets a resume token")
-            .token,
-    }
+    User::logged_in(client, local_port, name, info)
 }
 
 /// Logs user `id` in again over a new connection to `addr`.
@@ -173,16 +180,7 @@ pub async fn login(addr: &str, id: UserId, name: &str) -> User {
         .login(id, PASSWORD)
         .await
         .unwrap_or_else(|e| panic!("login {name} ({id}) at {addr}: {e}"));
-    User {
-        client,
-        id,
-        name: name.to_owned(),
-        local_port,
-        resume: info
-            .resume
-            .expect("a native login gets a resume token")
-            .token,
-    }
+    User::logged_in(client, local_port, name, info)
 }
 
 /// Logs `user` in again over a new connection to `addr` with its resume
@@ -194,13 +192,7 @@ pub async fn resume(addr: &str, user: &User) -> User {
         .await
         .unwrap_or_else(|e| panic!("resume {} ({}) at {addr}: {e}", user.name, user.id));
     assert_eq!(info.id, user.id, "the token names its user");
-    User {
-        client,
-        id: user.id,
-        name: user.name.clone(),
-        local_port,
-        resume: info.resume.expect("a resume hands out a fresh token").token,
-    }
+    User::logged_in(client, local_port, &user.name, info)
 }
 
 /// The next chat message on `user`'s connection; panics on anything else
