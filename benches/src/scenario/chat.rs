@@ -142,18 +142,7 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
     let opts = &ctx.opts;
     let setup_started = std::time::Instant::now();
     ctx.progress.phase("setup");
-    let mut clients = Vec::with_capacity(opts.clients);
-    for result in ctx.set_up_all().await {
-        match result {
-            Ok(client) => clients.push(client),
-            Err(_) => {
-                ctx.fill_setup(summary, setup_started);
-                return Err(RunError::Setup(
-                    summary.first_setup_error.clone().unwrap_or_default(),
-                ));
-            }
-        }
-    }
+    let mut clients = ctx.set_up_all(summary, setup_started).await?;
     let users: Vec<u64> = clients.iter().map(|(_, id)| *id).collect();
     let plan = match opts.scenario {
         Scenario::Group => {

@@ -14,18 +14,7 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
     let opts = &ctx.opts;
     let setup_started = Instant::now();
     ctx.progress.phase("setup");
-    let mut clients = Vec::with_capacity(opts.clients);
-    for result in ctx.set_up_all().await {
-        match result {
-            Ok(client) => clients.push(client),
-            Err(_) => {
-                ctx.fill_setup(summary, setup_started);
-                return Err(RunError::Setup(
-                    summary.first_setup_error.clone().unwrap_or_default(),
-                ));
-            }
-        }
-    }
+    let clients = ctx.set_up_all(summary, setup_started).await?;
     ctx.fill_setup(summary, setup_started);
 
     ctx.progress.phase("logins");

@@ -57,8 +57,14 @@ impl Ctx {
     /// Sets up every client, `--connect-concurrency` at a time, started in
     /// index order (so that a round-robin balancer alternates consecutive
     /// clients between its nodes); results in index order.
-    async fn set_up_all(&self) -> Vec<Result<(Conn, u64), SetupError>> {
-        stream::iter(0..self.opts.clients)
+    /// Opens and logs in every client; when any fails, the setup figures
+    /// go into `summary` and the run ends with the first error.
+    async fn set_up_all(
+        &self,
+        summary: &mut Summary,
+        started: Instant,
+    ) -> Result<Vec<(Conn, u64)>, RunError> {
+        let results: Vec<Result<(Conn, u64), SetupError>> = stream::iter(0..self.opts.clients)
             .map(|index| async move {
                 let result = self.open_and_log_in(index).await;
                 if let Err(e) = &result {
@@ -68,7 +74,16 @@ impl Ctx {
             })
             .buffered(self.opts.connect_concurrency)
             .collect()
-            .await
+            .await;
+        match results.into_iter().collect() {
+            Ok(clients) => Ok(clients),
+            Err(_) => {
+                self.fill_setup(summary, started);
+                Err(RunError::Setup(
+                    summary.first_setup_error.clone().unwrap_or_default(),
+                ))
+            }
+        }
     }
 
     fn fill_setup(&self, summary: &mut Summary, started: Instant) {
