@@ -5,10 +5,11 @@
 //! the seed's own replies, and a login reply kept under the seed client's
 //! 1024-byte read.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::{Local, TimeZone};
+use chrono::{DateTime, Datelike, FixedOffset, Local, TimeZone, Timelike, Utc};
 use serde::Serialize;
 
 use super::{Dialect, ErrorCode, msgid};
@@ -191,10 +192,38 @@ pub struct MessagePage {
 
 /// Formats server time as the seed does (`YYYY-MM-DD HH:MM:SS`, local).
 pub fn format_time(ms: i64) -> String {
-    match Local.timestamp_millis_opt(ms).single() {
-        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
-        None => String::new(),
+    let Some(utc) = DateTime::from_timestamp_millis(ms) else {
+        return String::new();
+    };
+    let t = utc.naive_utc() + local_offset(ms.div_euclid(60_000), &utc);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// The local UTC offset at `utc`, remembered per thread for the minute
+/// `minute` (UTC). Every frame with a time needs it, and asking the system
+/// zone each time (an environment read and a file check in chrono) cost
+/// more than encoding the rest of the frame; zone transitions fall on whole
+/// minutes, so a minute's offset holds for all of it.
+fn local_offset(minute: i64, utc: &DateTime<Utc>) -> FixedOffset {
+    thread_local! {
+        static CACHED: Cell<Option<(i64, FixedOffset)>> = const { Cell::new(None) };
     }
+    CACHED.with(|cached| match cached.get() {
+        Some((m, offset)) if m == minute => offset,
+        _ => {
+            let offset = Local.offset_from_utc_datetime(&utc.naive_utc());
+            cached.set(Some((minute, offset)));
+            offset
+        }
+    })
 }
 
 #[derive(Serialize)]
@@ -725,5 +754,38 @@ impl ServerFrame {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Local, TimeZone};
+
+    use super::format_time;
+
+    #[test]
+    fn time_is_formatted_in_the_local_zone_like_chrono_does() {
+        // Spread over years, seasons (both sides of any DST change) and
+        // minute boundaries, each twice so the second hits the cache.
+        let samples = [
+            0,
+            1_700_000_000_123,
+            1_711_846_799_999,
+            1_711_846_800_000,
+            1_730_000_000_000,
+        ];
+        for ms in samples.into_iter().chain(samples) {
+            let expected = Local
+                .timestamp_millis_opt(ms)
+                .single()
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default();
+            assert_eq!(format_time(ms), expected, "at {ms} ms");
+        }
+    }
+
+    #[test]
+    fn out_of_range_times_format_as_empty() {
+        assert_eq!(format_time(i64::MAX), "");
     }
 }
