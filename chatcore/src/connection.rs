@@ -163,34 +163,18 @@ pub async fn serve<IO>(
         let dialect = conn.dialect();
         let heartbeat_due = driver.last_inbound.max(driver.last_ping) + config.heartbeat;
         let heartbeat_on = dialect == Dialect::Native && driver.live.is_some();
+        // Output before input: deliveries and refills owed to this client
+        // are written before its next request is read. A client that keeps
+        // its send window full would otherwise always have a frame ready,
+        // and its deliveries would wait behind every one of its requests
+        // (the outbox would overflow into store refills, and delivery
+        // latency would grow for as long as it kept sending).
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break Exit::Kicked(ErrorCode::ShuttingDown),
             _ = async { control.as_ref()?.ended().await; Some(()) }, if control.is_some() => {
                 let reason = control.as_ref().and_then(|c| c.reason()).unwrap_or(ErrorCode::Kicked);
                 break Exit::Kicked(reason);
-            }
-            frame = frames.next() => {
-                driver.last_inbound = Instant::now();
-                let result = match frame {
-                    None => break Exit::Closed,
-                    Some(Err(CodecError::FrameTooLarge { limit })) => {
-                        telemetry::frame_in(None);
-                        let reply = ServerFrame::Error(ErrorReply {
-                            rid: None,
-                            req: None,
-                            code: ErrorCode::FrameTooLarge,
-                            detail: format!("frame longer than {limit} bytes"),
-                        });
-                        let _ = out.send(&reply, dialect).await;
-                        break Exit::Closed;
-                    }
-                    Some(Err(CodecError::Io(e))) => break Exit::Error(e),
-                    Some(Ok(bytes)) => driver.request(&mut conn, &mut out, &bytes, &mut events).await,
-                };
-                if let Err(e) = result {
-                    break Exit::Error(e);
-                }
             }
             Some(event) = events.recv(), if driver.live.is_some() => {
                 let mut batch = vec![event];
@@ -212,6 +196,28 @@ pub async fn serve<IO>(
             _ = sleep_until(driver.retry_refill_at.unwrap_or_else(Instant::now)), if driver.retry_refill_at.is_some() => {
                 driver.retry_refill_at = None;
                 if let Err(e) = driver.refill(&mut out, dialect).await {
+                    break Exit::Error(e);
+                }
+            }
+            frame = frames.next() => {
+                driver.last_inbound = Instant::now();
+                let result = match frame {
+                    None => break Exit::Closed,
+                    Some(Err(CodecError::FrameTooLarge { limit })) => {
+                        telemetry::frame_in(None);
+                        let reply = ServerFrame::Error(ErrorReply {
+                            rid: None,
+                            req: None,
+                            code: ErrorCode::FrameTooLarge,
+                            detail: format!("frame longer than {limit} bytes"),
+                        });
+                        let _ = out.send(&reply, dialect).await;
+                        break Exit::Closed;
+                    }
+                    Some(Err(CodecError::Io(e))) => break Exit::Error(e),
+                    Some(Ok(bytes)) => driver.request(&mut conn, &mut out, &bytes, &mut events).await,
+                };
+                if let Err(e) = result {
                     break Exit::Error(e);
                 }
             }

@@ -369,6 +369,55 @@ async fn a_full_outbox_falls_back_to_the_store_without_loss() {
 }
 
 #[tokio::test]
+async fn a_client_that_keeps_sending_still_gets_its_deliveries_between_acks() {
+    let server = TestServer::start().await;
+    let (zed, _) = server.user("zed").await;
+    let (_peer, peer_id) = server.user("peer").await;
+    let busy_id = server
+        .client()
+        .await
+        .register("busy", "pw-busy")
+        .await
+        .expect("register");
+    let mut busy = server.raw().await;
+    busy.send(serde_json::json!({"msgid": 1, "id": busy_id, "password": "pw-busy", "proto": 2}))
+        .await;
+    assert_eq!(busy.recv().await["msgid"], 2);
+
+    // `busy` writes a long run of requests in one go, so that its next
+    // request is always ready to be read; a delivery falls due meanwhile.
+    const REQUESTS: usize = 2000;
+    let mut burst = Vec::new();
+    for rid in 0..REQUESTS {
+        let request = serde_json::json!({"msgid": 5, "toid": peer_id, "msg": "x", "rid": rid});
+        burst.extend_from_slice(request.to_string().as_bytes());
+        burst.push(b'\n');
+    }
+    busy.write(&burst).await;
+    assert_eq!(busy.recv().await["msgid"], 13, "the first ack");
+    zed.send_to(busy_id, "for busy").await.expect("sent");
+
+    let (mut acks, mut delivered_after) = (1, None);
+    while acks < REQUESTS {
+        let frame = busy.recv().await;
+        match frame["msgid"].as_u64() {
+            Some(13) => acks += 1,
+            Some(5) => {
+                assert_eq!(frame["msg"], "for busy");
+                delivered_after = Some(acks);
+            }
+            _ => panic!("unexpected frame {frame}"),
+        }
+    }
+    let delivered_after = delivered_after.expect("the delivery arrived");
+    assert!(
+        delivered_after < REQUESTS * 3 / 4,
+        "the delivery waited behind {delivered_after} of {REQUESTS} requests"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn shutdown_tells_clients_goodbye_and_ends_their_sessions() {
     let server = TestServer::start().await;
     let (mut alice, _) = server.user("alice").await;
