@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use chatcore::codec::FrameCodec;
-use chatcore::protocol::{NATIVE_PROTO, msgid};
+use chatcore::protocol::{NATIVE_PROTO, ResumeToken, msgid};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -68,6 +68,9 @@ pub struct Frame {
     pub seq: Option<u64>,
     #[serde(default)]
     pub msg: Option<String>,
+    /// The resume token of a native login reply.
+    #[serde(default)]
+    pub resume: Option<ResumeToken>,
 }
 
 impl Frame {
@@ -100,6 +103,8 @@ pub struct NativeConn {
     writer: OwnedWriteHalf,
     next_rid: u64,
     timeout: Duration,
+    /// The token of the last login, for `resume`.
+    resume: Option<ResumeToken>,
 }
 
 impl NativeConn {
@@ -117,6 +122,7 @@ impl NativeConn {
             writer,
             next_rid: SETUP_RID_BASE,
             timeout,
+            resume: None,
         })
     }
 
@@ -163,11 +169,27 @@ impl NativeConn {
     }
 
     pub async fn login(&mut self, id: u64, password: &str) -> Result<(), SetupError> {
-        self.call(
-            json!({"msgid": msgid::LOGIN, "id": id, "password": password, "proto": NATIVE_PROTO}),
-        )
-        .await
-        .map(drop)
+        let reply = self
+            .call(
+                json!({"msgid": msgid::LOGIN, "id": id, "password": password, "proto": NATIVE_PROTO}),
+            )
+            .await?;
+        self.resume = reply.resume;
+        Ok(())
+    }
+
+    /// Logs in with `token` (from an earlier login, on any connection).
+    pub async fn resume(&mut self, token: &ResumeToken) -> Result<(), SetupError> {
+        let reply = self
+            .call(json!({"msgid": msgid::RESUME, "token": token.token}))
+            .await?;
+        self.resume = reply.resume;
+        Ok(())
+    }
+
+    /// The resume token the last login handed out.
+    pub fn resume_token(&self) -> Option<&ResumeToken> {
+        self.resume.as_ref()
     }
 
     pub async fn logout(&mut self) -> Result<(), SetupError> {

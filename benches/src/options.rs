@@ -19,7 +19,9 @@ pub struct Options {
 
     /// What the clients do: `one-to-one` pairs send to each other; `group`
     /// members send to their group; `idle` clients log in and stay
-    /// connected; `login` clients log in and out in a loop.
+    /// connected; `login` clients log in and out in a loop (a password hash
+    /// each); `resume` clients drop their connection and come back with
+    /// their resume token in a loop (no hash).
     #[arg(long, value_enum, default_value_t = Scenario::OneToOne)]
     pub scenario: Scenario,
 
@@ -114,6 +116,7 @@ pub enum Scenario {
     Group,
     Idle,
     Login,
+    Resume,
 }
 
 /// How fast each sender sends.
@@ -171,6 +174,9 @@ impl Options {
                 return Err(
                     "--legacy cannot run `group`: the seed never tells a group's id".into(),
                 );
+            }
+            Scenario::Resume if self.legacy => {
+                return Err("--legacy cannot run `resume`: the seed has no resume tokens".into());
             }
             Scenario::Group if self.group_size < 2 || self.group_senders == 0 => {
                 return Err("group needs --group-size >= 2 and --group-senders >= 1".into());

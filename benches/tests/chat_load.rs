@@ -213,6 +213,15 @@ async fn chat_load_holds_idle_connections_and_counts_logins() {
     assert!(number(&login, "logins") > 0.0, "{login}");
     assert!(number(&login, "logins_per_s") > 0.0, "{login}");
     assert_eq!(number(&login, "refused"), 0.0, "{login}");
+
+    let resume = chat_load(
+        "resume",
+        &server,
+        &["--scenario", "resume", "--clients", "4"],
+    )
+    .await;
+    assert!(number(&resume, "logins") > 0.0, "{resume}");
+    assert_eq!(number(&resume, "refused"), 0.0, "{resume}");
     server.shutdown.cancel();
     server.task.await.expect("server stops");
 }

@@ -1,13 +1,20 @@
 //! `login`: every client logs out and in again in a loop for
 //! `--duration` seconds; measures logins per second (each one a password
 //! hash on the server) and their latency.
+//!
+//! `resume`: every client drops its connection and logs in again on a new
+//! one with its resume token, in a loop: what a reconnecting client costs
+//! (a TCP connect and an HMAC check, no hash). Logging out would revoke
+//! the token, so the connection is simply closed, as a network drop would.
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Ctx, RunError};
-use crate::conn::Conn;
+use crate::conn::{Conn, NativeConn};
 use crate::metrics::{Counters, Latency};
+use crate::options::Scenario;
 use crate::report::Summary;
 
 pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError> {
@@ -22,12 +29,28 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + opts.duration();
     let mut tasks = Vec::new();
-    for (conn, id) in clients {
+    for (index, (conn, id)) in clients.into_iter().enumerate() {
         let latency = Arc::clone(&latency);
         let counters = Arc::clone(&ctx.counters);
         let password = opts.password.clone();
+        let (addr, source, timeout) = (
+            opts.addr_for(index).to_owned(),
+            opts.source_for(index),
+            opts.timeout(),
+        );
+        let resume = opts.scenario == Scenario::Resume;
         tasks.push(tokio::spawn(async move {
-            log_in_repeatedly(conn, id, &password, deadline, &counters, &latency).await;
+            match conn {
+                Conn::Native(conn) if resume => {
+                    let reconnect = Reconnect {
+                        addr,
+                        source,
+                        timeout,
+                    };
+                    resume_repeatedly(conn, &reconnect, deadline, &counters, &latency).await;
+                }
+                conn => log_in_repeatedly(conn, id, &password, deadline, &counters, &latency).await,
+            }
         }));
     }
     for task in tasks {
@@ -62,6 +85,46 @@ async fn log_in_repeatedly(
             Counters::add(&counters.refused, 1);
             return;
         }
+        latency.record(started.elapsed());
+        Counters::add(&counters.logins, 1);
+    }
+}
+
+/// Where a `resume` client connects again.
+struct Reconnect {
+    addr: String,
+    source: Option<Ipv4Addr>,
+    timeout: Duration,
+}
+
+async fn resume_repeatedly(
+    mut conn: NativeConn,
+    to: &Reconnect,
+    deadline: tokio::time::Instant,
+    counters: &Counters,
+    latency: &Latency,
+) {
+    while tokio::time::Instant::now() < deadline {
+        let Some(token) = conn.resume_token().cloned() else {
+            tracing::warn!("the server handed out no resume token; client stops");
+            Counters::add(&counters.refused, 1);
+            return;
+        };
+        drop(conn);
+        let started = Instant::now();
+        let resumed = async {
+            let mut fresh = NativeConn::open(&to.addr, to.source, to.timeout).await?;
+            fresh.resume(&token).await?;
+            Ok::<_, crate::conn::SetupError>(fresh)
+        };
+        conn = match resumed.await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::warn!(error = %e, "resume failed; client stops");
+                Counters::add(&counters.refused, 1);
+                return;
+            }
+        };
         latency.record(started.elapsed());
         Counters::add(&counters.logins, 1);
     }

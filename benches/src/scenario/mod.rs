@@ -134,7 +134,7 @@ pub async fn run(opts: Options) -> Result<Summary, RunError> {
     let result = match ctx.opts.scenario {
         Scenario::OneToOne | Scenario::Group => chat::run(&ctx, &mut summary).await,
         Scenario::Idle => idle::run(&ctx, &mut summary).await,
-        Scenario::Login => login::run(&ctx, &mut summary).await,
+        Scenario::Login | Scenario::Resume => login::run(&ctx, &mut summary).await,
     };
     ctx.progress.finish();
     summary.load_average_end = load_average();
