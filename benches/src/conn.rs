@@ -187,6 +187,25 @@ impl NativeConn {
         Ok(())
     }
 
+    /// Sends a one-to-one chat message and waits for its ack.
+    pub async fn send_chat(&mut self, to: u64, text: &str) -> Result<(), SetupError> {
+        self.call(json!({"msgid": msgid::ONE_CHAT, "toid": to, "msg": text}))
+            .await
+            .map(drop)
+    }
+
+    /// The next frame the server writes, whatever it is.
+    pub async fn next_frame(&mut self) -> Result<Frame, SetupError> {
+        let read = tokio::time::timeout(self.timeout, self.reader.next())
+            .await
+            .map_err(|_| SetupError::Timeout(self.timeout))?;
+        match read {
+            Some(Ok(bytes)) => Ok(serde_json::from_slice(&bytes)?),
+            Some(Err(e)) => Err(SetupError::Io(io::Error::other(e))),
+            None => Err(SetupError::Closed),
+        }
+    }
+
     /// The resume token the last login handed out.
     pub fn resume_token(&self) -> Option<&ResumeToken> {
         self.resume.as_ref()

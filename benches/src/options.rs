@@ -21,7 +21,9 @@ pub struct Options {
     /// members send to their group; `idle` clients log in and stay
     /// connected; `login` clients log in and out in a loop (a password hash
     /// each); `resume` clients drop their connection and come back with
-    /// their resume token in a loop (no hash).
+    /// their resume token in a loop (no hash); `backlog`: in pairs, the
+    /// first sends `--backlog` messages to the second while it is logged
+    /// out, then the second logs in and is timed until all have arrived.
     #[arg(long, value_enum, default_value_t = Scenario::OneToOne)]
     pub scenario: Scenario,
 
@@ -48,6 +50,10 @@ pub struct Options {
     /// Sends a client may have awaiting their ack at once.
     #[arg(long, default_value_t = 4)]
     pub window: usize,
+
+    /// Messages waiting for each recipient at its login (`backlog`).
+    #[arg(long, default_value_t = 10_000)]
+    pub backlog: u64,
 
     /// Members per group (`group`); clients fill groups in order.
     #[arg(long, default_value_t = 100)]
@@ -117,6 +123,7 @@ pub enum Scenario {
     Idle,
     Login,
     Resume,
+    Backlog,
 }
 
 /// How fast each sender sends.
@@ -174,6 +181,14 @@ impl Options {
                 return Err(
                     "--legacy cannot run `group`: the seed never tells a group's id".into(),
                 );
+            }
+            Scenario::Backlog if self.legacy || !self.clients.is_multiple_of(2) => {
+                return Err(
+                    "backlog needs the native dialect and an even number of --clients".into(),
+                );
+            }
+            Scenario::Backlog if self.backlog == 0 => {
+                return Err("--backlog must be at least 1".into());
             }
             Scenario::Resume if self.legacy => {
                 return Err("--legacy cannot run `resume`: the seed has no resume tokens".into());

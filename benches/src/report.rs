@@ -67,6 +67,10 @@ pub struct Summary {
     pub logins: u64,
     pub logins_per_s: f64,
     pub login_latency_ms: Percentiles,
+
+    /// `backlog`: per recipient, from its login request to the last of its
+    /// waiting messages.
+    pub backlog_sync_ms: Percentiles,
 }
 
 impl Summary {
@@ -113,10 +117,12 @@ impl Summary {
                 "errors: lost {} (of {}), duplicated {}, reordered {}\n",
                 self.lost, self.loss_basis, self.duplicated, self.reordered
             ));
-            out.push_str(&format!(
-                "delivery latency ms: {}\n",
-                percentiles(&self.latency_ms)
-            ));
+            if self.latency_ms.count > 0 {
+                out.push_str(&format!(
+                    "delivery latency ms: {}\n",
+                    percentiles(&self.latency_ms)
+                ));
+            }
             if self.ack_latency_ms.count > 0 {
                 out.push_str(&format!(
                     "ack latency ms:      {}\n",
@@ -143,6 +149,12 @@ impl Summary {
                 self.logins,
                 self.logins_per_s,
                 percentiles(&self.login_latency_ms)
+            ));
+        }
+        if self.backlog_sync_ms.count > 0 {
+            out.push_str(&format!(
+                "backlog synced at login, ms: {}\n",
+                percentiles(&self.backlog_sync_ms)
             ));
         }
         out.push_str(&format!(

@@ -222,6 +222,26 @@ async fn chat_load_holds_idle_connections_and_counts_logins() {
     .await;
     assert!(number(&resume, "logins") > 0.0, "{resume}");
     assert_eq!(number(&resume, "refused"), 0.0, "{resume}");
+
+    let backlog = chat_load(
+        "backlog",
+        &server,
+        &[
+            "--scenario",
+            "backlog",
+            "--clients",
+            "4",
+            "--backlog",
+            "300",
+        ],
+    )
+    .await;
+    assert_eq!(number(&backlog, "acked"), 600.0, "{backlog}");
+    assert_eq!(number(&backlog, "delivered"), 600.0, "{backlog}");
+    for error in ["lost", "duplicated", "reordered"] {
+        assert_eq!(number(&backlog, error), 0.0, "{backlog}");
+    }
+    assert_eq!(backlog["backlog_sync_ms"]["count"], 2, "{backlog}");
     server.shutdown.cancel();
     server.task.await.expect("server stops");
 }

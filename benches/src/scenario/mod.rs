@@ -1,6 +1,7 @@
 //! The scenarios: each sets up its clients, drives them for the run's
 //! duration and fills in its part of the [`Summary`].
 
+mod backlog;
 mod chat;
 mod idle;
 mod login;
@@ -135,6 +136,7 @@ pub async fn run(opts: Options) -> Result<Summary, RunError> {
         Scenario::OneToOne | Scenario::Group => chat::run(&ctx, &mut summary).await,
         Scenario::Idle => idle::run(&ctx, &mut summary).await,
         Scenario::Login | Scenario::Resume => login::run(&ctx, &mut summary).await,
+        Scenario::Backlog => backlog::run(&ctx, &mut summary).await,
     };
     ctx.progress.finish();
     summary.load_average_end = load_average();
