@@ -9,6 +9,7 @@
 //! the same mechanism starting from the acked cursor.
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codec::{CodecError, DEFAULT_MAX_FRAME, FrameCodec};
 use crate::hub::{SessionControl, SessionEvent};
+use crate::limit::{RateLimit, TokenBucket};
 use crate::model::{InboxEntry, Message, Seq};
 use crate::protocol::{
     Dialect, ErrorCode, ErrorReply, LoginOk, Request, ServerFrame, encode_login, msgid,
@@ -51,6 +53,12 @@ pub struct ConnectionConfig {
     /// A write that cannot complete in this time marks a client that does
     /// not read: it is disconnected (and resumes from its cursor later).
     pub write_timeout: Duration,
+    /// Requests per second (and burst) one connection may send; PING and
+    /// PONG are not counted, so heartbeats always get through.
+    pub rate_limit: RateLimit,
+    /// A connection not logged in this long after it opened (or after its
+    /// logout) is closed; `None` lets it wait forever.
+    pub login_timeout: Option<Duration>,
 }
 
 impl Default for ConnectionConfig {
@@ -61,6 +69,8 @@ impl Default for ConnectionConfig {
             heartbeat: Duration::from_secs(30),
             legacy_pace: Duration::from_millis(10),
             write_timeout: Duration::from_secs(30),
+            rate_limit: RateLimit::default(),
+            login_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -131,13 +141,17 @@ struct Live {
 enum Exit {
     Closed,
     Kicked(ErrorCode),
+    /// Anonymous for longer than the login timeout.
+    NoLogin(Duration),
     Error(io::Error),
 }
 
 /// Serves one client connection until it closes, the session is ended, or
-/// `shutdown` fires.
+/// `shutdown` fires. `peer` is the client's address when the transport has
+/// one (failed logins are also counted per address).
 pub async fn serve<IO>(
     io: IO,
+    peer: Option<IpAddr>,
     service: ChatService,
     config: ConnectionConfig,
     shutdown: CancellationToken,
@@ -149,7 +163,7 @@ pub async fn serve<IO>(
     let mut frames =
         FramedRead::with_capacity(reader, FrameCodec::new(config.max_frame), READ_BUFFER);
     let (outbox, mut events) = mpsc::channel(config.outbox_capacity.max(1));
-    let mut conn = ConnState::new(outbox);
+    let mut conn = ConnState::new(outbox, peer);
     let mut out = Outgoing {
         io: writer,
         config: config.clone(),
@@ -162,6 +176,9 @@ pub async fn serve<IO>(
         retry_refill_at: None,
         last_inbound: Instant::now(),
         last_ping: Instant::now(),
+        login_deadline: config.login_timeout.map(|t| Instant::now() + t),
+        login_timeout: config.login_timeout,
+        bucket: TokenBucket::new(config.rate_limit, Instant::now()),
     };
 
     let exit = loop {
@@ -205,6 +222,11 @@ pub async fn serve<IO>(
                 if let Err(e) = driver.refill(&mut out, dialect).await {
                     break Exit::Error(e);
                 }
+            }
+            _ = sleep_until(driver.login_deadline.unwrap_or_else(Instant::now)),
+                if driver.live.is_none() && driver.login_deadline.is_some() =>
+            {
+                break Exit::NoLogin(config.login_timeout.unwrap_or_default());
             }
             frame = frames.next() => {
                 driver.last_inbound = Instant::now();
@@ -253,6 +275,18 @@ pub async fn serve<IO>(
                 .send(&ServerFrame::Kicked { code }, conn.dialect())
                 .await;
         }
+        Exit::NoLogin(limit) => {
+            tracing::debug!("closing a connection that did not log in");
+            // An error frame rather than a kicked notice: there is no
+            // session to end, and it reads the same in both dialects.
+            let reply = ServerFrame::Error(ErrorReply {
+                rid: None,
+                req: None,
+                code: ErrorCode::IdleTimeout,
+                detail: format!("not logged in within {} s", limit.as_secs()),
+            });
+            let _ = out.send(&reply, conn.dialect()).await;
+        }
         Exit::Error(e) => tracing::debug!(error = %e, "connection failed"),
         Exit::Closed => {}
     }
@@ -266,6 +300,21 @@ struct Driver {
     retry_refill_at: Option<Instant>,
     last_inbound: Instant,
     last_ping: Instant,
+    /// When an anonymous connection is closed; restarts at logout.
+    login_deadline: Option<Instant>,
+    login_timeout: Option<Duration>,
+    bucket: TokenBucket,
+}
+
+/// The dialect a request announces on an anonymous connection (login and
+/// register carry it; a token is only ever issued to native clients).
+fn announced_dialect(request: &Request) -> Option<Dialect> {
+    match request {
+        Request::Login(login) => Some(Dialect::from_proto(login.proto)),
+        Request::Register(register) => Some(Dialect::from_proto(register.proto)),
+        Request::Resume(_) => Some(Dialect::Native),
+        _ => None,
+    }
 }
 
 impl Driver {
@@ -276,7 +325,37 @@ impl Driver {
         bytes: &[u8],
         events: &mut mpsc::Receiver<SessionEvent>,
     ) -> io::Result<()> {
-        let frame = match Request::parse(bytes) {
+        let parsed = Request::parse(bytes);
+        // Heartbeats are exempt: a liveness check must not fail because
+        // the client was busy.
+        let exempt = matches!(&parsed, Ok(f) if matches!(f.request, Request::Ping | Request::Pong));
+        if !exempt && !self.bucket.try_take(Instant::now()) {
+            let (rid, req, announced) = match &parsed {
+                Ok(f) => (
+                    f.rid,
+                    Some(f.request.msgid()),
+                    announced_dialect(&f.request),
+                ),
+                Err(e) => (
+                    e.rid,
+                    e.msgid,
+                    e.proto.map(|p| Dialect::from_proto(Some(p))),
+                ),
+            };
+            telemetry::frame_in(req);
+            let dialect = match (conn.session(), announced) {
+                (None, Some(announced)) => announced,
+                _ => conn.dialect(),
+            };
+            let reply = ServerFrame::Error(ErrorReply {
+                rid,
+                req,
+                code: ErrorCode::RateLimited,
+                detail: ErrorCode::RateLimited.message().to_owned(),
+            });
+            return out.send(&reply, dialect).await;
+        }
+        let frame = match parsed {
             Ok(frame) => {
                 telemetry::frame_in(Some(frame.request.msgid()));
                 frame
@@ -304,6 +383,7 @@ impl Driver {
             // Logged out: deliveries still queued belonged to that session.
             self.live = None;
             self.retry_refill_at = None;
+            self.login_deadline = self.login_timeout.map(|t| Instant::now() + t);
             while events.try_recv().is_ok() {}
         }
         match reply {

@@ -16,6 +16,7 @@
 //! - [`hub`]: this node's sessions and the loop feeding them bus events.
 //! - [`store`], [`bus`], [`presence`]: the backend traits with their
 //!   implementations; [`node`] wires them into a running service.
+//! - [`limit`]: per-connection request rate and failed-login backoff.
 //! - [`model`]: the domain types every layer shares.
 //! - [`client`]: a typed async client (tests, examples, tools).
 //! - [`telemetry`]: the metrics every layer records (no-ops until the
@@ -32,6 +33,7 @@ pub mod client;
 pub mod codec;
 pub mod connection;
 pub mod hub;
+pub mod limit;
 pub mod model;
 pub mod node;
 pub mod presence;

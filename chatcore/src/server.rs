@@ -5,19 +5,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::connection::{ConnectionConfig, serve};
+use crate::protocol::{Dialect, ErrorCode, ErrorReply, ServerFrame};
 use crate::service::ChatService;
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub connection: ConnectionConfig,
-    /// Connections served at once; further clients wait in the backlog.
+    /// Connections served at once; a client beyond them is told the server
+    /// is full (errno 33) and closed, so that it can try another node.
     pub max_connections: usize,
     /// How long shutdown waits for connections to say goodbye.
     pub shutdown_grace: Duration,
@@ -48,6 +51,43 @@ fn tune(stream: &TcpStream, keepalive: Duration) {
     }
 }
 
+/// Clients being turned away at once; beyond it a refused socket is closed
+/// without waiting for the client to read the reason.
+const MAX_REFUSING: usize = 64;
+
+/// How long a refused client gets to read why before the socket closes.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// The "server is full" frame. An anonymous connection has no dialect yet,
+/// so it is the legacy encoding, as for every anonymous reply; an error
+/// without a request reads the same in both dialects.
+fn server_full_frame() -> Vec<u8> {
+    let mut buf = Vec::new();
+    ServerFrame::Error(ErrorReply {
+        rid: None,
+        req: None,
+        code: ErrorCode::ServerFull,
+        detail: ErrorCode::ServerFull.message().to_owned(),
+    })
+    .encode(Dialect::Legacy, &mut buf);
+    buf
+}
+
+/// Tells a client that the node is full and closes the connection.
+async fn refuse(mut stream: TcpStream, frame: Arc<[u8]>) {
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+        stream.write_all(&frame).await?;
+        stream.shutdown().await?;
+        // Closing with unread input would reset the connection, and a
+        // reset can discard the reply before the client reads it; so read
+        // until the client closes (or the linger ends).
+        let mut sink = [0u8; 512];
+        while stream.read(&mut sink).await? > 0 {}
+        std::io::Result::Ok(())
+    })
+    .await;
+}
+
 /// Serves clients from `listener` until `shutdown` fires, then tells every
 /// connection goodbye, ends their sessions and waits for them (at most
 /// `shutdown_grace`).
@@ -59,14 +99,9 @@ pub async fn run(
 ) {
     let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    let full_frame: Arc<[u8]> = server_full_frame().into();
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
         let accepted: std::io::Result<(TcpStream, SocketAddr)> = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
@@ -80,13 +115,32 @@ pub async fn run(
                 continue;
             }
         };
+        // Accept first and refuse with a reason: a client left in the
+        // backlog cannot tell a full node from a dead one.
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            tracing::debug!(%peer, "server full, refusing");
+            match Arc::clone(&refusing).try_acquire_owned() {
+                Ok(refusal) => {
+                    let frame = Arc::clone(&full_frame);
+                    tracker.spawn(async move {
+                        refuse(stream, frame).await;
+                        drop(refusal);
+                    });
+                }
+                // A flood of refusals: best effort without a task.
+                Err(_) => {
+                    let _ = stream.try_write(&full_frame);
+                }
+            }
+            continue;
+        };
         tune(&stream, config.keepalive);
         let service = service.clone();
         let connection = config.connection.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             tracing::debug!(%peer, "connected");
-            serve(stream, service, connection, shutdown).await;
+            serve(stream, Some(peer.ip()), service, connection, shutdown).await;
             tracing::debug!(%peer, "disconnected");
             drop(permit);
         });

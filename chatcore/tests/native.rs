@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chatcore::client::{Client, ClientError, Event};
 use chatcore::connection::ConnectionConfig;
+use chatcore::limit::RateLimit;
 use chatcore::model::{Seq, Target};
 use chatcore::protocol::ErrorCode;
 use chatcore::server::ServerConfig;
@@ -370,7 +371,15 @@ async fn a_full_outbox_falls_back_to_the_store_without_loss() {
 
 #[tokio::test]
 async fn a_client_that_keeps_sending_still_gets_its_deliveries_between_acks() {
-    let server = TestServer::start().await;
+    // The burst is far over the request rate limit, which is not on trial.
+    let server_config = ServerConfig {
+        connection: ConnectionConfig {
+            rate_limit: RateLimit::OFF,
+            ..ConnectionConfig::default()
+        },
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start_with(server_config, ServiceConfig::default()).await;
     let (zed, _) = server.user("zed").await;
     let (_peer, peer_id) = server.user("peer").await;
     let busy_id = server

@@ -135,7 +135,7 @@ async fn world(start: Start) -> World {
         shutdown.clone(),
     );
     let (tx, _rx) = mpsc::channel(64);
-    let mut setup = ConnState::new(tx);
+    let mut setup = ConnState::new(tx, None);
     for json in [
         r#"{"msgid":3,"name":"alice","password":"a","proto":2}"#,
         r#"{"msgid":3,"name":"bob","password":"b","proto":2}"#,
@@ -153,7 +153,7 @@ async fn world(start: Start) -> World {
     // Deliveries to the connection under test queue up unread: they are
     // not this test's concern.
     let (tx, deliveries) = mpsc::channel(1024);
-    let mut conn = ConnState::new(tx);
+    let mut conn = ConnState::new(tx, None);
     let login = match start {
         Start::Anonymous => None,
         Start::Legacy => Some(r#"{"msgid":1,"id":1,"password":"a"}"#),

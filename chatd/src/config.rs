@@ -7,6 +7,7 @@ use clap::Parser;
 
 use chatcore::codec::DEFAULT_MAX_FRAME;
 use chatcore::connection::ConnectionConfig;
+use chatcore::limit::{LoginGuardConfig, RateLimit};
 use chatcore::server::ServerConfig;
 use chatcore::service::{HashParams, ResumeConfig, ResumeKey, ServiceConfig};
 use chatcore::store::SqlStoreOptions;
@@ -94,9 +95,46 @@ pub(crate) struct Config {
     #[arg(long, env = "CHAT_MAX_MESSAGE", default_value_t = 60 * 1024)]
     pub(crate) max_message: usize,
 
-    /// Most clients served at once.
+    /// Most clients served at once; one more is told "server is full"
+    /// (errno 33) and closed.
     #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub(crate) max_connections: usize,
+
+    /// Requests per second one connection may send on average (PING and
+    /// PONG excepted); a request over it gets errno 32 and is not run.
+    /// 0 turns the limit off.
+    #[arg(long, env = "CHAT_RATE_LIMIT", default_value_t = RateLimit::default().per_second)]
+    pub(crate) rate_limit: u32,
+
+    /// Requests one connection may send at once after a quiet spell (the
+    /// token bucket's size).
+    #[arg(long, env = "CHAT_RATE_BURST", default_value_t = RateLimit::default().burst)]
+    pub(crate) rate_burst: u32,
+
+    /// Seconds a connection may stay without logging in before it is
+    /// closed (errno 42); 0 lets it wait forever.
+    #[arg(long, env = "CHAT_LOGIN_TIMEOUT_SECS", default_value_t = 30)]
+    pub(crate) login_timeout_secs: u64,
+
+    /// Failed logins for one user id after which its logins are refused
+    /// (errno 18) for 1 s, doubling with each further failure up to 5 min;
+    /// 0 turns it off. Counted per node.
+    #[arg(long, env = "CHAT_LOGIN_MAX_FAILURES", default_value_t = LoginGuardConfig::default().max_failures_per_user)]
+    pub(crate) login_max_failures: u32,
+
+    /// Failed logins from one address (IPv6: one /64) after which logins
+    /// from it are refused the same way; 0 turns it off. Behind nginx or
+    /// another proxy every client has the proxy's address: set 0 there.
+    #[arg(long, env = "CHAT_LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = LoginGuardConfig::default().max_failures_per_address)]
+    pub(crate) login_max_failures_per_address: u32,
+
+    /// Most groups one user may belong to (errno 27 beyond); 0: no limit.
+    #[arg(long, env = "CHAT_MAX_GROUPS_PER_USER", default_value_t = ServiceConfig::default().max_groups_per_user)]
+    pub(crate) max_groups_per_user: u32,
+
+    /// Most members one group may have (errno 27 beyond); 0: no limit.
+    #[arg(long, env = "CHAT_MAX_GROUP_MEMBERS", default_value_t = ServiceConfig::default().max_group_members)]
+    pub(crate) max_group_members: u32,
 
     /// Deliveries queued per session before it refills from the store.
     #[arg(long, env = "CHAT_OUTBOX", default_value_t = 1024)]
@@ -210,6 +248,13 @@ impl Config {
         };
         Ok(ServiceConfig {
             max_message_bytes: self.max_message,
+            login_guard: LoginGuardConfig {
+                max_failures_per_user: self.login_max_failures,
+                max_failures_per_address: self.login_max_failures_per_address,
+                ..LoginGuardConfig::default()
+            },
+            max_groups_per_user: self.max_groups_per_user,
+            max_group_members: self.max_group_members,
             resume: ResumeConfig {
                 key,
                 ttl: Duration::from_secs(self.resume_ttl_secs.max(1)),
@@ -226,6 +271,12 @@ impl Config {
                 heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
                 legacy_pace: Duration::from_millis(self.legacy_pace_ms),
                 write_timeout: Duration::from_secs(self.write_timeout_secs.max(1)),
+                rate_limit: RateLimit {
+                    per_second: self.rate_limit,
+                    burst: self.rate_burst,
+                },
+                login_timeout: (self.login_timeout_secs > 0)
+                    .then(|| Duration::from_secs(self.login_timeout_secs)),
             },
             max_connections: self.max_connections,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
@@ -260,6 +311,69 @@ mod tests {
         );
         assert_eq!(redact("mysql://root@db/chat"), "mysql://root@db/chat");
         assert_eq!(redact(DEFAULT_DATABASE_URL), DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn limit_flags_reach_the_configs() {
+        let config = Config::try_parse_from([
+            "chatd",
+            "--max-connections",
+            "7",
+            "--rate-limit",
+            "50",
+            "--rate-burst",
+            "60",
+            "--login-timeout-secs",
+            "9",
+            "--login-max-failures",
+            "3",
+            "--login-max-failures-per-address",
+            "0",
+            "--max-groups-per-user",
+            "11",
+            "--max-group-members",
+            "12",
+            "--max-message",
+            "1000",
+        ])
+        .expect("flags parse");
+        let server = config.server_config();
+        assert_eq!(server.max_connections, 7);
+        assert_eq!(
+            server.connection.rate_limit,
+            RateLimit {
+                per_second: 50,
+                burst: 60
+            }
+        );
+        assert_eq!(
+            server.connection.login_timeout,
+            Some(Duration::from_secs(9))
+        );
+        let service = config.service_config().expect("service config");
+        assert_eq!(service.login_guard.max_failures_per_user, 3);
+        assert_eq!(service.login_guard.max_failures_per_address, 0);
+        assert_eq!(service.max_groups_per_user, 11);
+        assert_eq!(service.max_group_members, 12);
+        assert_eq!(service.max_message_bytes, 1000);
+    }
+
+    #[test]
+    fn limits_default_on_and_zero_turns_the_login_timeout_off() {
+        let config = Config::try_parse_from(["chatd"]).expect("no flags");
+        let server = config.server_config();
+        assert_eq!(server.connection.rate_limit, RateLimit::default());
+        assert_eq!(
+            server.connection.login_timeout,
+            Some(Duration::from_secs(30))
+        );
+        let service = config.service_config().expect("service config");
+        assert_eq!(service.login_guard.max_failures_per_user, 5);
+        assert_eq!(service.max_groups_per_user, 500);
+        assert_eq!(service.max_group_members, 1000);
+
+        let off = Config::try_parse_from(["chatd", "--login-timeout-secs", "0"]).expect("flags");
+        assert_eq!(off.server_config().connection.login_timeout, None);
     }
 
     #[test]

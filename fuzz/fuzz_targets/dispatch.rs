@@ -76,7 +76,7 @@ async fn run(state: u8, stream: &[u8]) {
     // Two friends (ids 1 and 2) and a group of bob's (id 1), so that chat,
     // friend and group requests can succeed as well as fail.
     let (setup_tx, _setup_rx) = mpsc::channel(64);
-    let mut setup = ConnState::new(setup_tx);
+    let mut setup = ConnState::new(setup_tx, None);
     for frame in [
         r#"{"msgid":3,"name":"alice","password":"a","proto":2}"#,
         r#"{"msgid":3,"name":"bob","password":"b","proto":2}"#,
@@ -88,7 +88,7 @@ async fn run(state: u8, stream: &[u8]) {
         handle(&service, &mut setup, frame.as_bytes()).await;
     }
     let (tx, _rx) = mpsc::channel(1024);
-    let mut conn = ConnState::new(tx);
+    let mut conn = ConnState::new(tx, None);
     match state % 3 {
         0 => {}
         1 => {

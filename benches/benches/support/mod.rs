@@ -105,7 +105,7 @@ impl BenchNode {
                 delivered.fetch_add(1, Ordering::Relaxed);
             }
         }));
-        ConnState::new(outbox)
+        ConnState::new(outbox, None)
     }
 
     /// Registers `name` through the service.

@@ -48,6 +48,18 @@ pub enum ErrorCode {
     /// `RESUME` with a token that is malformed, expired, revoked or signed
     /// by another cluster: log in with the password instead.
     ResumeRejected,
+    /// Too many failed logins for this user or from this address: login
+    /// and resume are refused for a while, without checking the password.
+    TooManyAttempts,
+    /// The connection sends requests faster than the server allows; the
+    /// request was not executed.
+    RateLimited,
+    /// The node serves as many connections as it may; the connection
+    /// closes. Another node (or a later try) may have room.
+    ServerFull,
+    /// A per-user or per-group cap (groups per user, members per group) is
+    /// reached; nothing changed.
+    LimitReached,
 }
 
 impl ErrorCode {
@@ -75,6 +87,10 @@ impl ErrorCode {
             ErrorCode::IdleTimeout => 42,
             ErrorCode::NotFriend => 26,
             ErrorCode::ResumeRejected => 17,
+            ErrorCode::TooManyAttempts => 18,
+            ErrorCode::LimitReached => 27,
+            ErrorCode::RateLimited => 32,
+            ErrorCode::ServerFull => 33,
         }
     }
 
@@ -84,7 +100,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::LoginFailed,
         ErrorCode::BadFrame,
         ErrorCode::UnknownMsgid,
@@ -94,6 +110,7 @@ impl ErrorCode {
         ErrorCode::IdentityMismatch,
         ErrorCode::AlreadyLoggedIn,
         ErrorCode::ResumeRejected,
+        ErrorCode::TooManyAttempts,
         ErrorCode::NameTaken,
         ErrorCode::InvalidValue,
         ErrorCode::UnknownUser,
@@ -101,8 +118,11 @@ impl ErrorCode {
         ErrorCode::NotMember,
         ErrorCode::GroupNameTaken,
         ErrorCode::NotFriend,
+        ErrorCode::LimitReached,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
+        ErrorCode::RateLimited,
+        ErrorCode::ServerFull,
         ErrorCode::Kicked,
         ErrorCode::ShuttingDown,
         ErrorCode::IdleTimeout,
@@ -135,6 +155,10 @@ impl ErrorCode {
             ErrorCode::ResumeRejected => {
                 "resume token is invalid, expired or revoked; log in with the password"
             }
+            ErrorCode::TooManyAttempts => "too many failed logins; wait and try again",
+            ErrorCode::RateLimited => "too many requests; slow down",
+            ErrorCode::ServerFull => "server is full, try another node or later",
+            ErrorCode::LimitReached => "limit reached",
         }
     }
 }

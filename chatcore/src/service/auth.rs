@@ -3,10 +3,14 @@
 //! proves it.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::{ChatService, ConnState, ServiceError, Session, now_secs};
 use crate::bus::BusEvent;
 use crate::hub::{LocalSession, SessionControl};
+use crate::limit::LoginKeys;
 use crate::model::{UserId, UserInfo, UserRecord};
 use crate::presence::SessionId;
 use crate::protocol::{Ack, ChangePassword, FriendEntry, Login, Resume, msgid};
@@ -73,10 +77,36 @@ impl ChatService {
             return Err(ServiceError::new(ErrorCode::AlreadyLoggedIn));
         }
         conn.dialect = Dialect::from_proto(req.proto);
+        let keys = LoginKeys {
+            user: Some(req.id),
+            address: conn.peer,
+        };
+        // Before the hash: a refusal must cost next to nothing, or the
+        // guard would not protect the hashing pool.
+        self.check_guard(keys)?;
         let Some(record) = self.authenticate(req.id, &req.password).await? else {
+            self.inner.login_guard.failed(keys, Instant::now());
             return Err(ServiceError::new(ErrorCode::LoginFailed));
         };
+        self.inner.login_guard.succeeded(record.id);
         self.start_session(conn, rid, record).await
+    }
+
+    /// Refuses a login attempt for `keys` while the guard holds them back.
+    fn check_guard(&self, keys: LoginKeys) -> Result<(), ServiceError> {
+        self.inner
+            .login_guard
+            .check(keys, Instant::now())
+            .map_err(|wait| {
+                tracing::debug!(user = ?keys.user, address = ?keys.address, "login refused by the guard");
+                ServiceError::with_detail(
+                    ErrorCode::TooManyAttempts,
+                    format!(
+                        "too many failed logins; try again in {} s",
+                        whole_seconds(wait)
+                    ),
+                )
+            })
     }
 
     /// The record of `user` when `password` is theirs; `None` for a wrong
@@ -106,6 +136,11 @@ impl ChatService {
         }
         // Only native clients ever get a token.
         conn.dialect = Dialect::Native;
+        let mut keys = LoginKeys {
+            user: None,
+            address: conn.peer,
+        };
+        self.check_guard(keys)?;
         let rejected = || ServiceError::new(ErrorCode::ResumeRejected);
         let claims = self
             .inner
@@ -116,6 +151,12 @@ impl ChatService {
                 tracing::debug!(%reason, "resume token refused");
                 rejected()
             })?;
+        // A user whose password is being guessed is held back on every
+        // path in, so that a refusal never depends on how one logs in. A
+        // refused token is not a failure: MACs cannot be guessed, and
+        // clients holding a revoked token are normal.
+        keys.user = Some(claims.user);
+        self.check_guard(keys)?;
         // A logout or password change since the token was issued moved the
         // epoch on: the token is revoked.
         let record = self
@@ -219,12 +260,20 @@ impl ChatService {
     ) -> Result<ServerFrame, ServiceError> {
         self.check_new_password(&req.new)?;
         let user = session.user.id;
+        // A stolen session must not become a free password oracle.
+        let keys = LoginKeys {
+            user: Some(user),
+            address: None,
+        };
+        self.check_guard(keys)?;
         if self.authenticate(user, &req.old).await?.is_none() {
+            self.inner.login_guard.failed(keys, Instant::now());
             return Err(ServiceError::with_detail(
                 ErrorCode::LoginFailed,
                 "the current password is wrong",
             ));
         }
+        self.inner.login_guard.succeeded(user);
         let hash = self.inner.passwords.hash(&req.new).await?;
         let epoch = self.inner.store.set_password(user, &hash).await?;
         tracing::info!(%user, "password changed");
@@ -267,4 +316,10 @@ impl ChatService {
             .map(|(user, online)| FriendEntry { user, online })
             .collect())
     }
+}
+
+/// `wait` in seconds, rounded up so that a client waiting that long is not
+/// refused again.
+fn whole_seconds(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }

@@ -13,6 +13,7 @@ mod inbox;
 mod password;
 mod resume;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -21,6 +22,7 @@ pub use password::{HashParams, Passwords};
 pub use resume::{Claims, KEY_BYTES, ResumeConfig, ResumeKey, TokenError};
 
 use crate::hub::{Hub, SessionControl, SessionEvent};
+use crate::limit::{LoginGuard, LoginGuardConfig};
 use crate::model::{InboxEntry, Seq, UserId, UserInfo};
 use crate::presence::{Presence, PresenceError, SessionId};
 use crate::protocol::{Dialect, ErrorCode, ErrorReply, Request, RequestFrame, ServerFrame};
@@ -43,6 +45,12 @@ pub struct ServiceConfig {
     pub max_message_bytes: usize,
     /// How resume tokens are signed and how long they last.
     pub resume: ResumeConfig,
+    /// When failed logins start to be refused.
+    pub login_guard: LoginGuardConfig,
+    /// Most groups one user may belong to (0: no limit).
+    pub max_groups_per_user: u32,
+    /// Most members one group may have (0: no limit).
+    pub max_group_members: u32,
 }
 
 impl Default for ServiceConfig {
@@ -56,6 +64,9 @@ impl Default for ServiceConfig {
             // Fits a 64 KiB frame with room for the JSON around it.
             max_message_bytes: 60 * 1024,
             resume: ResumeConfig::default(),
+            login_guard: LoginGuardConfig::default(),
+            max_groups_per_user: 500,
+            max_group_members: 1000,
         }
     }
 }
@@ -139,16 +150,25 @@ pub struct ConnState {
     dialect: Dialect,
     session: Option<Session>,
     outbox: mpsc::Sender<SessionEvent>,
+    peer: Option<IpAddr>,
 }
 
 impl ConnState {
     /// A new anonymous connection whose live deliveries go to `outbox`.
-    pub fn new(outbox: mpsc::Sender<SessionEvent>) -> ConnState {
+    /// `peer` is the client's address when the transport has one; failed
+    /// logins are counted per address as well as per user.
+    pub fn new(outbox: mpsc::Sender<SessionEvent>, peer: Option<IpAddr>) -> ConnState {
         ConnState {
             dialect: Dialect::Legacy,
             session: None,
             outbox,
+            peer,
         }
+    }
+
+    /// The client's address, if known.
+    pub fn peer(&self) -> Option<IpAddr> {
+        self.peer
     }
 
     /// The dialect chosen at the last login or register (legacy before).
@@ -174,6 +194,7 @@ struct Inner {
     presence: Arc<dyn Presence>,
     hub: Hub,
     passwords: Passwords,
+    login_guard: LoginGuard,
     config: ServiceConfig,
 }
 
@@ -212,6 +233,7 @@ impl ChatService {
                 presence,
                 hub,
                 passwords,
+                login_guard: LoginGuard::new(config.login_guard.clone()),
                 config,
             }),
         }
@@ -230,6 +252,11 @@ impl ChatService {
     /// The service's limits.
     pub fn config(&self) -> &ServiceConfig {
         &self.inner.config
+    }
+
+    /// This node's count of failed logins.
+    pub fn login_guard(&self) -> &LoginGuard {
+        &self.inner.login_guard
     }
 
     /// Handles one request; `None` when it gets no reply (a `DELIVERED`

@@ -233,6 +233,20 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn group_count(&self, user: UserId) -> Result<u64, StoreError> {
+        let state = self.state();
+        Ok(state.members.keys().filter(|&&(_, m)| m == user).count() as u64)
+    }
+
+    async fn member_count(&self, group: GroupId) -> Result<u64, StoreError> {
+        let state = self.state();
+        state.require_group(group)?;
+        Ok(state
+            .members
+            .range((group, UserId(i64::MIN))..=(group, UserId(i64::MAX)))
+            .count() as u64)
+    }
+
     async fn send(&self, new: NewMessage) -> Result<SendReceipt, StoreError> {
         let mut state = self.state();
         let sender = state

@@ -109,6 +109,14 @@ impl Store for MeteredStore {
         metered!("members", self.inner.members(group))
     }
 
+    async fn group_count(&self, user: UserId) -> Result<u64, StoreError> {
+        metered!("group_count", self.inner.group_count(user))
+    }
+
+    async fn member_count(&self, group: GroupId) -> Result<u64, StoreError> {
+        metered!("member_count", self.inner.member_count(group))
+    }
+
     async fn send(&self, message: NewMessage) -> Result<SendReceipt, StoreError> {
         metered!("send", self.inner.send(message))
     }

@@ -137,6 +137,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// `UnknownGroup` when it does not exist.
     async fn members(&self, group: GroupId) -> Result<Vec<Member>, StoreError>;
 
+    /// How many groups `user` belongs to (0 for an unknown user).
+    ///
+    /// # Behavior
+    /// - Equals `groups_of(user).len()`.
+    async fn group_count(&self, user: UserId) -> Result<u64, StoreError>;
+
+    /// How many members `group` has; `UnknownGroup` when it does not exist.
+    ///
+    /// # Behavior
+    /// - Equals `members(group).len()`.
+    async fn member_count(&self, group: GroupId) -> Result<u64, StoreError>;
+
     /// Stores a chat message and one inbox entry per recipient, atomically.
     ///
     /// # Behavior

@@ -1,5 +1,5 @@
-//! `create_group`, `join_group`, `leave_group`, `group`, `groups_of` and
-//! `members`.
+//! `create_group`, `join_group`, `leave_group`, `group`, `groups_of`,
+//! `members`, `group_count` and `member_count`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -310,4 +310,47 @@ pub(crate) async fn members_of_unknown_group_fails_with_unknown_group(store: Arc
         matches!(members, Err(StoreError::UnknownGroup(id)) if id == no_group),
         "expected UnknownGroup({no_group}), got {members:?}"
     );
+}
+
+pub(crate) async fn group_and_member_counts_follow_joins_and_leaves(store: Arc<dyn Store>) {
+    let alice = register(&store, "alice").await;
+    let bob = register(&store, "bob").await;
+    assert_eq!(store.group_count(alice).await.expect("group_count"), 0);
+
+    let first = store
+        .create_group(alice, "first", "")
+        .await
+        .expect("create");
+    let second = store
+        .create_group(alice, "second", "")
+        .await
+        .expect("create");
+    assert_eq!(store.group_count(alice).await.expect("group_count"), 2);
+    assert_eq!(store.member_count(first).await.expect("member_count"), 1);
+
+    store.join_group(first, bob).await.expect("join");
+    // A repeated join adds nothing.
+    store.join_group(first, bob).await.expect("join again");
+    assert_eq!(store.member_count(first).await.expect("member_count"), 2);
+    assert_eq!(store.group_count(bob).await.expect("group_count"), 1);
+
+    store.leave_group(first, alice).await.expect("leave");
+    assert_eq!(store.member_count(first).await.expect("member_count"), 1);
+    assert_eq!(store.member_count(second).await.expect("member_count"), 1);
+    assert_eq!(store.group_count(alice).await.expect("group_count"), 1);
+    for user in [alice, bob] {
+        let listed = store.groups_of(user).await.expect("groups_of").len() as u64;
+        assert_eq!(store.group_count(user).await.expect("group_count"), listed);
+    }
+}
+
+pub(crate) async fn counts_of_unknown_ids(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.group_count(UserId(4242)).await.expect("group_count"),
+        0
+    );
+    assert!(matches!(
+        store.member_count(GroupId(4242)).await,
+        Err(StoreError::UnknownGroup(GroupId(4242)))
+    ));
 }

@@ -17,8 +17,8 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult, JoinType, QueryFilter,
-    QueryOrder, QuerySelect, RelationTrait, Select, SqliteTransactionMode, Statement,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult, JoinType, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select, SqliteTransactionMode, Statement,
     TransactionOptions, TransactionTrait,
 };
 
@@ -689,6 +689,27 @@ impl SqlStore {
             .collect())
     }
 
+    async fn group_count_now(&self, user: UserId) -> Result<u64, StoreError> {
+        let count = group_member::Entity::find()
+            .filter(group_member::Column::UserId.eq(user.0))
+            .count(&self.reader)
+            .await
+            .map_err(Fail::from)?;
+        Ok(count)
+    }
+
+    async fn member_count_now(&self, group: GroupId) -> Result<u64, StoreError> {
+        if !group_exists(&self.reader, group).await? {
+            return Err(StoreError::UnknownGroup(group));
+        }
+        let count = group_member::Entity::find()
+            .filter(group_member::Column::GroupId.eq(group.0))
+            .count(&self.reader)
+            .await
+            .map_err(Fail::from)?;
+        Ok(count)
+    }
+
     async fn send_now(&self, message: NewMessage) -> Result<SendReceipt, StoreError> {
         match &self.batcher {
             Some(batcher) => batcher.send(message).await,
@@ -832,6 +853,14 @@ impl Store for SqlStore {
 
     async fn members(&self, group: GroupId) -> Result<Vec<Member>, StoreError> {
         self.timed(self.members_now(group)).await
+    }
+
+    async fn group_count(&self, user: UserId) -> Result<u64, StoreError> {
+        self.timed(self.group_count_now(user)).await
+    }
+
+    async fn member_count(&self, group: GroupId) -> Result<u64, StoreError> {
+        self.timed(self.member_count_now(group)).await
     }
 
     async fn send(&self, message: NewMessage) -> Result<SendReceipt, StoreError> {

@@ -1,0 +1,357 @@
+//! The server's abuse limits over real sockets, each set small so that it
+//! trips quickly: connections per node, request rate, failed logins,
+//! groups per user and members per group, and the login deadline.
+
+mod common;
+
+use std::time::Duration;
+
+use chatcore::client::{ClientError, Event};
+use chatcore::connection::ConnectionConfig;
+use chatcore::limit::{LoginGuardConfig, RateLimit};
+use chatcore::model::{Seq, UserId};
+use chatcore::protocol::{ErrorCode, msgid};
+use chatcore::server::ServerConfig;
+use chatcore::service::ServiceConfig;
+use common::{RawClient, TestServer, WAIT};
+use serde_json::json;
+use tokio::time::{Instant, sleep};
+
+fn errno(e: ClientError) -> u32 {
+    e.errno()
+        .unwrap_or_else(|| panic!("expected a server error, got {e}"))
+}
+
+fn server_config(connection: ConnectionConfig) -> ServerConfig {
+    ServerConfig {
+        connection,
+        ..ServerConfig::default()
+    }
+}
+
+/// Sends an anonymous PING; `true` when a PONG comes back.
+async fn pings(raw: &mut RawClient) -> bool {
+    raw.send(json!({"msgid": msgid::PING, "rid": 1})).await;
+    raw.recv().await["msgid"] == msgid::PONG
+}
+
+// ---------------------------------------------------------------- server full
+
+#[tokio::test]
+async fn a_client_beyond_max_connections_is_told_the_server_is_full_and_closed() {
+    let server = TestServer::start_with(
+        ServerConfig {
+            max_connections: 2,
+            ..ServerConfig::default()
+        },
+        ServiceConfig::default(),
+    )
+    .await;
+    let mut first = server.raw().await;
+    let mut second = server.raw().await;
+    assert!(pings(&mut first).await);
+    assert!(pings(&mut second).await);
+
+    // The raw client reads it as the seed's client would...
+    let mut third = server.raw().await;
+    let refusal = third.recv().await;
+    assert_eq!(refusal["msgid"], msgid::ERROR);
+    assert_eq!(refusal["errno"], ErrorCode::ServerFull.errno());
+    assert_eq!(
+        refusal["errmsg"],
+        "server is full, try another node or later"
+    );
+    third.assert_closed().await;
+
+    // ...and the native client as an error event before the close.
+    let mut native = server.client().await;
+    match native.next_event_within(WAIT).await {
+        Some(Event::Error { errno, .. }) => assert_eq!(errno, ErrorCode::ServerFull.errno()),
+        other => panic!("expected the server-full error, got {other:?}"),
+    }
+
+    // The two served clients are unaffected.
+    assert!(pings(&mut first).await);
+    assert!(pings(&mut second).await);
+
+    // A slot freed is a slot for the next client (once the server has
+    // seen the close).
+    drop(first);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut next = server.raw().await;
+        next.send(json!({"msgid": msgid::PING, "rid": 1})).await;
+        let reply = next.recv().await;
+        if reply["msgid"] == msgid::PONG {
+            break;
+        }
+        assert_eq!(reply["errno"], ErrorCode::ServerFull.errno());
+        assert!(Instant::now() < deadline, "the freed slot never came back");
+        sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+}
+
+// ----------------------------------------------------------------- rate limit
+
+#[tokio::test]
+async fn requests_over_the_rate_are_refused_unexecuted_and_the_rate_recovers() {
+    let connection = ConnectionConfig {
+        rate_limit: RateLimit {
+            per_second: 4,
+            burst: 10,
+        },
+        ..ConnectionConfig::default()
+    };
+    let server = TestServer::start_with(server_config(connection), ServiceConfig::default()).await;
+    // Register and login take two of alice's ten tokens.
+    let (alice, _) = server.user("alice").await;
+    let (bob, bob_id) = server.user("bob").await;
+    drop(bob);
+
+    let texts: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    let sends = texts.iter().map(|text| alice.send_to(bob_id, text));
+    let results = futures::future::join_all(sends).await;
+    let mut sent = 0;
+    for result in results {
+        match result {
+            Ok(_) => sent += 1,
+            Err(e) => assert_eq!(errno(e), ErrorCode::RateLimited.errno()),
+        }
+    }
+    // Eight tokens left, plus whatever trickled in meanwhile.
+    assert!((8..=20).contains(&sent), "{sent} of 40 sends got through");
+
+    // Heartbeats are never limited, even with an empty bucket.
+    let pings = futures::future::join_all((0..20).map(|_| alice.ping())).await;
+    assert!(pings.iter().all(Result::is_ok), "{pings:?}");
+
+    // Refused sends stored nothing: bob's inbox has exactly the others.
+    let inbox = server
+        .service
+        .store()
+        .inbox_after(bob_id, Seq::ZERO, 1000)
+        .await
+        .expect("inbox");
+    assert_eq!(inbox.len(), sent);
+
+    // After a pause the connection may send again.
+    sleep(Duration::from_millis(600)).await;
+    alice
+        .send_to(bob_id, "after the pause")
+        .await
+        .expect("sent");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_request_keeps_its_rid_and_msgid_for_an_anonymous_legacy_client() {
+    let connection = ConnectionConfig {
+        rate_limit: RateLimit {
+            per_second: 1,
+            burst: 3,
+        },
+        ..ConnectionConfig::default()
+    };
+    let server = TestServer::start_with(server_config(connection), ServiceConfig::default()).await;
+    let mut raw = server.raw().await;
+    for rid in 1..=6 {
+        raw.send(json!({"msgid": msgid::LIST_FRIENDS, "rid": rid}))
+            .await;
+    }
+    let mut codes = Vec::new();
+    for rid in 1..=6 {
+        let reply = raw.recv().await;
+        assert_eq!(reply["msgid"], msgid::ERROR);
+        assert_eq!(reply["rid"], rid);
+        assert_eq!(reply["req"], msgid::LIST_FRIENDS);
+        codes.push(reply["errno"].as_u64().expect("errno") as u32);
+    }
+    let limited = ErrorCode::RateLimited.errno();
+    let not_logged_in = ErrorCode::NotLoggedIn.errno();
+    assert_eq!(&codes[..3], &[not_logged_in; 3], "the burst is served");
+    assert!(codes[3..].contains(&limited), "{codes:?}");
+    // PING gets through an empty bucket.
+    assert!(pings(&mut raw).await);
+    server.stop().await;
+}
+
+// -------------------------------------------------------------- login backoff
+
+fn guarded(per_user: u32, per_address: u32) -> ServiceConfig {
+    ServiceConfig {
+        login_guard: LoginGuardConfig {
+            max_failures_per_user: per_user,
+            max_failures_per_address: per_address,
+            first_delay: Duration::from_millis(300),
+            ..LoginGuardConfig::default()
+        },
+        ..ServiceConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn failed_logins_block_the_user_even_with_the_right_password_until_the_delay_ends() {
+    let server = TestServer::start_with(ServerConfig::default(), guarded(3, 0)).await;
+    let alice = server.client().await;
+    let alice_id = alice.register("alice", "pw-alice").await.expect("register");
+    let info = alice.login(alice_id, "pw-alice").await.expect("login");
+    let token = info.resume.expect("a native login gets a token").token;
+    drop(alice);
+    let (_bob, bob_id) = server.user("bob").await;
+
+    let client = server.client().await;
+    for _ in 0..3 {
+        let e = client.login(alice_id, "wrong").await.expect_err("wrong");
+        assert_eq!(errno(e), ErrorCode::LoginFailed.errno());
+    }
+    // Blocked: the right password is not even checked.
+    let e = client
+        .login(alice_id, "pw-alice")
+        .await
+        .expect_err("blocked");
+    assert_eq!(errno(e), ErrorCode::TooManyAttempts.errno());
+    // A resume token is refused the same way.
+    let resuming = server.client().await;
+    let e = resuming.resume(&token).await.expect_err("blocked");
+    assert_eq!(errno(e), ErrorCode::TooManyAttempts.errno());
+    // The seed's client sees its usual failed login, with the reason.
+    let mut legacy = server.raw().await;
+    legacy
+        .send(json!({"msgid": msgid::LOGIN, "id": alice_id.0, "password": "pw-alice"}))
+        .await;
+    let reply = legacy.recv().await;
+    assert_eq!(reply["msgid"], msgid::LOGIN_ACK);
+    assert_eq!(reply["errno"], 1);
+    assert!(
+        reply["errmsg"].as_str().unwrap_or("").contains("too many"),
+        "{reply}"
+    );
+    // Other users are not affected.
+    let other = server.client().await;
+    other.login(bob_id, "pw-bob").await.expect("bob logs in");
+
+    // Once the delay is over the right password works again...
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match client.login(alice_id, "pw-alice").await {
+            Ok(_) => break,
+            Err(e) => assert_eq!(errno(e), ErrorCode::TooManyAttempts.errno()),
+        }
+        assert!(Instant::now() < deadline, "still blocked");
+        sleep(Duration::from_millis(50)).await;
+    }
+    client.logout().await.expect("logout");
+    // ...and the success cleared the count: one more failure is just a
+    // failure (a fourth counted failure would block for 600 ms).
+    let e = client.login(alice_id, "wrong").await.expect_err("wrong");
+    assert_eq!(errno(e), ErrorCode::LoginFailed.errno());
+    client
+        .login(alice_id, "pw-alice")
+        .await
+        .expect("not blocked");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn failed_logins_from_one_address_block_it_for_every_user() {
+    let server = TestServer::start_with(ServerConfig::default(), guarded(100, 3)).await;
+    let (_alice, alice_id) = server.user("alice").await;
+    let client = server.client().await;
+    for unknown in 1000..1003 {
+        let e = client
+            .login(UserId(unknown), "guess")
+            .await
+            .expect_err("no such user");
+        assert_eq!(errno(e), ErrorCode::LoginFailed.errno());
+    }
+    // Every test client connects from 127.0.0.1.
+    let elsewhere = server.client().await;
+    let e = elsewhere
+        .login(alice_id, "pw-alice")
+        .await
+        .expect_err("address blocked");
+    assert_eq!(errno(e), ErrorCode::TooManyAttempts.errno());
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------- group caps
+
+#[tokio::test]
+async fn groups_per_user_and_members_per_group_are_capped() {
+    let service = ServiceConfig {
+        max_groups_per_user: 2,
+        max_group_members: 3,
+        ..ServiceConfig::default()
+    };
+    let server = TestServer::start_with(ServerConfig::default(), service).await;
+    let (alice, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    let (carol, _) = server.user("carol").await;
+    let (dave, _) = server.user("dave").await;
+
+    let first = alice.create_group("first", "").await.expect("create");
+    let second = alice.create_group("second", "").await.expect("create");
+    let e = alice.create_group("third", "").await.expect_err("capped");
+    assert_eq!(errno(e), ErrorCode::LimitReached.errno());
+
+    bob.join_group(first).await.expect("join");
+    carol.join_group(first).await.expect("join");
+    let e = dave.join_group(first).await.expect_err("group full");
+    assert_eq!(errno(e), ErrorCode::LimitReached.errno());
+    // Joining again what one is in stays a success at either cap.
+    carol.join_group(first).await.expect("already a member");
+    alice.join_group(second).await.expect("already a member");
+
+    let bobs = bob.create_group("bobs", "").await.expect("create");
+    let e = alice.join_group(bobs).await.expect_err("alice is in two");
+    assert_eq!(errno(e), ErrorCode::LimitReached.errno());
+
+    // Leaving makes room again.
+    alice.leave_group(second).await.expect("leave");
+    alice.join_group(bobs).await.expect("join");
+    server.stop().await;
+}
+
+// ------------------------------------------------------------- login timeout
+
+fn login_timeout(timeout: Duration) -> ServerConfig {
+    server_config(ConnectionConfig {
+        login_timeout: Some(timeout),
+        ..ConnectionConfig::default()
+    })
+}
+
+#[tokio::test]
+async fn a_connection_that_does_not_log_in_in_time_is_closed_with_errno_42() {
+    let timeout = Duration::from_millis(300);
+    let server = TestServer::start_with(login_timeout(timeout), ServiceConfig::default()).await;
+    let started = Instant::now();
+    let mut raw = server.raw().await;
+    // Registering is not logging in.
+    raw.send(json!({"msgid": msgid::REG, "name": "idler", "password": "pw"}))
+        .await;
+    assert_eq!(raw.recv().await["msgid"], msgid::REG_ACK);
+    let notice = raw.recv().await;
+    assert!(started.elapsed() >= timeout, "closed early");
+    assert_eq!(notice["msgid"], msgid::ERROR);
+    assert_eq!(notice["errno"], ErrorCode::IdleTimeout.errno());
+    raw.assert_closed().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_logged_in_connection_outlives_the_login_timeout_and_logout_restarts_it() {
+    let timeout = Duration::from_millis(300);
+    let server = TestServer::start_with(login_timeout(timeout), ServiceConfig::default()).await;
+    let (mut alice, _) = server.user("alice").await;
+    sleep(timeout * 3).await;
+    alice.ping().await.expect("still served");
+
+    alice.logout().await.expect("logout");
+    match alice.next_event_within(WAIT).await {
+        Some(Event::Error { errno, .. }) => assert_eq!(errno, ErrorCode::IdleTimeout.errno()),
+        other => panic!("expected the login timeout, got {other:?}"),
+    }
+    server.stop().await;
+}
