@@ -70,7 +70,7 @@ impl Default for ConnectionConfig {
             legacy_pace: Duration::from_millis(10),
             write_timeout: Duration::from_secs(30),
             rate_limit: RateLimit::default(),
-            login_timeout: Some(Duration::from_secs(30)),
+            login_timeout: Some(Duration::from_secs(120)),
         }
     }
 }

@@ -112,8 +112,10 @@ pub(crate) struct Config {
     pub(crate) rate_burst: u32,
 
     /// Seconds a connection may stay without logging in before it is
-    /// closed (errno 42); 0 lets it wait forever.
-    #[arg(long, env = "CHAT_LOGIN_TIMEOUT_SECS", default_value_t = 30)]
+    /// closed (errno 42); 0 lets it wait forever. Generous by default: the
+    /// seed's console client connects before its user picks "login" from
+    /// its menu, and never reconnects.
+    #[arg(long, env = "CHAT_LOGIN_TIMEOUT_SECS", default_value_t = 120)]
     pub(crate) login_timeout_secs: u64,
 
     /// Failed logins for one user id after which its logins are refused
@@ -365,7 +367,7 @@ mod tests {
         assert_eq!(server.connection.rate_limit, RateLimit::default());
         assert_eq!(
             server.connection.login_timeout,
-            Some(Duration::from_secs(30))
+            Some(Duration::from_secs(120))
         );
         let service = config.service_config().expect("service config");
         assert_eq!(service.login_guard.max_failures_per_user, 5);
