@@ -14,6 +14,9 @@ use super::free_port;
 /// The deployment's configuration.
 const DEPLOY_CONF: &str = include_str!("../../../deploy/nginx/chat.conf");
 
+/// The deployment's configuration with TLS in front.
+const DEPLOY_TLS_CONF: &str = include_str!("../../../deploy/nginx/chat-tls.conf");
+
 /// One line per proxied connection, written when it closes.
 const LOG_FORMAT: &str = "log_format chat_test '$remote_port $upstream_addr $status';";
 
@@ -53,9 +56,48 @@ fn stream_module(binary: &Path) -> Option<String> {
 fn replace(conf: &str, from: &str, to: &str) -> String {
     assert!(
         conf.contains(from),
-        "deploy/nginx/chat.conf no longer contains {from:?}: update chatd/tests/support/nginx.rs"
+        "deploy/nginx/ no longer contains {from:?}: update chatd/tests/support/nginx.rs"
     );
     conf.replace(from, to)
+}
+
+/// `deploy/nginx/chat-tls.conf` for this test: its own port, files, module
+/// path and certificate.
+fn render_tls(
+    module: Option<&str>,
+    listen: &str,
+    upstreams: &[&str],
+    dir: &Path,
+    certificate: &Path,
+    key: &Path,
+) -> String {
+    assert_eq!(upstreams.len(), 2, "chat-tls.conf has two upstream servers");
+    let mut conf = DEPLOY_TLS_CONF.to_owned();
+    let load = match module {
+        Some(path) => format!("load_module {path};"),
+        None => String::new(),
+    };
+    conf = replace(&conf, "load_module modules/ngx_stream_module.so;", &load);
+    conf = replace(
+        &conf,
+        "pid chat-nginx-tls.pid;",
+        &format!("pid {}/nginx.pid;", dir.display()),
+    );
+    conf = replace(&conf, "daemon off;", "daemon off;\nmaster_process off;");
+    conf = replace(&conf, "127.0.0.1:8443", listen);
+    conf = replace(&conf, "127.0.0.1:6000", upstreams[0]);
+    conf = replace(&conf, "127.0.0.1:6002", upstreams[1]);
+    conf = replace(&conf, "tls/chat.crt", &certificate.display().to_string());
+    conf = replace(&conf, "tls/chat.key", &key.display().to_string());
+    conf = replace(
+        &conf,
+        "stream {",
+        &format!(
+            "stream {{\n    {LOG_FORMAT}\n    access_log {}/access.log chat_test;",
+            dir.display()
+        ),
+    );
+    conf
 }
 
 /// The deployment's configuration for this test: its own ports, files and
@@ -95,6 +137,27 @@ impl Nginx {
         let addr = format!("127.0.0.1:{}", free_port());
         let module = stream_module(binary);
         let conf_text = render(module.as_deref(), &addr, upstreams, dir);
+        Nginx::launch(binary, dir, addr, &conf_text).await
+    }
+
+    /// Like [`Nginx::start`], from `deploy/nginx/chat-tls.conf`: clients
+    /// speak TLS to it with `certificate` (PEM, and its `key`).
+    pub async fn start_tls(
+        binary: &Path,
+        dir: &Path,
+        upstreams: &[&str],
+        certificate: &Path,
+        key: &Path,
+    ) -> Nginx {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let module = stream_module(binary);
+        let conf_text = render_tls(module.as_deref(), &addr, upstreams, dir, certificate, key);
+        Nginx::launch(binary, dir, addr, &conf_text).await
+    }
+
+    /// Runs `binary` on `conf_text` (which listens on `addr`) and waits
+    /// until it listens.
+    async fn launch(binary: &Path, dir: &Path, addr: String, conf_text: &str) -> Nginx {
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, conf_text).expect("write nginx.conf");
         let error_log = dir.join("nginx-error.log");

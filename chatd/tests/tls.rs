@@ -1,0 +1,223 @@
+//! TLS in front of `chatd` as docs/security.md describes it: nginx's stream
+//! module terminating TLS with `deploy/nginx/chat-tls.conf`, chatd behind
+//! it on plain TCP. A rustls client registers, logs in and chats through
+//! it; a client that does not speak TLS gets no chat frame from that port.
+//!
+//! ```text
+//! CHAT_TEST_NGINX=/usr/sbin/nginx cargo test --workspace --test tls
+//! ```
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use serde_json::{Value, json};
+use support::{Chatd, NGINX_VAR, Nginx, services};
+
+/// A certificate for `localhost` and 127.0.0.1 signed by a throwaway CA,
+/// made with the openssl command: the certificate's PEM file and key (for
+/// nginx), and the CA in DER form (for the client to trust).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, CertificateDer<'static>) {
+    let file = |name: &str| dir.join(name).display().to_string();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("the openssl command runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let (ca_key, ca_crt, ca_der) = (file("ca.key"), file("ca.crt"), file("ca.der"));
+    let (key, csr, crt, ext) = (
+        file("chat.key"),
+        file("chat.csr"),
+        file("chat.crt"),
+        file("chat.ext"),
+    );
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=chat test CA",
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca_crt,
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-new"][..],
+            &ec,
+            &["-subj", "/CN=localhost", "-keyout", &key, "-out", &csr],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .expect("extensions file");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_crt,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &ext,
+        "-out",
+        &crt,
+    ]);
+    openssl(&["x509", "-in", &ca_crt, "-outform", "DER", "-out", &ca_der]);
+    let ca = std::fs::read(&ca_der).expect("DER certificate");
+    (
+        dir.join("chat.crt"),
+        dir.join("chat.key"),
+        CertificateDer::from(ca),
+    )
+}
+
+/// A blocking TLS client speaking the native protocol, one JSON frame a
+/// line.
+struct TlsClient {
+    stream: BufReader<StreamOwned<ClientConnection, TcpStream>>,
+}
+
+impl TlsClient {
+    fn connect(addr: &str, trusted: &CertificateDer<'static>) -> TlsClient {
+        let mut roots = RootCertStore::empty();
+        roots.add(trusted.clone()).expect("a valid certificate");
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        let name = ServerName::try_from("localhost").expect("server name");
+        let connection = ClientConnection::new(Arc::new(config), name).expect("TLS client");
+        let socket = TcpStream::connect(addr).expect("connect to nginx");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        TlsClient {
+            stream: BufReader::new(StreamOwned::new(connection, socket)),
+        }
+    }
+
+    fn send(&mut self, frame: Value) {
+        let mut bytes = frame.to_string().into_bytes();
+        bytes.push(b'\n');
+        let stream = self.stream.get_mut();
+        stream.write_all(&bytes).expect("write over TLS");
+        stream.flush().expect("flush");
+    }
+
+    fn recv(&mut self) -> Value {
+        let mut line = String::new();
+        let n = self.stream.read_line(&mut line).expect("read over TLS");
+        assert!(n > 0, "the connection closed");
+        serde_json::from_str(&line).expect("a JSON frame")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_chat_through_nginx_terminating_tls() {
+    let Some(vars) = services("TLS in front", &[NGINX_VAR]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = vec![
+        "--database-url".to_owned(),
+        format!("sqlite://{}?mode=rwc", dir.path().join("chat.db").display()),
+    ];
+    let mut chatd = Chatd::spawn("chatd", dir.path(), &args);
+    chatd.wait_listening().await;
+    let (crt, key, trusted) = certificates(dir.path());
+    // Both upstream lines of the configuration point at the one node.
+    let upstreams = [chatd.addr.as_str(), chatd.addr.as_str()];
+    let nginx = Nginx::start_tls(Path::new(&vars[0]), dir.path(), &upstreams, &crt, &key).await;
+    let addr = nginx.addr.clone();
+
+    let transcript = tokio::task::spawn_blocking(move || {
+        let mut client = TlsClient::connect(&addr, &trusted);
+        client.send(json!({"msgid": 3, "name": "tls-alice", "password": "pw", "proto": 2}));
+        let registered = client.recv();
+        assert_eq!(registered["errno"], 0, "{registered}");
+        let id = registered["id"].clone();
+        client.send(json!({"msgid": 1, "id": id, "password": "pw", "proto": 2}));
+        let login = client.recv();
+        assert_eq!(
+            (login["msgid"].as_u64(), login["errno"].as_u64()),
+            (Some(2), Some(0)),
+            "{login}"
+        );
+        client.send(json!({"msgid": 5, "toid": id, "msg": "sealed", "rid": 7}));
+        let (first, second) = (client.recv(), client.recv());
+        let mut kinds = [first["msgid"].as_u64(), second["msgid"].as_u64()];
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [Some(5), Some(13)],
+            "an ack and the message: {first} {second}"
+        );
+        let push = if first["msgid"] == 5 { first } else { second };
+        push["msg"].as_str().map(str::to_owned)
+    })
+    .await
+    .expect("the TLS client");
+    assert_eq!(transcript.as_deref(), Some("sealed"));
+
+    // A client that skips the handshake gets no chat frame back: nginx
+    // reads its JSON as a broken TLS record and closes.
+    let plain_addr = nginx.addr.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut plain = TcpStream::connect(&plain_addr).expect("connect");
+        plain
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        plain
+            .write_all(b"{\"msgid\":3,\"name\":\"plain\",\"password\":\"pw\",\"proto\":2}\n")
+            .expect("write");
+        let mut answer = Vec::new();
+        let _ = plain.read_to_end(&mut answer);
+        answer
+    })
+    .await
+    .expect("the plain client");
+    assert!(
+        !answer.contains(&b'{'),
+        "a plain-TCP client got a chat frame: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(nginx);
+}
