@@ -5,7 +5,7 @@
 //! them has arrived. Checks that every acked message arrived once, in
 //! order.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 
@@ -14,7 +14,7 @@ use crate::conn::{Conn, NativeConn, SetupError};
 use crate::metrics::{Counters, Latency, SeqSet};
 use crate::payload::{Stamp, now_us};
 use crate::report::Summary;
-use chatcore::protocol::msgid;
+use chatcore::protocol::{ErrorCode, msgid};
 
 /// What one recipient saw while it caught up.
 #[derive(Debug, Default)]
@@ -74,6 +74,7 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
 
     let acked = Counters::get(&ctx.counters.acked);
     summary.sent = Counters::get(&ctx.counters.sent);
+    summary.refused = Counters::get(&ctx.counters.refused);
     summary.acked = acked;
     summary.sent_per_s = summary.sent as f64 / summary.load_s.max(1e-9);
     summary.acked_per_s = acked as f64 / summary.load_s.max(1e-9);
@@ -108,10 +109,23 @@ async fn fill(
             seq,
             due_us: now_us(),
         };
-        Counters::add(&ctx.counters.sent, 1);
-        sender
-            .send_chat(to, &stamp.text(ctx.opts.message_size))
-            .await?;
+        let text = stamp.text(ctx.opts.message_size);
+        loop {
+            Counters::add(&ctx.counters.sent, 1);
+            match sender.send_chat(to, &text).await {
+                Ok(()) => break,
+                // The server's request rate limit: a refused send is not
+                // stored, so it is sent again after a pause, as a client
+                // should. (Runs that time the fill raise the limit.)
+                Err(SetupError::Refused { errno, .. })
+                    if errno == ErrorCode::RateLimited.errno() =>
+                {
+                    Counters::add(&ctx.counters.refused, 1);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Counters::add(&ctx.counters.acked, 1);
     }
     Ok(())
