@@ -24,6 +24,7 @@ pub mod nginx;
 pub mod process;
 pub mod proxy;
 pub mod redis;
+pub mod stream;
 
 use std::future::Future;
 use std::net::TcpListener;
