@@ -48,6 +48,8 @@ struct Conv {
     acked: BTreeMap<u64, Instant>,
     /// Sends that failed (refused, timed out, connection lost).
     failed_sends: u64,
+    /// Why they failed: the client's error, by text, and how often.
+    failures: BTreeMap<String, u64>,
     /// Resends the server recognised by their `cmid` (`dup: true`).
     dup_acks: u64,
     received: Vec<Receipt>,
@@ -152,6 +154,8 @@ pub struct Report {
     /// Received although never acknowledged (a send whose ack was lost).
     pub unacked_delivered: u64,
     pub failed_sends: u64,
+    /// Why sends failed, and how often.
+    pub failures: BTreeMap<String, u64>,
     pub dup_acks: u64,
     pub redelivered: u64,
     pub by_final_sync: u64,
@@ -168,7 +172,7 @@ impl Report {
         format!(
             "fault {}: sent {} acked {} delivered {} lost {} duplicated {} reordered {} \
              (unacked delivered {}, failed sends {}, cmid dups {}, seq-dropped redeliveries {}, \
-             by final sync {}, reconnects {}){extra}",
+             by final sync {}, reconnects {}; send errors {:?}){extra}",
             self.fault,
             self.sent,
             self.acked,
@@ -182,6 +186,7 @@ impl Report {
             self.redelivered,
             self.by_final_sync,
             self.reconnects,
+            self.failures,
         )
     }
 
@@ -376,6 +381,17 @@ impl Checker {
     /// How long after `since` each of `convs` received its first message
     /// acknowledged after `since`; the slowest conversation.
     pub fn delivery_resumed_after(&self, convs: &[&str], since: Instant) -> Option<Duration> {
+        self.delivery_resumed(convs, since, since)
+    }
+
+    /// How long after `from` each of `convs` received its first message
+    /// acknowledged after `acked_after`; the slowest conversation.
+    pub fn delivery_resumed(
+        &self,
+        convs: &[&str],
+        acked_after: Instant,
+        from: Instant,
+    ) -> Option<Duration> {
         let book = self.book();
         let mut slowest = Duration::ZERO;
         for conv in convs {
@@ -383,10 +399,10 @@ impl Checker {
             let first = c
                 .received
                 .iter()
-                .filter(|r| c.acked.get(&r.n).is_some_and(|at| *at > since))
+                .filter(|r| c.acked.get(&r.n).is_some_and(|at| *at > acked_after))
                 .map(|r| r.at)
                 .min()?;
-            slowest = slowest.max(first.saturating_duration_since(since));
+            slowest = slowest.max(first.saturating_duration_since(from));
         }
         Some(slowest)
     }
@@ -504,6 +520,9 @@ impl Checker {
             report.sent += c.attempted;
             report.acked += c.acked.len() as u64;
             report.failed_sends += c.failed_sends;
+            for (why, count) in &c.failures {
+                *report.failures.entry(why.clone()).or_default() += count;
+            }
             report.dup_acks += c.dup_acks;
             let mut seen: HashMap<u64, (i64, i64)> = HashMap::new();
             let mut duplicated = Vec::new();
@@ -593,12 +612,12 @@ async fn run_sender(
                 conv.dup_acks += u64::from(sent.duplicate);
             }
             Err(e) => {
-                checker
-                    .book()
-                    .convs
-                    .entry(plan.conv.clone())
-                    .or_default()
-                    .failed_sends += 1;
+                {
+                    let mut book = checker.book();
+                    let conv = book.convs.entry(plan.conv.clone()).or_default();
+                    conv.failed_sends += 1;
+                    *conv.failures.entry(e.to_string()).or_default() += 1;
+                }
                 retry_same = plan.resend == Resend::SameCmid;
                 if e.errno().is_some() {
                     // Refused (errno 30 while a backend is away): the
