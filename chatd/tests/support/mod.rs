@@ -22,7 +22,9 @@ pub mod http;
 pub mod mysql;
 pub mod nginx;
 pub mod process;
+pub mod proxy;
 pub mod redis;
+pub mod stream;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -35,6 +37,7 @@ use chatcore::model::UserId;
 pub use mysql::ThrowawayDatabase;
 pub use nginx::Nginx;
 pub use process::Chatd;
+pub use proxy::Proxy;
 pub use redis::PrivateRedis;
 
 /// Set in CI: a test that would skip for want of a service fails instead.
@@ -301,6 +304,11 @@ pub struct ClusterOptions {
     pub nginx: bool,
     /// A `redis-server` of the test's own instead of the shared Redis.
     pub private_redis: bool,
+    /// The nodes reach the database through a [`Proxy`] of the test's own
+    /// ([`Cluster::db_proxy`]), which can cut it.
+    pub database_proxy: bool,
+    /// More `chatd` flags, for every node.
+    pub node_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -310,6 +318,8 @@ impl Default for ClusterOptions {
             lease_ttl_secs: None,
             nginx: false,
             private_redis: false,
+            database_proxy: false,
+            node_args: Vec::new(),
         }
     }
 }
@@ -322,6 +332,8 @@ pub struct Cluster {
     pub nginx: Option<Nginx>,
     pub nodes: Vec<Chatd>,
     pub redis: Option<PrivateRedis>,
+    /// Between the nodes and the database, with `database_proxy`.
+    pub db_proxy: Option<Proxy>,
     pub redis_url: String,
     pub prefix: String,
     pub db: ThrowawayDatabase,
@@ -353,12 +365,22 @@ impl Cluster {
             None => values[1].clone(),
         };
         let prefix = unique_name("chat_test");
+        let db_proxy = if options.database_proxy {
+            let upstream = format!("{}:{}", db.server.host, db.server.port);
+            Some(Proxy::start(&upstream).await)
+        } else {
+            None
+        };
+        let database_url = match &db_proxy {
+            Some(proxy) => db.url_via(&proxy.addr),
+            None => db.url.clone(),
+        };
         let mut nodes = Vec::new();
         for i in 1..=options.nodes {
             let node_id = format!("node{i}");
             let mut args = vec![
                 "--database-url".to_owned(),
-                db.url.clone(),
+                database_url.clone(),
                 "--redis-url".to_owned(),
                 redis_url.clone(),
                 "--redis-prefix".to_owned(),
@@ -372,12 +394,14 @@ impl Cluster {
             if let Some(ttl) = options.lease_ttl_secs {
                 args.extend(["--lease-ttl-secs".to_owned(), ttl.to_string()]);
             }
+            args.extend(options.node_args.iter().cloned());
             nodes.push(Chatd::spawn(&node_id, logs.path(), &args));
         }
         let mut cluster = Cluster {
             nginx: None,
             nodes,
             redis,
+            db_proxy,
             redis_url,
             prefix,
             db,

@@ -101,6 +101,17 @@ impl ThrowawayDatabase {
     }
 }
 
+impl ThrowawayDatabase {
+    /// Its URL with the server's `host:port` replaced by `addr` (a proxy).
+    pub fn url_via(&self, addr: &str) -> String {
+        let credentials = match &self.server.password {
+            Some(password) => format!("{}:{password}", self.server.user),
+            None => self.server.user.clone(),
+        };
+        format!("mysql://{credentials}@{addr}/{}", self.name)
+    }
+}
+
 impl Drop for ThrowawayDatabase {
     fn drop(&mut self) {
         // A database left behind is only litter.
