@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use chatcore::model::UserId;
 use support::proxy::Mode;
-use support::stream::{Checker, Resend, SendPlan};
+use support::stream::{Checker, ReceiverHandle, Resend, SendPlan, SenderHandle};
 use support::{Cluster, ClusterOptions, PASSWORD, Proxy, User, WAIT, eventually, login, new_user};
 use tokio::io::AsyncWriteExt;
 
@@ -77,6 +77,47 @@ async fn presence_settles(watcher: &User, want: &[(UserId, bool)], since: Instan
 
 fn ms(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".to_owned(), |d| d.as_millis().to_string())
+}
+
+/// Two conversations crossing the nodes, `s1` on `a` to `r1` on `b` and
+/// `s2` on `b` to `r2` on `a` (each client reconnecting to its own node),
+/// flowing when this returns; and a watcher on `a`, friends with both
+/// recipients, to check presence with.
+struct Crossed {
+    checker: Checker,
+    convs: [&'static str; 2],
+    senders: Vec<SenderHandle>,
+    receivers: Vec<ReceiverHandle>,
+    watcher: User,
+    recipients: [UserId; 2],
+}
+
+async fn crossed_streams(fault: &str, convs: [&'static str; 2], a: &str, b: &str) -> Crossed {
+    let s1 = new_user(a, "s1").await;
+    let r1 = new_user(b, "r1").await;
+    let s2 = new_user(b, "s2").await;
+    let r2 = new_user(a, "r2").await;
+    let watcher = new_user(a, "watcher").await;
+    let recipients = [r1.id, r2.id];
+    befriend(&watcher, &recipients).await;
+
+    let checker = Checker::new(fault);
+    let receivers = vec![checker.receiver(r1, &[b]), checker.receiver(r2, &[a])];
+    let senders = vec![
+        checker.sender(s1, SendPlan::new(convs[0], recipients[0], &[a])),
+        checker.sender(s2, SendPlan::new(convs[1], recipients[1], &[b])),
+    ];
+    checker
+        .wait_flowing(&convs, Instant::now(), BEFORE, FLOW)
+        .await;
+    Crossed {
+        checker,
+        convs,
+        senders,
+        receivers,
+        watcher,
+        recipients,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,24 +335,14 @@ async fn redis_restart() {
         return;
     };
     let (a, b) = (cluster.node(0).addr.clone(), cluster.node(1).addr.clone());
-    let s1 = new_user(&a, "s1").await;
-    let r1 = new_user(&b, "r1").await;
-    let s2 = new_user(&b, "s2").await;
-    let r2 = new_user(&a, "r2").await;
-    let watcher = new_user(&a, "watcher").await;
-    let (r1_id, r2_id) = (r1.id, r2.id);
-    befriend(&watcher, &[r1_id, r2_id]).await;
-
-    let checker = Checker::new("Redis restart");
-    let convs = ["rr1", "rr2"];
-    let receivers = vec![checker.receiver(r1, &[&b]), checker.receiver(r2, &[&a])];
-    let senders = vec![
-        checker.sender(s1, SendPlan::new(convs[0], r1_id, &[&a])),
-        checker.sender(s2, SendPlan::new(convs[1], r2_id, &[&b])),
-    ];
-    checker
-        .wait_flowing(&convs, Instant::now(), BEFORE, FLOW)
-        .await;
+    let Crossed {
+        checker,
+        convs,
+        senders,
+        receivers,
+        watcher,
+        recipients: [r1_id, r2_id],
+    } = crossed_streams("Redis restart", ["rr1", "rr2"], &a, &b).await;
 
     let redis = cluster.redis.as_mut().expect("a private Redis");
     redis.kill();
@@ -364,24 +395,14 @@ async fn database_connection_cut_and_restored() {
         return;
     };
     let (a, b) = (cluster.node(0).addr.clone(), cluster.node(1).addr.clone());
-    let s1 = new_user(&a, "s1").await;
-    let r1 = new_user(&b, "r1").await;
-    let s2 = new_user(&b, "s2").await;
-    let r2 = new_user(&a, "r2").await;
-    let watcher = new_user(&a, "watcher").await;
-    let (r1_id, r2_id) = (r1.id, r2.id);
-    befriend(&watcher, &[r1_id, r2_id]).await;
-
-    let checker = Checker::new("database cut");
-    let convs = ["db1", "db2"];
-    let receivers = vec![checker.receiver(r1, &[&b]), checker.receiver(r2, &[&a])];
-    let senders = vec![
-        checker.sender(s1, SendPlan::new(convs[0], r1_id, &[&a])),
-        checker.sender(s2, SendPlan::new(convs[1], r2_id, &[&b])),
-    ];
-    checker
-        .wait_flowing(&convs, Instant::now(), BEFORE, FLOW)
-        .await;
+    let Crossed {
+        checker,
+        convs,
+        senders,
+        receivers,
+        watcher,
+        recipients: [r1_id, r2_id],
+    } = crossed_streams("database cut", ["db1", "db2"], &a, &b).await;
 
     let proxy = cluster.db_proxy.as_ref().expect("a database proxy");
     proxy.set(Mode::Cut);
