@@ -11,11 +11,30 @@ use std::time::{Duration, Instant};
 
 use super::free_port;
 
+/// A configuration of `deploy/nginx/` and what in it names the
+/// deployment's own pid file and listening address.
+struct Template {
+    name: &'static str,
+    text: &'static str,
+    pid: &'static str,
+    listen: &'static str,
+}
+
 /// The deployment's configuration.
-const DEPLOY_CONF: &str = include_str!("../../../deploy/nginx/chat.conf");
+const PLAIN: Template = Template {
+    name: "chat.conf",
+    text: include_str!("../../../deploy/nginx/chat.conf"),
+    pid: "pid /tmp/chat-nginx.pid;",
+    listen: "127.0.0.1:8000",
+};
 
 /// The deployment's configuration with TLS in front.
-const DEPLOY_TLS_CONF: &str = include_str!("../../../deploy/nginx/chat-tls.conf");
+const TLS: Template = Template {
+    name: "chat-tls.conf",
+    text: include_str!("../../../deploy/nginx/chat-tls.conf"),
+    pid: "pid chat-nginx-tls.pid;",
+    listen: "127.0.0.1:8443",
+};
 
 /// One line per proxied connection, written when it closes.
 const LOG_FORMAT: &str = "log_format chat_test '$remote_port $upstream_addr $status';";
@@ -61,18 +80,23 @@ fn replace(conf: &str, from: &str, to: &str) -> String {
     conf.replace(from, to)
 }
 
-/// `deploy/nginx/chat-tls.conf` for this test: its own port, files, module
-/// path and certificate.
-fn render_tls(
+/// `template` for this test: its own port, files and module path, and the
+/// `extra` replacements (`from`, `to`) it asks for.
+fn render(
+    template: &Template,
     module: Option<&str>,
     listen: &str,
     upstreams: &[&str],
     dir: &Path,
-    certificate: &Path,
-    key: &Path,
+    extra: &[(&str, String)],
 ) -> String {
-    assert_eq!(upstreams.len(), 2, "chat-tls.conf has two upstream servers");
-    let mut conf = DEPLOY_TLS_CONF.to_owned();
+    assert_eq!(
+        upstreams.len(),
+        2,
+        "{} has two upstream servers",
+        template.name
+    );
+    let mut conf = template.text.to_owned();
     let load = match module {
         Some(path) => format!("load_module {path};"),
         None => String::new(),
@@ -80,45 +104,16 @@ fn render_tls(
     conf = replace(&conf, "load_module modules/ngx_stream_module.so;", &load);
     conf = replace(
         &conf,
-        "pid chat-nginx-tls.pid;",
+        template.pid,
         &format!("pid {}/nginx.pid;", dir.display()),
     );
     conf = replace(&conf, "daemon off;", "daemon off;\nmaster_process off;");
-    conf = replace(&conf, "127.0.0.1:8443", listen);
+    conf = replace(&conf, template.listen, listen);
     conf = replace(&conf, "127.0.0.1:6000", upstreams[0]);
     conf = replace(&conf, "127.0.0.1:6002", upstreams[1]);
-    conf = replace(&conf, "tls/chat.crt", &certificate.display().to_string());
-    conf = replace(&conf, "tls/chat.key", &key.display().to_string());
-    conf = replace(
-        &conf,
-        "stream {",
-        &format!(
-            "stream {{\n    {LOG_FORMAT}\n    access_log {}/access.log chat_test;",
-            dir.display()
-        ),
-    );
-    conf
-}
-
-/// The deployment's configuration for this test: its own ports, files and
-/// module path.
-fn render(module: Option<&str>, listen: &str, upstreams: &[&str], dir: &Path) -> String {
-    assert_eq!(upstreams.len(), 2, "chat.conf has two upstream servers");
-    let mut conf = DEPLOY_CONF.to_owned();
-    let load = match module {
-        Some(path) => format!("load_module {path};"),
-        None => String::new(),
-    };
-    conf = replace(&conf, "load_module modules/ngx_stream_module.so;", &load);
-    conf = replace(
-        &conf,
-        "pid /tmp/chat-nginx.pid;",
-        &format!("pid {}/nginx.pid;", dir.display()),
-    );
-    conf = replace(&conf, "daemon off;", "daemon off;\nmaster_process off;");
-    conf = replace(&conf, "127.0.0.1:8000", listen);
-    conf = replace(&conf, "127.0.0.1:6000", upstreams[0]);
-    conf = replace(&conf, "127.0.0.1:6002", upstreams[1]);
+    for (from, to) in extra {
+        conf = replace(&conf, from, to);
+    }
     conf = replace(
         &conf,
         "stream {",
@@ -136,7 +131,7 @@ impl Nginx {
     pub async fn start(binary: &Path, dir: &Path, upstreams: &[&str]) -> Nginx {
         let addr = format!("127.0.0.1:{}", free_port());
         let module = stream_module(binary);
-        let conf_text = render(module.as_deref(), &addr, upstreams, dir);
+        let conf_text = render(&PLAIN, module.as_deref(), &addr, upstreams, dir, &[]);
         Nginx::launch(binary, dir, addr, &conf_text).await
     }
 
@@ -151,7 +146,18 @@ impl Nginx {
     ) -> Nginx {
         let addr = format!("127.0.0.1:{}", free_port());
         let module = stream_module(binary);
-        let conf_text = render_tls(module.as_deref(), &addr, upstreams, dir, certificate, key);
+        let certificates = [
+            ("tls/chat.crt", certificate.display().to_string()),
+            ("tls/chat.key", key.display().to_string()),
+        ];
+        let conf_text = render(
+            &TLS,
+            module.as_deref(),
+            &addr,
+            upstreams,
+            dir,
+            &certificates,
+        );
         Nginx::launch(binary, dir, addr, &conf_text).await
     }
 
