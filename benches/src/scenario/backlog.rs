@@ -26,10 +26,7 @@ struct CatchUp {
 
 pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError> {
     let opts = &ctx.opts;
-    let setup_started = Instant::now();
-    ctx.progress.phase("setup");
-    let clients = ctx.set_up_all(summary, setup_started).await?;
-    ctx.fill_setup(summary, setup_started);
+    let clients = ctx.set_up(summary).await?;
 
     let mut pairs = Vec::new();
     let mut clients = clients.into_iter();

@@ -125,6 +125,39 @@ impl Load {
         }
     }
 
+    /// Waits for a client's next send, on its schedule `due` (advanced by
+    /// one interval) when paced; false once the load phase is over.
+    async fn wait_turn(&self, due: &mut Instant) -> bool {
+        match self.interval {
+            Some(interval) => {
+                if *due >= self.deadline {
+                    return false;
+                }
+                sleep_until(*due).await;
+                *due += interval;
+                true
+            }
+            None => Instant::now() < self.deadline,
+        }
+    }
+
+    /// Send `seq` of client `index` and when it was due: by the schedule
+    /// when paced (`due` is already the next turn), so that a late send is
+    /// charged its wait (no coordinated omission); now when unlimited.
+    fn stamp(&self, index: u32, seq: u64, due: Instant) -> (Instant, Stamp) {
+        let due_at = match self.interval {
+            Some(interval) => due - interval,
+            None => Instant::now(),
+        };
+        let due_us = now_us().saturating_sub(due_at.elapsed().as_micros() as u64);
+        let stamp = Stamp {
+            sender: index,
+            seq,
+            due_us,
+        };
+        (due_at, stamp)
+    }
+
     fn record_delivery(&self, received: &mut Received, text: Option<&str>) {
         Counters::add(&self.counters.delivered, 1);
         let now = now_us();
@@ -425,13 +458,7 @@ async fn send_native(
 ) {
     let mut due = first_due;
     for seq in 1.. {
-        if let Some(interval) = load.interval {
-            if due >= load.deadline {
-                break;
-            }
-            sleep_until(due).await;
-            due += interval;
-        } else if Instant::now() >= load.deadline {
+        if !load.wait_turn(&mut due).await {
             break;
         }
         let permit = tokio::select! {
@@ -443,18 +470,9 @@ async fn send_native(
         };
         permit.forget();
         // Open loop: a send held up by a full window is charged from when
-        // it was due (no coordinated omission); unlimited: from now.
-        let due_at = match load.interval {
-            Some(interval) => due - interval,
-            None => Instant::now(),
-        };
-        let due_us = now_us().saturating_sub(due_at.elapsed().as_micros() as u64);
-        let text = Stamp {
-            sender: index,
-            seq,
-            due_us,
-        }
-        .text(load.message_size);
+        // it was due; unlimited: from now.
+        let (due_at, stamp) = load.stamp(index, seq, due);
+        let text = stamp.text(load.message_size);
         let request = match target {
             Target::User(to) => {
                 json!({"msgid": msgid::ONE_CHAT, "toid": to, "msg": text, "rid": seq})
@@ -500,29 +518,14 @@ async fn legacy_client(
         let load = sender_load;
         let mut due = first_due;
         for seq in 1.. {
-            if let Some(interval) = load.interval {
-                if due >= load.deadline {
-                    break;
-                }
-                sleep_until(due).await;
-                due += interval;
-            } else if Instant::now() >= load.deadline {
+            if !load.wait_turn(&mut due).await {
                 break;
             }
-            let due_at = match load.interval {
-                Some(interval) => due - interval,
-                None => Instant::now(),
-            };
-            let due_us = now_us().saturating_sub(due_at.elapsed().as_micros() as u64);
-            let text = Stamp {
-                sender: index,
-                seq,
-                due_us,
-            }
-            .text(load.message_size);
+            let (_, stamp) = load.stamp(index, seq, due);
             let request = json!({
                 "msgid": msgid::ONE_CHAT, "id": id, "name": name, "toid": to,
-                "msg": text, "time": chatcore::protocol::format_time((due_us / 1000) as i64),
+                "msg": stamp.text(load.message_size),
+                "time": chatcore::protocol::format_time((stamp.due_us / 1000) as i64),
             });
             let bytes = legacy_bytes(&request);
             let written = tokio::select! {

@@ -19,10 +19,7 @@ use crate::report::Summary;
 
 pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError> {
     let opts = &ctx.opts;
-    let setup_started = Instant::now();
-    ctx.progress.phase("setup");
-    let clients = ctx.set_up_all(summary, setup_started).await?;
-    ctx.fill_setup(summary, setup_started);
+    let clients = ctx.set_up(summary).await?;
 
     ctx.progress.phase("logins");
     let latency = Arc::new(Latency::default());

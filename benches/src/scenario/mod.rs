@@ -87,6 +87,16 @@ impl Ctx {
         }
     }
 
+    /// Sets up every client and records the setup in `summary`, for the
+    /// scenarios whose setup is nothing more.
+    async fn set_up(&self, summary: &mut Summary) -> Result<Vec<(Conn, u64)>, RunError> {
+        let started = Instant::now();
+        self.progress.phase("setup");
+        let clients = self.set_up_all(summary, started).await?;
+        self.fill_setup(summary, started);
+        Ok(clients)
+    }
+
     fn fill_setup(&self, summary: &mut Summary, started: Instant) {
         let get = Counters::get;
         summary.connected = get(&self.counters.connected);
