@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::connection::{ConnectionConfig, serve};
 use crate::protocol::{Dialect, ErrorCode, ErrorReply, ServerFrame};
 use crate::service::ChatService;
+use crate::telemetry;
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone)]
@@ -119,6 +120,7 @@ pub async fn run(
         // backlog cannot tell a full node from a dead one.
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             tracing::debug!(%peer, "server full, refusing");
+            telemetry::error_sent(ErrorCode::ServerFull);
             match Arc::clone(&refusing).try_acquire_owned() {
                 Ok(refusal) => {
                     let frame = Arc::clone(&full_frame);

@@ -8,7 +8,7 @@
 
 use metrics::{Counter, Gauge, Histogram, Key, Level, Metadata, Unit};
 
-use crate::protocol::{Dialect, ServerFrame, msgid};
+use crate::protocol::{Dialect, ErrorCode, ServerFrame, msgid};
 
 /// Metric names, each with its unit in the name.
 pub mod names {
@@ -20,6 +20,9 @@ pub mod names {
     pub const FRAMES_IN: &str = "chat_frames_in_total";
     /// Counter by `kind`: frames written to clients.
     pub const FRAMES_OUT: &str = "chat_frames_out_total";
+    /// Counter by `code` (the error's name, as `rate_limited`): error
+    /// replies sent to clients, the refusals of every limit among them.
+    pub const ERRORS: &str = "chat_errors_total";
     /// Counter by `outcome` (`ok`, `error`): chat send requests.
     pub const SENDS: &str = "chat_sends_total";
     /// Counter by `path` (`live` from the bus, `store` from a sync or
@@ -53,6 +56,11 @@ pub fn describe() {
         FRAMES_OUT,
         Unit::Count,
         "Frames written to clients, by msgid"
+    );
+    metrics::describe_counter!(
+        ERRORS,
+        Unit::Count,
+        "Error replies sent to clients, by error code"
     );
     metrics::describe_counter!(SENDS, Unit::Count, "Chat send requests, by outcome");
     metrics::describe_counter!(
@@ -173,6 +181,49 @@ pub(crate) fn frames_out(id: u32, count: u64) {
 /// One frame written to a client in `dialect`.
 pub(crate) fn frame_out(frame: &ServerFrame, dialect: Dialect) {
     frames_out(wire_msgid(frame, dialect), 1);
+    if let ServerFrame::Error(e) = frame {
+        error_sent(e.code);
+    }
+}
+
+/// An error reply with `code` sent to a client (or, for a refused
+/// connection, tried: a refused client may be gone before it reads it).
+pub(crate) fn error_sent(code: ErrorCode) {
+    macro_rules! by_code {
+        ($($code:ident => $name:literal,)*) => {
+            match code {
+                $(ErrorCode::$code => static_key!(names::ERRORS, "code" => $name),)*
+            }
+        };
+    }
+    counter(by_code! {
+        LoginFailed => "login_failed",
+        BadFrame => "bad_frame",
+        UnknownMsgid => "unknown_msgid",
+        BadField => "bad_field",
+        FrameTooLarge => "frame_too_large",
+        NotLoggedIn => "not_logged_in",
+        IdentityMismatch => "identity_mismatch",
+        AlreadyLoggedIn => "already_logged_in",
+        ResumeRejected => "resume_rejected",
+        TooManyAttempts => "too_many_attempts",
+        NameTaken => "name_taken",
+        InvalidValue => "invalid_value",
+        UnknownUser => "unknown_user",
+        UnknownGroup => "unknown_group",
+        NotMember => "not_member",
+        GroupNameTaken => "group_name_taken",
+        NotFriend => "not_friend",
+        LimitReached => "limit_reached",
+        Unavailable => "unavailable",
+        Internal => "internal",
+        RateLimited => "rate_limited",
+        ServerFull => "server_full",
+        Kicked => "kicked",
+        ShuttingDown => "shutting_down",
+        IdleTimeout => "idle_timeout",
+    })
+    .increment(1);
 }
 
 /// The `msgid` a frame travels under in `dialect` (mirrors

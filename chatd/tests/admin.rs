@@ -17,6 +17,8 @@ use std::path::Path;
 use chatcore::model::UserId;
 use support::http::{self, Answer, sample};
 use support::{Chatd, PrivateRedis, REDIS_URL_VAR, WAIT, eventually, free_port, new_user};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 /// A `chatd` on a SQLite file in `dir` with an admin listener, and that
 /// listener's address.
@@ -133,6 +135,68 @@ async fn health_is_ok_and_metrics_count_logins_chats_and_deliveries() {
         .await
         .expect("the admin listener answers");
     assert_eq!(missing.status, 404);
+}
+
+/// Reads one newline-ended frame from `reader` as JSON.
+async fn read_frame(reader: &mut BufReader<TcpStream>) -> serde_json::Value {
+    let mut line = String::new();
+    let n = tokio::time::timeout(WAIT, reader.read_line(&mut line))
+        .await
+        .expect("a reply in time")
+        .expect("read a reply");
+    assert!(n > 0, "the connection closed before a reply");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_replies_are_counted_by_code_refusals_included() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limits = [
+        "--max-connections",
+        "1",
+        "--rate-limit",
+        "1",
+        "--rate-burst",
+        "3",
+    ]
+    .map(String::from);
+    let (chatd, admin) = start_with_admin(dir.path(), &limits).await;
+    assert_eq!(
+        value(&admin, r#"chat_errors_total{code="rate_limited"}"#).await,
+        0.0
+    );
+
+    // Five frames at once on a bucket of three: three are read (and are
+    // not JSON), two are refused unread.
+    let stream = TcpStream::connect(&chatd.addr).await.expect("connect");
+    let mut reader = BufReader::new(stream);
+    reader
+        .get_mut()
+        .write_all(b"garbage\n".repeat(5).as_slice())
+        .await
+        .expect("write");
+    let mut errnos = Vec::new();
+    for _ in 0..5 {
+        errnos.push(read_frame(&mut reader).await["errno"].clone());
+    }
+    assert_eq!(errnos, [10, 10, 10, 32, 32].map(serde_json::Value::from));
+
+    // The node's one connection is taken: the next is turned away.
+    let mut second = BufReader::new(TcpStream::connect(&chatd.addr).await.expect("connect"));
+    assert_eq!(read_frame(&mut second).await["errno"], 33);
+
+    let text = scrape(&admin).await;
+    let at = |series: &str| {
+        sample(&text, series).unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
+    };
+    assert_eq!(at(r#"chat_errors_total{code="bad_frame"}"#), 3.0);
+    assert_eq!(at(r#"chat_errors_total{code="rate_limited"}"#), 2.0);
+    assert_eq!(at(r#"chat_errors_total{code="server_full"}"#), 1.0);
+    assert_eq!(at(r#"chat_frames_out_total{kind="error"}"#), 5.0);
+    assert!(
+        text.contains("# HELP chat_errors_total"),
+        "the counter is described:\n{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
