@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use chatcore::model::UserId;
 use support::proxy::Mode;
 use support::stream::{Checker, ReceiverHandle, Resend, SendPlan, SenderHandle};
-use support::{Cluster, ClusterOptions, PASSWORD, Proxy, User, WAIT, eventually, login, new_user};
+use support::{
+    Cluster, ClusterOptions, PASSWORD, Proxy, User, WAIT, eventually, login, new_user, next_texts,
+};
 use tokio::io::AsyncWriteExt;
 
 /// Presence must be right this long after a fault (or its end).
@@ -372,6 +374,14 @@ async fn redis_restart() {
         resumed < Duration::from_secs(10),
         "delivery resumed only {resumed:?} after Redis was back"
     );
+
+    // Users who arrive after the restart subscribe on the new Redis.
+    let mut x = new_user(&a, "rr-x").await;
+    let mut y = new_user(&b, "rr-y").await;
+    x.client.send_to(y.id, "after").await.expect("send");
+    assert_eq!(next_texts(&mut y, 1).await, ["after"]);
+    y.client.send_to(x.id, "and back").await.expect("send");
+    assert_eq!(next_texts(&mut x, 1).await, ["and back"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
