@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatcore::model::{NewMessage, Seq, Target, UserId};
-use chatcore::store::{SqlStore, SqlStoreOptions, Store, StoreError};
+use chatcore::store::{GroupCaps, SqlStore, SqlStoreOptions, Store, StoreError};
 use mysql_support::ThrowawayDatabase;
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
@@ -141,11 +141,16 @@ async fn group_and_direct_sends_on_four_pools_keep_every_inbox_gap_free() {
         );
     }
     let group = stores[0]
-        .create_group(users[0], "everyone", "")
+        .create_group(users[0], "everyone", "", GroupCaps::NONE)
         .await
         .expect("group");
     for &u in &users[1..] {
-        assert!(stores[1].join_group(group, u).await.expect("join"));
+        assert!(
+            stores[1]
+                .join_group(group, u, GroupCaps::NONE)
+                .await
+                .expect("join")
+        );
     }
     let mut tasks = Vec::new();
     for (i, &sender) in users.iter().enumerate() {
@@ -228,7 +233,7 @@ async fn racing_joins_and_friend_adds_on_four_pools_store_each_row_once() {
         );
     }
     let group = stores[0]
-        .create_group(users[0], "g", "")
+        .create_group(users[0], "g", "", GroupCaps::NONE)
         .await
         .expect("group");
     let mut tasks = Vec::new();
@@ -244,7 +249,7 @@ async fn racing_joins_and_friend_adds_on_four_pools_store_each_row_once() {
             } else {
                 store.add_friend(b, a).await
             };
-            let joined = store.join_group(group, a).await;
+            let joined = store.join_group(group, a, GroupCaps::NONE).await;
             (friend.expect("add_friend"), joined.expect("join_group"))
         }));
     }
@@ -356,7 +361,10 @@ async fn bad_send_fails_alone(url: &str, vanish: impl AsyncFnOnce(UserId)) {
     let bob = store.create_user("bob", HASH).await.expect("bob");
     let carol = store.create_user("carol", HASH).await.expect("carol");
     let vanishing = store.create_user("vanishing", HASH).await.expect("user");
-    let group = store.create_group(bob, "bobs", "").await.expect("group");
+    let group = store
+        .create_group(bob, "bobs", "", GroupCaps::NONE)
+        .await
+        .expect("group");
     let first = store
         .send(chat(
             alice,

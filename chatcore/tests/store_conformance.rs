@@ -109,8 +109,8 @@ conformance_suite! {
             groups_of_lists_groups_in_ascending_id_order,
             members_are_listed_in_ascending_user_id_order,
             members_of_unknown_group_fails_with_unknown_group,
-            group_and_member_counts_follow_joins_and_leaves,
-            counts_of_unknown_ids,
+            caps_refuse_new_memberships_and_change_nothing,
+            racing_joins_never_pass_a_cap,
         }
         send {
             direct_send_returns_the_stored_message,

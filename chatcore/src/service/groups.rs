@@ -6,6 +6,7 @@ use crate::protocol::{
     Ack, AddGroup, CreateGroup, ErrorCode, GroupEntry, LeaveGroup, ListMembers, MemberEntry,
     ServerFrame, msgid,
 };
+use crate::store::GroupCaps;
 
 impl ChatService {
     pub(super) async fn create_group(
@@ -23,11 +24,15 @@ impl ChatService {
                 format!("groupdesc must be at most {max} characters"),
             ));
         }
-        self.check_group_cap(session.user.id).await?;
         let group = self
             .inner
             .store
-            .create_group(session.user.id, &req.groupname, &req.groupdesc)
+            .create_group(
+                session.user.id,
+                &req.groupname,
+                &req.groupdesc,
+                self.group_caps(),
+            )
             .await?;
         Ok(ServerFrame::Ack(Ack {
             rid,
@@ -45,10 +50,9 @@ impl ChatService {
         req: AddGroup,
     ) -> Result<ServerFrame, ServiceError> {
         check_identity(session, req.id)?;
-        self.check_join_caps(session.user.id, req.groupid).await?;
         self.inner
             .store
-            .join_group(req.groupid, session.user.id)
+            .join_group(req.groupid, session.user.id, self.group_caps())
             .await?;
         Ok(ServerFrame::Ack(Ack {
             rid,
@@ -59,50 +63,13 @@ impl ChatService {
         }))
     }
 
-    /// Refuses a new membership for `user` when it is in as many groups as
-    /// it may be.
-    ///
-    /// Counted before the store changes anything, not in the same
-    /// transaction: requests racing at the cap can each pass the check, so
-    /// a user or group may end a few over it. The caps bound what one
-    /// client can build up over time, which that does not defeat.
-    async fn check_group_cap(&self, user: UserId) -> Result<(), ServiceError> {
-        let max = self.inner.config.max_groups_per_user;
-        if max > 0 && self.inner.store.group_count(user).await? >= u64::from(max) {
-            return Err(ServiceError::with_detail(
-                ErrorCode::LimitReached,
-                format!("you are in {max} groups, the most one user may be in; leave one first"),
-            ));
+    /// The membership caps, which the store keeps atomically with each
+    /// change.
+    fn group_caps(&self) -> GroupCaps {
+        GroupCaps {
+            groups_per_user: self.inner.config.max_groups_per_user,
+            members_per_group: self.inner.config.max_group_members,
         }
-        Ok(())
-    }
-
-    /// Refuses `ADD_GROUP` when the user or the group is at its cap; joining
-    /// a group one is already in stays a harmless success.
-    async fn check_join_caps(&self, user: UserId, group: GroupId) -> Result<(), ServiceError> {
-        let store = &self.inner.store;
-        let max_members = self.inner.config.max_group_members;
-        let members_full =
-            max_members > 0 && store.member_count(group).await? >= u64::from(max_members);
-        let refusal = if members_full {
-            Some(format!(
-                "group {group} has {max_members} members, the most a group may have"
-            ))
-        } else {
-            match self.check_group_cap(user).await {
-                Ok(()) => None,
-                Err(e) if e.code == ErrorCode::LimitReached => Some(e.detail),
-                Err(e) => return Err(e),
-            }
-        };
-        let Some(detail) = refusal else {
-            return Ok(());
-        };
-        // Only at a cap, so the longer read is rare.
-        if store.groups_of(user).await?.iter().any(|g| g.id == group) {
-            return Ok(());
-        }
-        Err(ServiceError::with_detail(ErrorCode::LimitReached, detail))
     }
 
     pub(super) async fn leave_group(

@@ -26,7 +26,7 @@ use crate::limit::{LoginGuard, LoginGuardConfig};
 use crate::model::{InboxEntry, Seq, UserId, UserInfo};
 use crate::presence::{Presence, PresenceError, SessionId};
 use crate::protocol::{Dialect, ErrorCode, ErrorReply, Request, RequestFrame, ServerFrame};
-use crate::store::{Store, StoreError};
+use crate::store::{CapReached, Store, StoreError};
 
 /// Limits and page sizes of the service.
 #[derive(Debug, Clone)]
@@ -119,6 +119,17 @@ impl From<StoreError> for ServiceError {
                 ErrorCode::NotMember,
                 format!("not a member of group {group}"),
             ),
+            StoreError::CapReached(cap) => {
+                let detail = match cap {
+                    CapReached::GroupsPerUser(max) => format!(
+                        "you are in {max} groups, the most one user may be in; leave one first"
+                    ),
+                    CapReached::MembersPerGroup(max) => {
+                        format!("the group has {max} members, the most a group may have")
+                    }
+                };
+                ServiceError::with_detail(ErrorCode::LimitReached, detail)
+            }
             StoreError::Unavailable(detail) => {
                 tracing::warn!(%detail, "store unavailable");
                 ServiceError::new(ErrorCode::Unavailable)

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{Store, StoreError};
+use super::{GroupCaps, Store, StoreError};
 use crate::model::{
     Conversation, Delivery, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, NewMessage,
     Role, SendReceipt, Seq, Target, UserId, UserInfo, UserRecord,
@@ -76,6 +76,18 @@ impl State {
         } else {
             Err(StoreError::UnknownGroup(id))
         }
+    }
+
+    /// Memberships of `user` (a scan: the in-memory store is for tests,
+    /// embedding and benchmarks, where groups are few).
+    fn group_count(&self, user: UserId) -> u64 {
+        self.members.keys().filter(|&&(_, m)| m == user).count() as u64
+    }
+
+    fn member_count(&self, group: GroupId) -> u64 {
+        self.members
+            .range((group, UserId(i64::MIN))..=(group, UserId(i64::MAX)))
+            .count() as u64
     }
 
     fn message_index(&self, id: MessageId) -> usize {
@@ -170,12 +182,15 @@ impl Store for MemoryStore {
         creator: UserId,
         name: &str,
         desc: &str,
+        caps: GroupCaps,
     ) -> Result<GroupId, StoreError> {
         let mut state = self.state();
         state.require_user(creator)?;
         if state.group_names.contains_key(name) {
             return Err(StoreError::GroupNameTaken);
         }
+        caps.check(state.group_count(creator), 0)
+            .map_err(StoreError::CapReached)?;
         let id = GroupId(state.groups.len() as i64 + 1);
         state.groups.insert(
             id,
@@ -190,13 +205,20 @@ impl Store for MemoryStore {
         Ok(id)
     }
 
-    async fn join_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
+    async fn join_group(
+        &self,
+        group: GroupId,
+        user: UserId,
+        caps: GroupCaps,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
         state.require_group(group)?;
         state.require_user(user)?;
         if state.members.contains_key(&(group, user)) {
             return Ok(false);
         }
+        caps.check(state.group_count(user), state.member_count(group))
+            .map_err(StoreError::CapReached)?;
         state.members.insert((group, user), Role::Normal);
         Ok(true)
     }
@@ -231,20 +253,6 @@ impl Store for MemoryStore {
                 state.user_info(user).map(|user| Member { user, role })
             })
             .collect())
-    }
-
-    async fn group_count(&self, user: UserId) -> Result<u64, StoreError> {
-        let state = self.state();
-        Ok(state.members.keys().filter(|&&(_, m)| m == user).count() as u64)
-    }
-
-    async fn member_count(&self, group: GroupId) -> Result<u64, StoreError> {
-        let state = self.state();
-        state.require_group(group)?;
-        Ok(state
-            .members
-            .range((group, UserId(i64::MIN))..=(group, UserId(i64::MAX)))
-            .count() as u64)
     }
 
     async fn send(&self, new: NewMessage) -> Result<SendReceipt, StoreError> {

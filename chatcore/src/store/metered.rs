@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{Store, StoreError};
+use super::{GroupCaps, Store, StoreError};
 use crate::model::{
     Conversation, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, NewMessage,
     SendReceipt, Seq, UserId, UserInfo, UserRecord,
@@ -85,12 +85,21 @@ impl Store for MeteredStore {
         creator: UserId,
         name: &str,
         desc: &str,
+        caps: GroupCaps,
     ) -> Result<GroupId, StoreError> {
-        metered!("create_group", self.inner.create_group(creator, name, desc))
+        metered!(
+            "create_group",
+            self.inner.create_group(creator, name, desc, caps)
+        )
     }
 
-    async fn join_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
-        metered!("join_group", self.inner.join_group(group, user))
+    async fn join_group(
+        &self,
+        group: GroupId,
+        user: UserId,
+        caps: GroupCaps,
+    ) -> Result<bool, StoreError> {
+        metered!("join_group", self.inner.join_group(group, user, caps))
     }
 
     async fn leave_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
@@ -107,14 +116,6 @@ impl Store for MeteredStore {
 
     async fn members(&self, group: GroupId) -> Result<Vec<Member>, StoreError> {
         metered!("members", self.inner.members(group))
-    }
-
-    async fn group_count(&self, user: UserId) -> Result<u64, StoreError> {
-        metered!("group_count", self.inner.group_count(user))
-    }
-
-    async fn member_count(&self, group: GroupId) -> Result<u64, StoreError> {
-        metered!("member_count", self.inner.member_count(group))
     }
 
     async fn send(&self, message: NewMessage) -> Result<SendReceipt, StoreError> {

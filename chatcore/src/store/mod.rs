@@ -39,6 +39,10 @@ pub enum StoreError {
     /// A group message from a user who is not a member of the group.
     #[error("user {user} is not a member of group {group}")]
     NotMember { user: UserId, group: GroupId },
+    /// A new membership would break one of the [`GroupCaps`]; nothing
+    /// changed.
+    #[error("{0}")]
+    CapReached(CapReached),
     /// The backend cannot serve now (unreachable, timed out, overloaded).
     /// Nothing was changed; retrying later may succeed.
     #[error("store temporarily unavailable: {0}")]
@@ -46,6 +50,49 @@ pub enum StoreError {
     /// A bug or a corrupt database; not the caller's fault.
     #[error("store failure: {0}")]
     Internal(String),
+}
+
+/// Bounds on group membership that a store keeps in the same transaction
+/// as the change, so that racing requests cannot overshoot them. Zero
+/// turns a bound off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCaps {
+    /// Most groups one user may belong to.
+    pub groups_per_user: u32,
+    /// Most members one group may have.
+    pub members_per_group: u32,
+}
+
+impl GroupCaps {
+    /// No bounds.
+    pub const NONE: GroupCaps = GroupCaps {
+        groups_per_user: 0,
+        members_per_group: 0,
+    };
+
+    /// The cap a user with `groups` memberships joining a group with
+    /// `members` members would break, if any (the group's first).
+    pub fn check(self, groups: u64, members: u64) -> Result<(), CapReached> {
+        let full = |count: u64, cap: u32| cap > 0 && count >= u64::from(cap);
+        if full(members, self.members_per_group) {
+            return Err(CapReached::MembersPerGroup(self.members_per_group));
+        }
+        if full(groups, self.groups_per_user) {
+            return Err(CapReached::GroupsPerUser(self.groups_per_user));
+        }
+        Ok(())
+    }
+}
+
+/// Which of the [`GroupCaps`] refused a membership, with its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CapReached {
+    /// The user is in this many groups already.
+    #[error("the user is in {0} groups, the most one user may be in")]
+    GroupsPerUser(u32),
+    /// The group has this many members already.
+    #[error("the group has {0} members, the most a group may have")]
+    MembersPerGroup(u32),
 }
 
 /// Durable state of the chat server.
@@ -108,11 +155,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// # Behavior
     /// - `GroupNameTaken` when the name is taken; `UnknownUser` when the
     ///   creator does not exist.
+    /// - `CapReached(GroupsPerUser)` when the creator is in
+    ///   `caps.groups_per_user` groups already, decided atomically with the
+    ///   creation: racing calls never take a user past the cap.
     async fn create_group(
         &self,
         creator: UserId,
         name: &str,
         desc: &str,
+        caps: GroupCaps,
     ) -> Result<GroupId, StoreError>;
 
     /// Adds `user` to `group` with role `Normal`.
@@ -121,7 +172,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// - Idempotent: `true` when the membership is new, `false` when the user
     ///   was already a member (whose role is kept); no duplicate rows.
     /// - `UnknownGroup` / `UnknownUser` when either does not exist.
-    async fn join_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError>;
+    /// - A new membership that would break `caps` fails with `CapReached`
+    ///   (the group's cap first), decided atomically with the insert: racing
+    ///   calls never take a group or a user past its cap. An existing
+    ///   membership is still `Ok(false)` at a cap.
+    async fn join_group(
+        &self,
+        group: GroupId,
+        user: UserId,
+        caps: GroupCaps,
+    ) -> Result<bool, StoreError>;
 
     /// Removes `user` from `group`; `false` when it was not a member.
     /// `UnknownGroup` when the group does not exist.
@@ -136,18 +196,6 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The members of `group` in ascending user id order;
     /// `UnknownGroup` when it does not exist.
     async fn members(&self, group: GroupId) -> Result<Vec<Member>, StoreError>;
-
-    /// How many groups `user` belongs to (0 for an unknown user).
-    ///
-    /// # Behavior
-    /// - Equals `groups_of(user).len()`.
-    async fn group_count(&self, user: UserId) -> Result<u64, StoreError>;
-
-    /// How many members `group` has; `UnknownGroup` when it does not exist.
-    ///
-    /// # Behavior
-    /// - Equals `members(group).len()`.
-    async fn member_count(&self, group: GroupId) -> Result<u64, StoreError>;
 
     /// Stores a chat message and one inbox entry per recipient, atomically.
     ///

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chatcore::model::{Conversation, GroupId, Message, MessageId, Target, UserId};
-use chatcore::store::Store;
+use chatcore::store::{GroupCaps, Store};
 
 use crate::helpers::{ALL, chat, ids, register, send};
 
@@ -42,11 +42,14 @@ async fn group_with(
     others: &[UserId],
 ) -> GroupId {
     let group = store
-        .create_group(creator, name, "")
+        .create_group(creator, name, "", GroupCaps::NONE)
         .await
         .expect("create_group");
     for &user in others {
-        store.join_group(group, user).await.expect("join_group");
+        store
+            .join_group(group, user, GroupCaps::NONE)
+            .await
+            .expect("join_group");
     }
     group
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chatcore::model::{
     Conversation, Delivery, GroupId, Message, MessageId, Seq, Target, UserId, UserInfo,
 };
-use chatcore::store::{Store, StoreError};
+use chatcore::store::{GroupCaps, Store, StoreError};
 
 use crate::helpers::{
     ALL, SENT_AT_MS, chat, chat_with_id, ids, inbox, one_to, register, send, seqs,
@@ -28,11 +28,14 @@ async fn group_of(
     others: &[UserId],
 ) -> GroupId {
     let group = store
-        .create_group(creator, name, "")
+        .create_group(creator, name, "", GroupCaps::NONE)
         .await
         .expect("create_group");
     for &user in others {
-        store.join_group(group, user).await.expect("join_group");
+        store
+            .join_group(group, user, GroupCaps::NONE)
+            .await
+            .expect("join_group");
     }
     group
 }

@@ -24,7 +24,7 @@ use sea_orm::{
 
 use self::entity::{chat_group, friendship, group_member, inbox, inbox_state, message, user};
 use self::error::{Fail, is_retryable, is_unique_violation, map_db_err};
-use super::{Store, StoreError};
+use super::{GroupCaps, Store, StoreError};
 use crate::model::{
     Conversation, Delivery, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, NewMessage,
     Role, SendReceipt, Seq, Target, UserId, UserInfo, UserRecord,
@@ -39,9 +39,27 @@ const CHUNK: usize = 1024;
 /// Prepared statements each MySQL connection keeps (sqlx: 100). Bounded
 /// statement shapes (see [`padded`]) stay below it.
 const MYSQL_STATEMENT_CACHE: usize = 256;
-/// Times a send is run again after its transaction was chosen as a
+/// Times a write is run again after its transaction was chosen as a
 /// deadlock victim.
 const SEND_RETRIES: u32 = 3;
+
+/// Runs `attempt` again (up to [`SEND_RETRIES`] times) while its
+/// transaction is rolled back as a deadlock victim.
+async fn rerun_deadlocked<T, Fut>(what: &str, mut attempt: impl FnMut() -> Fut) -> Result<T, Fail>
+where
+    Fut: Future<Output = Result<T, Fail>>,
+{
+    let mut reruns = 0;
+    loop {
+        match attempt().await {
+            Err(Fail::Db(e)) if is_retryable(&e) && reruns < SEND_RETRIES => {
+                reruns += 1;
+                tracing::debug!(what, reruns, error = %e, "rolled back, running it again");
+            }
+            result => return result,
+        }
+    }
+}
 
 /// Where the database is and how to size and time its pools.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -336,11 +354,19 @@ impl SqlStore {
         }
     }
 
-    async fn insert_group(&self, creator: UserId, name: &str, desc: &str) -> Result<GroupId, Fail> {
+    async fn insert_group(
+        &self,
+        creator: UserId,
+        name: &str,
+        desc: &str,
+        caps: GroupCaps,
+    ) -> Result<GroupId, Fail> {
         let txn = self.begin_write().await?;
-        if !user_exists(&txn, creator).await? {
+        if !lock_user(&txn, creator).await? {
             return Err(StoreError::UnknownUser(creator).into());
         }
+        caps.check(group_count(&txn, creator).await?, 0)
+            .map_err(StoreError::CapReached)?;
         let now = now_ms();
         let inserted = chat_group::Entity::insert(chat_group::ActiveModel {
             id: NotSet,
@@ -364,28 +390,56 @@ impl SqlStore {
         Ok(GroupId(id))
     }
 
-    async fn insert_member(&self, group: GroupId, user: UserId) -> Result<bool, Fail> {
-        if !group_exists(&self.reader, group).await? {
+    /// Adds a membership within `caps`. Every change to a group's members
+    /// locks the group's row and every change to a user's groups locks the
+    /// user's row (always in that order, so joins cannot deadlock each
+    /// other), and the counts are read after both locks are held: whoever
+    /// changed them last has committed. On SQLite the single writer
+    /// connection serialises all of this anyway (its locks are no-ops).
+    async fn insert_member(
+        &self,
+        group: GroupId,
+        user: UserId,
+        caps: GroupCaps,
+    ) -> Result<bool, Fail> {
+        let txn = self.begin_write().await?;
+        let locked: Option<i64> = chat_group::Entity::find_by_id(group.0)
+            .select_only()
+            .column(chat_group::Column::Id)
+            .lock_exclusive()
+            .into_tuple()
+            .one(&txn)
+            .await?;
+        if locked.is_none() {
             return Err(StoreError::UnknownGroup(group).into());
         }
-        if !user_exists(&self.reader, user).await? {
+        if !lock_user(&txn, user).await? {
             return Err(StoreError::UnknownUser(user).into());
         }
-        // Plain insert for the same reason as in `insert_friendship`; the
-        // existing row (and its role) is left as it is.
-        match group_member::Entity::insert(group_member::ActiveModel {
+        let member = group_member::Entity::find_by_id((group.0, user.0))
+            .one(&txn)
+            .await?
+            .is_some();
+        if member {
+            // The existing row (and its role) is left as it is.
+            return Ok(false);
+        }
+        let members = group_member::Entity::find()
+            .filter(group_member::Column::GroupId.eq(group.0))
+            .count(&txn)
+            .await?;
+        caps.check(group_count(&txn, user).await?, members)
+            .map_err(StoreError::CapReached)?;
+        group_member::Entity::insert(group_member::ActiveModel {
             group_id: Set(group.0),
             user_id: Set(user.0),
             role: Set(Role::Normal.as_str().to_owned()),
             joined_at: Set(now_ms()),
         })
-        .exec_without_returning(&self.writer)
-        .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        .exec_without_returning(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(true)
     }
 
     /// One attempt at [`Store::send`], in one transaction.
@@ -619,12 +673,21 @@ impl SqlStore {
         creator: UserId,
         name: &str,
         desc: &str,
+        caps: GroupCaps,
     ) -> Result<GroupId, StoreError> {
-        Ok(self.insert_group(creator, name, desc).await?)
+        Ok(rerun_deadlocked("create_group", || {
+            self.insert_group(creator, name, desc, caps)
+        })
+        .await?)
     }
 
-    async fn join_group_now(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
-        Ok(self.insert_member(group, user).await?)
+    async fn join_group_now(
+        &self,
+        group: GroupId,
+        user: UserId,
+        caps: GroupCaps,
+    ) -> Result<bool, StoreError> {
+        Ok(rerun_deadlocked("join_group", || self.insert_member(group, user, caps)).await?)
     }
 
     async fn leave_group_now(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
@@ -689,27 +752,6 @@ impl SqlStore {
             .collect())
     }
 
-    async fn group_count_now(&self, user: UserId) -> Result<u64, StoreError> {
-        let count = group_member::Entity::find()
-            .filter(group_member::Column::UserId.eq(user.0))
-            .count(&self.reader)
-            .await
-            .map_err(Fail::from)?;
-        Ok(count)
-    }
-
-    async fn member_count_now(&self, group: GroupId) -> Result<u64, StoreError> {
-        if !group_exists(&self.reader, group).await? {
-            return Err(StoreError::UnknownGroup(group));
-        }
-        let count = group_member::Entity::find()
-            .filter(group_member::Column::GroupId.eq(group.0))
-            .count(&self.reader)
-            .await
-            .map_err(Fail::from)?;
-        Ok(count)
-    }
-
     async fn send_now(&self, message: NewMessage) -> Result<SendReceipt, StoreError> {
         match &self.batcher {
             Some(batcher) => batcher.send(message).await,
@@ -720,16 +762,7 @@ impl SqlStore {
     /// One send in a transaction of its own, run again (up to
     /// [`SEND_RETRIES`] times) when chosen as a deadlock victim.
     async fn send_alone(&self, message: &NewMessage) -> Result<SendReceipt, StoreError> {
-        let mut attempt = 0;
-        loop {
-            match self.store_message(message).await {
-                Err(Fail::Db(e)) if is_retryable(&e) && attempt < SEND_RETRIES => {
-                    attempt += 1;
-                    tracing::debug!(attempt, error = %e, "send rolled back, running it again");
-                }
-                result => return Ok(result?),
-            }
-        }
+        Ok(rerun_deadlocked("send", || self.store_message(message)).await?)
     }
 
     async fn inbox_after_now(
@@ -831,12 +864,19 @@ impl Store for SqlStore {
         creator: UserId,
         name: &str,
         desc: &str,
+        caps: GroupCaps,
     ) -> Result<GroupId, StoreError> {
-        self.timed(self.create_group_now(creator, name, desc)).await
+        self.timed(self.create_group_now(creator, name, desc, caps))
+            .await
     }
 
-    async fn join_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
-        self.timed(self.join_group_now(group, user)).await
+    async fn join_group(
+        &self,
+        group: GroupId,
+        user: UserId,
+        caps: GroupCaps,
+    ) -> Result<bool, StoreError> {
+        self.timed(self.join_group_now(group, user, caps)).await
     }
 
     async fn leave_group(&self, group: GroupId, user: UserId) -> Result<bool, StoreError> {
@@ -853,14 +893,6 @@ impl Store for SqlStore {
 
     async fn members(&self, group: GroupId) -> Result<Vec<Member>, StoreError> {
         self.timed(self.members_now(group)).await
-    }
-
-    async fn group_count(&self, user: UserId) -> Result<u64, StoreError> {
-        self.timed(self.group_count_now(user)).await
-    }
-
-    async fn member_count(&self, group: GroupId) -> Result<u64, StoreError> {
-        self.timed(self.member_count_now(group)).await
     }
 
     async fn send(&self, message: NewMessage) -> Result<SendReceipt, StoreError> {
@@ -1032,6 +1064,26 @@ async fn user_exists<C: ConnectionTrait>(db: &C, user: UserId) -> Result<bool, F
         .one(db)
         .await?;
     Ok(found.is_some())
+}
+
+/// Locks `user`'s row for the transaction: false when there is none.
+async fn lock_user(txn: &DatabaseTransaction, user: UserId) -> Result<bool, Fail> {
+    let found: Option<i64> = user::Entity::find_by_id(user.0)
+        .select_only()
+        .column(user::Column::Id)
+        .lock_exclusive()
+        .into_tuple()
+        .one(txn)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// How many groups `user` belongs to.
+async fn group_count(txn: &DatabaseTransaction, user: UserId) -> Result<u64, Fail> {
+    Ok(group_member::Entity::find()
+        .filter(group_member::Column::UserId.eq(user.0))
+        .count(txn)
+        .await?)
 }
 
 async fn group_exists<C: ConnectionTrait>(db: &C, group: GroupId) -> Result<bool, Fail> {
