@@ -3,7 +3,9 @@
 //!
 //! Every request carries a request id (`rid`); a reader task routes each
 //! reply to its waiting caller and everything else (deliveries, kicks) to
-//! [`Client::next_event`]. PINGs are answered automatically.
+//! [`Client::next_event`]. PINGs are answered automatically, and a server
+//! that goes silent is PINGed and then given up (see
+//! [`Client::with_silence_limit`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +30,12 @@ const MAX_SERVER_FRAME: usize = 64 * 1024 * 1024;
 
 /// How long a request waits for its reply by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client goes without a frame from its server before it asks
+/// with a PING, and then waits for an answer before it gives the
+/// connection up. An idle server PINGs its clients at its heartbeat (30 s
+/// by default), so a live connection never stays silent this long twice.
+pub const DEFAULT_SILENCE_LIMIT: Duration = Duration::from_secs(30);
 
 /// What a client call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -209,8 +217,22 @@ impl Client {
         Ok(Client::new(stream))
     }
 
-    /// A client over an established byte stream.
+    /// A client over an established byte stream, with the
+    /// [`DEFAULT_SILENCE_LIMIT`].
     pub fn new<IO>(io: IO) -> Client
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        Client::with_silence_limit(io, DEFAULT_SILENCE_LIMIT)
+    }
+
+    /// A client that PINGs its server after `silence` without a frame
+    /// from it and closes the connection when another `silence` passes
+    /// without one. A connection whose network died without a reset (a
+    /// half-open one, or a server that stopped) thus ends within twice
+    /// `silence`, like a closed one: [`Client::next_event`] returns `None`
+    /// and calls fail with [`ClientError::Closed`], the cue to reconnect.
+    pub fn with_silence_limit<IO>(io: IO, silence: Duration) -> Client
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -218,9 +240,17 @@ impl Client {
         let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(1024);
         let (events_tx, events) = mpsc::channel(64 * 1024);
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
+        // Dropped by the reader when it stops, which stops the writer too:
+        // both halves go, and the connection closes.
+        let (reader_done, mut reader_gone) = oneshot::channel::<()>();
 
         tokio::spawn(async move {
-            while let Some(bytes) = out_rx.recv().await {
+            loop {
+                let bytes = tokio::select! {
+                    bytes = out_rx.recv() => bytes,
+                    _ = &mut reader_gone => None,
+                };
+                let Some(bytes) = bytes else { break };
                 if writer.write_all(&bytes).await.is_err() {
                     break;
                 }
@@ -232,8 +262,28 @@ impl Client {
         // Weak, so that dropping the `Client` closes the connection.
         let pong = out.downgrade();
         tokio::spawn(async move {
+            let _reader_done = reader_done;
             let mut frames = FramedRead::new(reader, FrameCodec::new(MAX_SERVER_FRAME));
-            while let Some(Ok(bytes)) = frames.next().await {
+            let mut probing = false;
+            loop {
+                let bytes = match tokio::time::timeout(silence, frames.next()).await {
+                    Ok(Some(Ok(bytes))) => bytes,
+                    // Closed, or a stream the codec cannot read.
+                    Ok(_) => break,
+                    Err(_) if !probing => {
+                        probing = true;
+                        let Some(out) = pong.upgrade() else { break };
+                        // Without waiting: when even the queue to the
+                        // socket is full, the answer will not come either.
+                        let _ = out.try_send(frame_bytes(&json!({ "msgid": msgid::PING })));
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::warn!(?silence, "server silent after a PING, closing");
+                        break;
+                    }
+                };
+                probing = false;
                 let frame: Frame = match serde_json::from_slice(&bytes) {
                     Ok(frame) => frame,
                     Err(e) => {
@@ -560,4 +610,94 @@ fn frame_bytes(value: &Value) -> Vec<u8> {
     let mut bytes = value.to_string().into_bytes();
     bytes.push(b'\n');
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream};
+
+    use super::*;
+
+    const SILENCE: Duration = Duration::from_secs(30);
+
+    /// The server's end of a client's connection, reading its frames.
+    fn connected() -> (Client, BufReader<DuplexStream>) {
+        let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+        let client = Client::with_silence_limit(client_end, SILENCE);
+        (client, BufReader::new(server_end))
+    }
+
+    async fn next_frame(server: &mut BufReader<DuplexStream>) -> Option<Value> {
+        let mut line = String::new();
+        match server.read_line(&mut line).await {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(serde_json::from_str(&line).expect("a JSON frame")),
+        }
+    }
+
+    // Paused time: the runtime jumps ahead whenever every task waits.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_server_is_pinged_then_given_up() {
+        let (mut client, mut server) = connected();
+        let start = tokio::time::Instant::now();
+
+        // Bounded, so that a client without the timer fails the test
+        // instead of hanging it.
+        let within = SILENCE * 4;
+        let ping = tokio::time::timeout(within, next_frame(&mut server))
+            .await
+            .expect("a PING in time")
+            .expect("a PING");
+        assert_eq!(ping["msgid"], msgid::PING);
+        assert_eq!(start.elapsed(), SILENCE, "asked after one silence");
+
+        let event = tokio::time::timeout(within, client.next_event())
+            .await
+            .expect("the connection ends in time");
+        assert!(event.is_none(), "the connection ended");
+        assert_eq!(start.elapsed(), SILENCE * 2, "given up after two");
+        assert!(matches!(client.ping().await, Err(ClientError::Closed)));
+        assert!(
+            next_frame(&mut server).await.is_none(),
+            "the client closed its side"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_answers_keeps_the_connection() {
+        let (mut client, server) = connected();
+        let (read, mut write) = tokio::io::split(server);
+        let mut read = BufReader::new(read);
+        // A server that answers every PING, and otherwise says nothing.
+        let answering = tokio::spawn(async move {
+            let mut pings = 0;
+            let mut line = String::new();
+            while read.read_line(&mut line).await.is_ok_and(|n| n > 0) {
+                let frame: Value = serde_json::from_str(&line).expect("a JSON frame");
+                line.clear();
+                if frame["msgid"] == msgid::PING {
+                    pings += 1;
+                    let pong = frame_bytes(&json!({ "msgid": msgid::PONG, "rid": frame["rid"] }));
+                    write.write_all(&pong).await.expect("answer");
+                }
+            }
+            pings
+        });
+
+        let quiet_for = SILENCE * 10;
+        assert!(
+            client.next_event_within(quiet_for).await.is_none(),
+            "no event in a quiet while"
+        );
+        client
+            .ping()
+            .await
+            .expect("still connected after a quiet while");
+        drop(client);
+        let pings = answering.await.expect("server task");
+        assert!(
+            pings >= 10,
+            "probed about once per silence, answered each time: {pings}"
+        );
+    }
 }
