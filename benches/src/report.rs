@@ -61,6 +61,10 @@ pub struct Summary {
     /// setup and once every client was logged in.
     pub server_rss_kib_before: Option<u64>,
     pub server_rss_kib_after: Option<u64>,
+    /// Connections the `--server-pid` processes gained meanwhile (their
+    /// open files), from this and any other instance; `held` when they
+    /// cannot be read. The memory growth is divided by it.
+    pub server_connections_added: u64,
     pub server_rss_bytes_per_connection: Option<f64>,
 
     /// `login`: logins done and their rate and latency.
@@ -139,7 +143,8 @@ impl Summary {
         if let (Some(before), Some(after)) = (self.server_rss_kib_before, self.server_rss_kib_after)
         {
             out.push_str(&format!(
-                "server RSS {before} KiB -> {after} KiB: {:.0} bytes per connection\n",
+                "server RSS {before} KiB -> {after} KiB over {} new connections: {:.0} bytes per connection\n",
+                self.server_connections_added,
                 self.server_rss_bytes_per_connection.unwrap_or(0.0)
             ));
         }

@@ -1,5 +1,6 @@
 //! What the load generator needs of the operating system: sockets from a
-//! chosen source address, the open-files limit, and a process's memory.
+//! chosen source address, the open-files limit, and a process's memory
+//! and open files.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -43,9 +44,27 @@ pub fn rss_kib(pid: u32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS line"))
 }
 
+/// Open file descriptors of process `pid` (the entries of /proc/PID/fd):
+/// a server's grows by one for each connection it accepts, whichever
+/// client opened it.
+pub fn open_fds(pid: u32) -> io::Result<u64> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_its_own_open_files() {
+        let me = std::process::id();
+        let before = open_fds(me).expect("own /proc fd");
+        let _file = std::fs::File::open("/proc/self/status").expect("open a file");
+        // Other test threads may open or close files meanwhile; this one
+        // holds its file, so the count cannot be back below `before` + 1
+        // unless another closed one, which these unit tests do not do.
+        assert!(open_fds(me).expect("own /proc fd") > before);
+    }
 
     #[test]
     fn reads_its_own_resident_memory() {

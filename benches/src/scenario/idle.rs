@@ -17,11 +17,12 @@ use super::{Ctx, RunError};
 use crate::conn::{Conn, frame_bytes};
 use crate::metrics::Counters;
 use crate::report::Summary;
-use crate::system::rss_kib;
+use crate::system::{open_fds, rss_kib};
 
 pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError> {
     let opts = &ctx.opts;
-    let rss_before = server_rss(&opts.server_pids);
+    let rss_before = sum_over(&opts.server_pids, "memory", rss_kib);
+    let fds_before = sum_over(&opts.server_pids, "open files", open_fds);
     let stop = CancellationToken::new();
     let holders = Mutex::new(Vec::with_capacity(opts.clients));
     let setup_started = Instant::now();
@@ -50,7 +51,8 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
     tokio::time::sleep(opts.duration()).await;
     // Sampled at the end, when every connection (of this and of any other
     // instance started alongside) has been up for a while.
-    let rss_after = server_rss(&opts.server_pids);
+    let rss_after = sum_over(&opts.server_pids, "memory", rss_kib);
+    let fds_after = sum_over(&opts.server_pids, "open files", open_fds);
     stop.cancel();
     let mut held = 0;
     for holder in holders.into_inner() {
@@ -66,26 +68,34 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
     summary.kicked = get(&ctx.counters.kicked);
     summary.server_rss_kib_before = rss_before;
     summary.server_rss_kib_after = rss_after;
+    // The servers' own count of new connections, when it can be read: it
+    // includes those of any other instance started alongside, whose
+    // memory the growth includes too.
+    let connections = match (fds_before, fds_after) {
+        (Some(before), Some(after)) if after > before => after - before,
+        _ => held,
+    };
+    summary.server_connections_added = connections;
     if let (Some(before), Some(after)) = (rss_before, rss_after)
-        && held > 0
+        && connections > 0
     {
         summary.server_rss_bytes_per_connection =
-            Some(after.saturating_sub(before) as f64 * 1024.0 / held as f64);
+            Some(after.saturating_sub(before) as f64 * 1024.0 / connections as f64);
     }
     Ok(())
 }
 
-/// Summed resident memory of `pids`, if there are any and all are readable.
-fn server_rss(pids: &[u32]) -> Option<u64> {
+/// `read` summed over `pids`, if there are any and all are readable.
+fn sum_over(pids: &[u32], what: &str, read: fn(u32) -> std::io::Result<u64>) -> Option<u64> {
     if pids.is_empty() {
         return None;
     }
     let mut total = 0;
     for &pid in pids {
-        match rss_kib(pid) {
-            Ok(kib) => total += kib,
+        match read(pid) {
+            Ok(value) => total += value,
             Err(e) => {
-                tracing::warn!(pid, error = %e, "cannot read server memory");
+                tracing::warn!(pid, error = %e, "cannot read the server's {what}");
                 return None;
             }
         }
