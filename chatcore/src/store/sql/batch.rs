@@ -27,7 +27,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::entity::{chat_group, group_member, inbox, inbox_state, message, user};
 use super::error::{Fail, is_retryable};
-use super::{CHUNK, SEND_RETRIES, SqlStore, duplicate_receipt, padded, pow2_runs, user_info};
+use super::{CHUNK, DEADLOCK_RERUNS, SqlStore, duplicate_receipt, padded, pow2_runs, user_info};
 use crate::model::{
     Conversation, Delivery, Message, MessageId, NewMessage, SendReceipt, Seq, Target, UserId,
     UserInfo,
@@ -173,7 +173,7 @@ impl SqlStore {
         let mut attempt = 0;
         let outcome = loop {
             match self.store_batch(&messages).await {
-                Err(Fail::Db(e)) if is_retryable(&e) && attempt < SEND_RETRIES => {
+                Err(Fail::Db(e)) if is_retryable(&e) && attempt < DEADLOCK_RERUNS => {
                     attempt += 1;
                     tracing::debug!(attempt, error = %e, "batch rolled back, running it again");
                 }

@@ -41,9 +41,9 @@ const CHUNK: usize = 1024;
 const MYSQL_STATEMENT_CACHE: usize = 256;
 /// Times a write is run again after its transaction was chosen as a
 /// deadlock victim.
-const SEND_RETRIES: u32 = 3;
+const DEADLOCK_RERUNS: u32 = 3;
 
-/// Runs `attempt` again (up to [`SEND_RETRIES`] times) while its
+/// Runs `attempt` again (up to [`DEADLOCK_RERUNS`] times) while its
 /// transaction is rolled back as a deadlock victim.
 async fn rerun_deadlocked<T, Fut>(what: &str, mut attempt: impl FnMut() -> Fut) -> Result<T, Fail>
 where
@@ -52,7 +52,7 @@ where
     let mut reruns = 0;
     loop {
         match attempt().await {
-            Err(Fail::Db(e)) if is_retryable(&e) && reruns < SEND_RETRIES => {
+            Err(Fail::Db(e)) if is_retryable(&e) && reruns < DEADLOCK_RERUNS => {
                 reruns += 1;
                 tracing::debug!(what, reruns, error = %e, "rolled back, running it again");
             }
@@ -760,7 +760,7 @@ impl SqlStore {
     }
 
     /// One send in a transaction of its own, run again (up to
-    /// [`SEND_RETRIES`] times) when chosen as a deadlock victim.
+    /// [`DEADLOCK_RERUNS`] times) when chosen as a deadlock victim.
     async fn send_alone(&self, message: &NewMessage) -> Result<SendReceipt, StoreError> {
         Ok(rerun_deadlocked("send", || self.store_message(message)).await?)
     }
