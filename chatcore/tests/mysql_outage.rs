@@ -1,6 +1,7 @@
 //! Database trouble is not a crash: a server on MySQL/MariaDB reached
-//! through a TCP proxy in this test, which cuts every connection (and
-//! refuses new ones) or stalls them, then restores them. Meanwhile requests
+//! through a TCP proxy of the test's own (tests/support/proxy.rs), which
+//! cuts every connection (and refuses new ones) or freezes them, then
+//! restores them. Meanwhile requests
 //! get errno 30 ("temporarily unavailable"), client connections stay open,
 //! nothing acknowledged is lost, and service resumes by itself.
 //!
@@ -9,11 +10,12 @@
 //! ```
 
 mod common;
+#[path = "support/proxy.rs"]
+mod proxy;
 
 use common::mysql_support;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatcore::client::{Client, ClientError};
@@ -22,113 +24,14 @@ use chatcore::service::ServiceConfig;
 use chatcore::store::{SqlStore, SqlStoreOptions};
 use common::{TestServer, fast_server};
 use mysql_support::ThrowawayDatabase;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use proxy::{Mode, Proxy};
 
 /// errno of "service temporarily unavailable".
 const UNAVAILABLE: u32 = 30;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    /// Forward both ways.
-    Pass,
-    /// Close every connection; refuse new ones.
-    Cut,
-    /// Keep every connection open but forward nothing (a hung database).
-    Stall,
-}
-
-/// A TCP proxy to the database with a switch.
-struct Proxy {
-    addr: SocketAddr,
-    state: Arc<ProxyState>,
-    stop: CancellationToken,
-}
-
-struct ProxyState {
-    upstream: String,
-    /// The mode and the token that ends the current pairs.
-    switch: Mutex<(Mode, CancellationToken)>,
-    /// Sockets kept open while stalled.
-    held: Mutex<Vec<TcpStream>>,
-}
-
-impl ProxyState {
-    fn current(&self) -> (Mode, CancellationToken) {
-        let switch = self.switch.lock().expect("switch");
-        (switch.0, switch.1.clone())
-    }
-}
-
-impl Proxy {
-    async fn start(upstream: String) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let state = Arc::new(ProxyState {
-            upstream,
-            switch: Mutex::new((Mode::Pass, CancellationToken::new())),
-            held: Mutex::new(Vec::new()),
-        });
-        let stop = CancellationToken::new();
-        tokio::spawn(accept(listener, Arc::clone(&state), stop.clone()));
-        Proxy { addr, state, stop }
-    }
-
-    fn set(&self, mode: Mode) {
-        let mut switch = self.state.switch.lock().expect("switch");
-        switch.0 = mode;
-        // Ends every pair: closed when cut, held when stalled.
-        switch.1.cancel();
-        switch.1 = CancellationToken::new();
-        if mode == Mode::Pass {
-            self.state.held.lock().expect("held").clear();
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        self.set(Mode::Cut);
-    }
-}
-
-async fn accept(listener: TcpListener, state: Arc<ProxyState>, stop: CancellationToken) {
-    loop {
-        let client = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((client, _)) => client,
-                Err(_) => continue,
-            },
-            () = stop.cancelled() => return,
-        };
-        let (mode, token) = state.current();
-        match mode {
-            Mode::Cut => drop(client),
-            Mode::Stall => state.held.lock().expect("held").push(client),
-            Mode::Pass => {
-                tokio::spawn(pair(client, Arc::clone(&state), token));
-            }
-        }
-    }
-}
-
-async fn pair(mut client: TcpStream, state: Arc<ProxyState>, token: CancellationToken) {
-    let Ok(mut server) = TcpStream::connect(&state.upstream).await else {
-        return;
-    };
-    let ended = tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
-        () = token.cancelled() => true,
-    };
-    if ended && state.current().0 == Mode::Stall {
-        state.held.lock().expect("held").extend([client, server]);
-    }
-}
-
 /// `mysql://user:pw@host:port[/][?q]` -> (`host:port`, the URL with
 /// `host:port` replaced by `proxy` and the database `name` appended).
-fn through_proxy(server_url: &str, proxy: SocketAddr, name: &str) -> (String, String) {
+fn through_proxy(server_url: &str, proxy: &str, name: &str) -> (String, String) {
     let (scheme, rest) = server_url.split_once("://").expect("a URL");
     let (userinfo, hostpart) = match rest.rsplit_once('@') {
         Some((userinfo, host)) => (format!("{userinfo}@"), host),
@@ -154,9 +57,9 @@ fn through_proxy(server_url: &str, proxy: SocketAddr, name: &str) -> (String, St
 /// time limits so that trouble shows in seconds.
 async fn server_behind_proxy(db: &ThrowawayDatabase) -> (Proxy, TestServer) {
     let server_url = mysql_support::server_url("mysql_outage").expect("checked by the caller");
-    let (upstream, _) = through_proxy(&server_url, "127.0.0.1:1".parse().expect("addr"), "x");
-    let proxy = Proxy::start(upstream).await;
-    let (_, url) = through_proxy(&server_url, proxy.addr, &db.name);
+    let (upstream, _) = through_proxy(&server_url, "127.0.0.1:1", "x");
+    let proxy = Proxy::start(&upstream).await;
+    let (_, url) = through_proxy(&server_url, &proxy.addr, &db.name);
     let mut options = SqlStoreOptions::new(url);
     options.acquire_timeout = Duration::from_secs(1);
     options.request_timeout = Duration::from_secs(2);
@@ -275,5 +178,5 @@ async fn a_cut_database_gets_errno_30_keeps_connections_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_database_gets_errno_30_keeps_connections_and_recovers() {
-    outage(Mode::Stall).await;
+    outage(Mode::Freeze).await;
 }

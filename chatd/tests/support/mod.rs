@@ -22,6 +22,7 @@ pub mod http;
 pub mod mysql;
 pub mod nginx;
 pub mod process;
+#[path = "../../../chatcore/tests/support/proxy.rs"]
 pub mod proxy;
 pub mod redis;
 pub mod stream;

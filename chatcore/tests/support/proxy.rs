@@ -1,7 +1,9 @@
 //! A TCP proxy owned by a test, to break a connection on purpose: between
-//! the nodes and the database (cut it, then restore it) or between a client
-//! and a node (freeze it: the half-open connection of a client whose
-//! network died without a FIN or RST).
+//! a server and its database (cut it, or freeze it like a hung database,
+//! then restore it) or between a client and a node (freeze it: the
+//! half-open connection of a client whose network died without a FIN or
+//! RST). Shared by chatcore's and chatd's tests.
+#![allow(dead_code, unreachable_pub)]
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
