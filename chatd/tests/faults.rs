@@ -122,6 +122,47 @@ async fn crossed_streams(fault: &str, convs: [&'static str; 2], a: &str, b: &str
     }
 }
 
+/// The users of a test that fails node `a`: two `movers`, who reconnect
+/// to the other node and must show online again, and a `bystander`, who
+/// stays away and must show offline, on `a`; two `others` and the
+/// `watcher`, friends with the first three, on `b`.
+struct AroundNode {
+    movers: [User; 2],
+    bystander: User,
+    others: [User; 2],
+    watcher: User,
+}
+
+async fn around_node(a: &str, b: &str, movers: [&str; 2], others: [&str; 2]) -> AroundNode {
+    let movers = [new_user(a, movers[0]).await, new_user(a, movers[1]).await];
+    let bystander = new_user(a, "bystander").await;
+    let others = [new_user(b, others[0]).await, new_user(b, others[1]).await];
+    let watcher = new_user(b, "watcher").await;
+    befriend(&watcher, &[movers[0].id, movers[1].id, bystander.id]).await;
+    AroundNode {
+        movers,
+        bystander,
+        others,
+        watcher,
+    }
+}
+
+/// SIGKILLs node 0 and waits for it to be gone and for `watcher` to see
+/// the `movers` online again and the `bystander` offline; returns when the
+/// kill was sent and how long presence took from then.
+async fn kill_node_0(
+    cluster: &mut Cluster,
+    watcher: &User,
+    movers: [UserId; 2],
+    bystander: UserId,
+) -> (Instant, Duration) {
+    cluster.node(0).signal("KILL");
+    let fault = Instant::now();
+    cluster.node_mut(0).wait_exit(WAIT).await;
+    let want = [(movers[0], true), (movers[1], true), (bystander, false)];
+    (fault, presence_settles(watcher, &want, fault).await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_the_recipients_node() {
     let options = ClusterOptions {
@@ -137,14 +178,13 @@ async fn sigkill_of_the_recipients_node() {
         cluster.node(1).addr.clone(),
         cluster.lb().to_owned(),
     );
-    let r1 = new_user(&a, "r1").await;
-    let r2 = new_user(&a, "r2").await;
-    let bystander = new_user(&a, "bystander").await;
-    let s1 = new_user(&b, "s1").await;
-    let s2 = new_user(&b, "s2").await;
-    let watcher = new_user(&b, "watcher").await;
+    let AroundNode {
+        movers: [r1, r2],
+        bystander,
+        others: [s1, s2],
+        watcher,
+    } = around_node(&a, &b, ["r1", "r2"], ["s1", "s2"]).await;
     let (r1_id, r2_id) = (r1.id, r2.id);
-    befriend(&watcher, &[r1_id, r2_id, bystander.id]).await;
 
     let checker = Checker::new("recipient node SIGKILL");
     let convs = ["rk1", "rk2"];
@@ -158,15 +198,7 @@ async fn sigkill_of_the_recipients_node() {
         .wait_flowing(&convs, Instant::now(), BEFORE, FLOW)
         .await;
 
-    cluster.node(0).signal("KILL");
-    let fault = Instant::now();
-    cluster.node_mut(0).wait_exit(WAIT).await;
-    let presence = presence_settles(
-        &watcher,
-        &[(r1_id, true), (r2_id, true), (bystander.id, false)],
-        fault,
-    )
-    .await;
+    let (fault, presence) = kill_node_0(&mut cluster, &watcher, [r1_id, r2_id], bystander.id).await;
     checker.wait_flowing(&convs, fault, AFTER, FLOW).await;
 
     let (report, _users) = checker.finish(senders, receivers, FLOW).await;
@@ -196,14 +228,13 @@ async fn sigkill_of_the_senders_node() {
         cluster.node(1).addr.clone(),
         cluster.lb().to_owned(),
     );
-    let s1 = new_user(&a, "s1").await;
-    let s2 = new_user(&a, "s2").await;
-    let bystander = new_user(&a, "bystander").await;
-    let r1 = new_user(&b, "r1").await;
-    let r2 = new_user(&b, "r2").await;
-    let watcher = new_user(&b, "watcher").await;
+    let AroundNode {
+        movers: [s1, s2],
+        bystander,
+        others: [r1, r2],
+        watcher,
+    } = around_node(&a, &b, ["s1", "s2"], ["r1", "r2"]).await;
     let (s1_id, s2_id) = (s1.id, s2.id);
-    befriend(&watcher, &[s1_id, s2_id, bystander.id]).await;
 
     let checker = Checker::new("sender node SIGKILL");
     // sk1 resends an unanswered message with its cmid; sk2 gives it up.
@@ -221,15 +252,7 @@ async fn sigkill_of_the_senders_node() {
         .wait_flowing(&convs, Instant::now(), BEFORE, FLOW)
         .await;
 
-    cluster.node(0).signal("KILL");
-    let fault = Instant::now();
-    cluster.node_mut(0).wait_exit(WAIT).await;
-    let presence = presence_settles(
-        &watcher,
-        &[(s1_id, true), (s2_id, true), (bystander.id, false)],
-        fault,
-    )
-    .await;
+    let (fault, presence) = kill_node_0(&mut cluster, &watcher, [s1_id, s2_id], bystander.id).await;
     checker.wait_flowing(&convs, fault, AFTER, FLOW).await;
 
     let (report, _users) = checker.finish(senders, receivers, FLOW).await;
@@ -261,14 +284,13 @@ async fn sigstop_of_a_node_within_and_past_its_lease() {
         return;
     };
     let (a, b) = (cluster.node(0).addr.clone(), cluster.node(1).addr.clone());
-    let r1 = new_user(&a, "r1").await;
-    let r2 = new_user(&a, "r2").await;
-    let bystander = new_user(&a, "bystander").await;
-    let s1 = new_user(&b, "s1").await;
-    let s2 = new_user(&b, "s2").await;
-    let watcher = new_user(&b, "watcher").await;
+    let AroundNode {
+        movers: [r1, r2],
+        bystander,
+        others: [s1, s2],
+        watcher,
+    } = around_node(&a, &b, ["r1", "r2"], ["s1", "s2"]).await;
     let (r1_id, r2_id) = (r1.id, r2.id);
-    befriend(&watcher, &[r1_id, r2_id, bystander.id]).await;
 
     let checker = Checker::new("SIGSTOP/SIGCONT");
     let convs = ["st1", "st2"];
