@@ -26,8 +26,8 @@ use sea_orm::{
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::entity::{chat_group, group_member, inbox, inbox_state, message, user};
-use super::error::{Fail, is_retryable};
-use super::{CHUNK, DEADLOCK_RERUNS, SqlStore, duplicate_receipt, padded, pow2_runs, user_info};
+use super::error::Fail;
+use super::{CHUNK, SqlStore, duplicate_receipt, padded, pow2_runs, rerun_deadlocked, user_info};
 use crate::model::{
     Conversation, Delivery, Message, MessageId, NewMessage, SendReceipt, Seq, Target, UserId,
     UserInfo,
@@ -170,16 +170,7 @@ impl SqlStore {
             return;
         }
         let messages: Vec<&NewMessage> = jobs.iter().map(|job| &job.message).collect();
-        let mut attempt = 0;
-        let outcome = loop {
-            match self.store_batch(&messages).await {
-                Err(Fail::Db(e)) if is_retryable(&e) && attempt < DEADLOCK_RERUNS => {
-                    attempt += 1;
-                    tracing::debug!(attempt, error = %e, "batch rolled back, running it again");
-                }
-                outcome => break outcome,
-            }
-        };
+        let outcome = rerun_deadlocked("batch", || self.store_batch(&messages)).await;
         match outcome {
             Ok(results) => {
                 for (job, result) in jobs.into_iter().zip(results) {
