@@ -317,6 +317,16 @@ fn announced_dialect(request: &Request) -> Option<Dialect> {
     }
 }
 
+/// The dialect of a reply to a request that did not run: the one the
+/// request announced while the connection is anonymous, the session's
+/// otherwise.
+fn reply_dialect(conn: &ConnState, announced: Option<Dialect>) -> Dialect {
+    match (conn.session(), announced) {
+        (None, Some(announced)) => announced,
+        _ => conn.dialect(),
+    }
+}
+
 impl Driver {
     async fn request<W: AsyncWrite + Unpin>(
         &mut self,
@@ -343,17 +353,13 @@ impl Driver {
                 ),
             };
             telemetry::frame_in(req);
-            let dialect = match (conn.session(), announced) {
-                (None, Some(announced)) => announced,
-                _ => conn.dialect(),
-            };
             let reply = ServerFrame::Error(ErrorReply {
                 rid,
                 req,
                 code: ErrorCode::RateLimited,
                 detail: ErrorCode::RateLimited.message().to_owned(),
             });
-            return out.send(&reply, dialect).await;
+            return out.send(&reply, reply_dialect(conn, announced)).await;
         }
         let frame = match parsed {
             Ok(frame) => {
@@ -364,17 +370,14 @@ impl Driver {
                 telemetry::frame_in(e.msgid);
                 // An anonymous client announces its dialect in the frame
                 // that failed to parse.
-                let dialect = match (conn.session(), e.proto) {
-                    (None, Some(proto)) => Dialect::from_proto(Some(proto)),
-                    _ => conn.dialect(),
-                };
+                let announced = e.proto.map(|p| Dialect::from_proto(Some(p)));
                 let reply = ServerFrame::Error(ErrorReply {
                     rid: e.rid,
                     req: e.msgid,
                     code: e.code,
                     detail: e.detail,
                 });
-                return out.send(&reply, dialect).await;
+                return out.send(&reply, reply_dialect(conn, announced)).await;
             }
         };
         let reply = self.service.handle(conn, frame).await;
