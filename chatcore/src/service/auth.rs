@@ -2,6 +2,7 @@
 //! change: the only handlers that change who a connection is or how it
 //! proves it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,18 +78,9 @@ impl ChatService {
             return Err(ServiceError::new(ErrorCode::AlreadyLoggedIn));
         }
         conn.dialect = Dialect::from_proto(req.proto);
-        let keys = LoginKeys {
-            user: Some(req.id),
-            address: conn.peer,
-        };
-        // Before the hash: a refusal must cost next to nothing, or the
-        // guard would not protect the hashing pool.
-        self.check_guard(keys)?;
-        let Some(record) = self.authenticate(req.id, &req.password).await? else {
-            self.inner.login_guard.failed(keys, Instant::now());
+        let Some(record) = self.authenticate(req.id, conn.peer, &req.password).await? else {
             return Err(ServiceError::new(ErrorCode::LoginFailed));
         };
-        self.inner.login_guard.succeeded(record.id);
         self.start_session(conn, rid, record).await
     }
 
@@ -111,16 +103,32 @@ impl ChatService {
 
     /// The record of `user` when `password` is theirs; `None` for a wrong
     /// password or an unknown user, which take the same time (the hash of
-    /// an unknown user is checked against a dummy).
+    /// an unknown user is checked against a dummy). Every password check
+    /// goes through the login guard: refused while `user` (or the client's
+    /// `address`) is held back, counted when it fails.
     async fn authenticate(
         &self,
         user: UserId,
+        address: Option<IpAddr>,
         password: &str,
     ) -> Result<Option<UserRecord>, ServiceError> {
+        let keys = LoginKeys {
+            user: Some(user),
+            address,
+        };
+        // Before the hash: a refusal must cost next to nothing, or the
+        // guard would not protect the hashing pool.
+        self.check_guard(keys)?;
         let record = self.inner.store.user(user).await?;
         let hash = record.as_ref().map(|r| r.password_hash.as_str());
         let matches = self.inner.passwords.verify(password, hash).await?;
-        Ok(record.filter(|_| matches))
+        let record = record.filter(|_| matches);
+        if record.is_some() {
+            self.inner.login_guard.succeeded(user);
+        } else {
+            self.inner.login_guard.failed(keys, Instant::now());
+        }
+        Ok(record)
     }
 
     /// Login with a resume token: no password hash to check, so a whole
@@ -260,20 +268,14 @@ impl ChatService {
     ) -> Result<ServerFrame, ServiceError> {
         self.check_new_password(&req.new)?;
         let user = session.user.id;
-        // A stolen session must not become a free password oracle.
-        let keys = LoginKeys {
-            user: Some(user),
-            address: None,
-        };
-        self.check_guard(keys)?;
-        if self.authenticate(user, &req.old).await?.is_none() {
-            self.inner.login_guard.failed(keys, Instant::now());
+        // Through the guard, by user only, so that a stolen session is no
+        // free password oracle.
+        if self.authenticate(user, None, &req.old).await?.is_none() {
             return Err(ServiceError::with_detail(
                 ErrorCode::LoginFailed,
                 "the current password is wrong",
             ));
         }
-        self.inner.login_guard.succeeded(user);
         let hash = self.inner.passwords.hash(&req.new).await?;
         let epoch = self.inner.store.set_password(user, &hash).await?;
         tracing::info!(%user, "password changed");
