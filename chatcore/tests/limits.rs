@@ -254,6 +254,33 @@ async fn failed_logins_block_the_user_even_with_the_right_password_until_the_del
 }
 
 #[tokio::test]
+async fn wrong_current_passwords_count_as_failed_logins_of_the_user() {
+    let server = TestServer::start_with(ServerConfig::default(), guarded(3, 0)).await;
+    let (alice, alice_id) = server.user("alice").await;
+    // A session is no free password oracle: wrong guesses of the current
+    // password count against the user like failed logins.
+    for _ in 0..3 {
+        let e = alice
+            .change_password("guess", "new-password")
+            .await
+            .expect_err("wrong current password");
+        assert_eq!(errno(e), ErrorCode::LoginFailed.errno());
+    }
+    let e = alice
+        .change_password("pw-alice", "new-password")
+        .await
+        .expect_err("held back");
+    assert_eq!(errno(e), ErrorCode::TooManyAttempts.errno());
+    let elsewhere = server.client().await;
+    let e = elsewhere
+        .login(alice_id, "pw-alice")
+        .await
+        .expect_err("the user is held back on every path");
+    assert_eq!(errno(e), ErrorCode::TooManyAttempts.errno());
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn failed_logins_from_one_address_block_it_for_every_user() {
     let server = TestServer::start_with(ServerConfig::default(), guarded(100, 3)).await;
     let (_alice, alice_id) = server.user("alice").await;
