@@ -153,14 +153,24 @@ impl User {
 
 pub const PASSWORD: &str = "pw";
 
+/// A TCP connection (native client) and its local port, or why there is
+/// none within `within` (a stopped node accepts in its kernel but never
+/// answers, and an unreachable one may not refuse).
+pub async fn try_connect(addr: &str, within: Duration) -> Result<(Client, u16), String> {
+    let stream = tokio::time::timeout(within, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| format!("connect to {addr} timed out"))?
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let port = stream.local_addr().map_err(|e| e.to_string())?.port();
+    Ok((Client::new(stream), port))
+}
+
 /// A TCP connection (native client) and its local port.
 pub async fn connect(addr: &str) -> (Client, u16) {
-    let stream = tokio::net::TcpStream::connect(addr)
+    try_connect(addr, WAIT)
         .await
-        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-    stream.set_nodelay(true).expect("nodelay");
-    let port = stream.local_addr().expect("local addr").port();
-    (Client::new(stream), port)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Registers `name` over a connection to `addr` and logs it in there.

@@ -26,7 +26,7 @@ use chatcore::model::{Seq, Target, UserId};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{PASSWORD, User};
+use super::{PASSWORD, User, try_connect};
 
 /// One received message, after the client's `seq` filter.
 #[derive(Debug, Clone)]
@@ -221,16 +221,11 @@ fn parse(text: &str) -> Option<(&str, u64)> {
     Some((conv, n))
 }
 
-/// Connects to `addr` within a few seconds (a stopped node accepts in its
-/// kernel but never answers, hence the limits).
+/// Connects to `addr` within a few seconds, with short calls: a stopped
+/// node accepts in its kernel but never answers, so the next address
+/// should be tried soon.
 async fn connect_quietly(addr: &str) -> Result<(Client, u16), String> {
-    let stream = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| format!("connect to {addr} timed out"))?
-        .map_err(|e| format!("connect to {addr}: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let port = stream.local_addr().map_err(|e| e.to_string())?.port();
-    let mut client = Client::new(stream);
+    let (mut client, port) = try_connect(addr, Duration::from_secs(3)).await?;
     client.set_timeout(Duration::from_secs(5));
     Ok((client, port))
 }
