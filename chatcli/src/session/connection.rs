@@ -16,14 +16,14 @@ use crate::output::{Notice, Output};
 /// Where to connect and how patiently.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub(crate) addr: String,
-    pub(crate) connect_timeout: Duration,
+    pub(super) addr: String,
+    connect_timeout: Duration,
     /// A ping after this much silence finds a dead connection.
-    pub(crate) ping_every: Duration,
+    pub(super) ping_every: Duration,
     /// The first reconnect delay, doubled per failed attempt...
-    pub(crate) backoff_first: Duration,
+    backoff_first: Duration,
     /// ...up to this.
-    pub(crate) backoff_max: Duration,
+    backoff_max: Duration,
 }
 
 impl Settings {

@@ -10,7 +10,7 @@ pub(super) fn is(errno: u32, code: ErrorCode) -> bool {
 }
 
 /// A client error in words.
-pub(crate) fn describe(error: &ClientError) -> String {
+pub(super) fn describe(error: &ClientError) -> String {
     match error {
         ClientError::Server { errmsg, errno } if errmsg.is_empty() => {
             format!("the server refused (errno {errno})")
