@@ -4,6 +4,19 @@
 //! same `cmid` after a break, so it is stored once), and on a dropped
 //! connection reconnects with backoff, logs in again and catches up from
 //! the last `seq` it saw.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: [`start`] and [`register`], the front end's
+//!   [`SessionHandle`] and [`View`], and the task's loop.
+//! - `connection`: settings, credentials, connecting, logging in, the link
+//!   going down and coming back up.
+//! - `incoming`: the backlog at login, pushed messages and events, acks.
+//! - `outgoing`: the outbox of messages waiting for the server's ack.
+//! - `commands`: the user's commands, answered.
+//! - `names`: users and groups by id or name; `roster`: what is known of
+//!   them.
+//! - `error`: client errors in words, and why a command failed.
 
 mod commands;
 mod connection;
