@@ -1,6 +1,6 @@
 //! The wire edge in both directions, without sockets: request frames
-//! through `FrameCodec` and `Request::parse` (`decode/...`, `framing/...`),
-//! and server frames through `ServerFrame::encode` / `encode_login` in the
+//! through `FrameCodec` and `ClientFrame::decode` (`decode/...`, `framing/...`),
+//! and server frames through `ServerFrame::encode` / `encode_legacy_login` in the
 //! native and legacy dialects (`encode/...`). Each kind comes small,
 //! typical and, where its size can grow, near the 64 KiB frame limit.
 //!
@@ -19,8 +19,8 @@ use chatcore::model::{
     GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, Role, Seq, Target, UserId, UserInfo,
 };
 use chatcore::protocol::{
-    ChatAck, Dialect, ErrorCode, ErrorReply, FriendEntry, GroupEntry, LoginOk, MemberEntry,
-    MessagePage, Request, ServerFrame, encode_login,
+    ChatAck, ClientFrame, Dialect, ErrorCode, ErrorReply, FriendEntry, GroupEntry, LoginOk,
+    MemberEntry, MessagePage, ServerFrame, encode_legacy_login,
 };
 use chatcore::service::ResumeConfig;
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
@@ -123,13 +123,13 @@ fn bench_decode(c: &mut Criterion) {
         // The benchmark must measure the success path.
         buf.extend_from_slice(&bytes);
         let decoded = codec.decode(&mut buf).expect("frames").expect("a frame");
-        Request::parse(&decoded).expect("a valid request");
+        ClientFrame::decode(&decoded).expect("a valid request");
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         group.bench_function(name, |b| {
             b.iter(|| {
                 buf.extend_from_slice(black_box(&bytes));
                 let frame = codec.decode(&mut buf).expect("frames").expect("a frame");
-                black_box(Request::parse(&frame).expect("a valid request"))
+                black_box(ClientFrame::decode(&frame).expect("a valid request"))
             });
         });
     }
@@ -202,8 +202,13 @@ fn entries(count: usize, body: &str) -> Vec<InboxEntry> {
 /// A login reply for a user with `friends` friends (every other one
 /// online), `groups` groups of `members` members each, and `backlog`
 /// typical unread messages.
-fn login_reply(friends: usize, groups: usize, members: usize, backlog: usize) -> LoginOk {
-    LoginOk {
+fn login_reply(
+    friends: usize,
+    groups: usize,
+    members: usize,
+    backlog: usize,
+) -> (LoginOk, Vec<InboxEntry>) {
+    let reply = LoginOk {
         rid: Some(1),
         user: user(0),
         friends: (1..=friends as i64)
@@ -231,10 +236,10 @@ fn login_reply(friends: usize, groups: usize, members: usize, backlog: usize) ->
             })
             .collect(),
         cursor: Seq(499),
-        backlog: entries(backlog, TYPICAL_BODY),
         // Native replies carry a resume token; legacy ones leave it out.
         resume: Some(ResumeConfig::default().issue(user(0).id, 0, 1_764_454_935)),
-    }
+    };
+    (reply, entries(backlog, TYPICAL_BODY))
 }
 
 fn encode_group_bench(
@@ -309,16 +314,22 @@ fn bench_encode(c: &mut Criterion) {
         sent_at_ms: SENT_AT_MS,
         duplicate: false,
     });
-    let error = ServerFrame::Error(ErrorReply {
-        rid: Some(7),
-        req: Some(5),
-        code: ErrorCode::UnknownUser,
-        detail: "no such user: 2077".to_owned(),
-    });
+    let error = ServerFrame::Error(ErrorReply::with_detail(
+        ErrorCode::UnknownUser,
+        Some(5),
+        Some(7),
+        "no such user: 2077",
+    ));
     for dialect in [Dialect::Native, Dialect::Legacy] {
-        for (name, login) in &logins {
-            encode_group_bench(&mut group, name, dialect, |out| {
-                black_box(encode_login(login, &login.backlog, dialect, out));
+        for (name, (login, backlog)) in &logins {
+            let frame = ServerFrame::LoginOk(Box::new(login.clone()));
+            encode_group_bench(&mut group, name, dialect, |out| match dialect {
+                Dialect::Native => {
+                    black_box(frame.encode(dialect, out));
+                }
+                Dialect::Legacy => {
+                    black_box(encode_legacy_login(login, backlog, out));
+                }
             });
         }
         for (name, message) in &pushes {

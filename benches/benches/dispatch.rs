@@ -24,8 +24,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use chatcore::model::Target;
-use chatcore::protocol::{Chat, Request, RequestFrame, ServerFrame};
-use chatcore::service::{ConnState, HashParams};
+use chatcore::protocol::{Chat, ServerFrame, SessionRequest};
+use chatcore::service::{HashParams, Outcome, Session};
 use criterion::{Criterion, Throughput};
 use support::{BenchNode, StoreKind};
 use tokio::runtime::Runtime;
@@ -42,8 +42,8 @@ const RESET_AFTER: u64 = 2_000_000;
 /// A sender logged in on a node, sending one request over and over.
 struct Sender {
     node: BenchNode,
-    conn: ConnState,
-    request: Request,
+    session: Session,
+    request: SessionRequest,
     /// Deliveries each request causes to live sessions.
     live_per_send: u64,
     /// Deliveries the store records per request (online or not).
@@ -76,10 +76,10 @@ impl Sender {
                     // The connection lives on in the node's reader task.
                     drop(node.login(recipient).await);
                 }
-                let conn = node.login(sender).await;
+                let session = node.login(sender).await;
                 Sender {
                     node,
-                    conn,
+                    session,
                     request: chat(Target::User(recipient)),
                     live_per_send: u64::from(recipient_online),
                     stored_per_send: 1,
@@ -88,17 +88,17 @@ impl Sender {
                 }
             }
             Scenario::Group { members } => {
-                let mut conn = node.login(sender).await;
-                let group = node.create_group(&mut conn, "fanout").await;
+                let session = node.login(sender).await;
+                let group = node.create_group(&session, "fanout").await;
                 for i in 1..members {
                     let member = node.register(&format!("member{i}")).await;
-                    let mut member_conn = node.login(member).await;
-                    node.join_group(&mut member_conn, group).await;
+                    let member_session = node.login(member).await;
+                    node.join_group(&member_session, group).await;
                 }
                 let others = members as u64 - 1;
                 Sender {
                     node,
-                    conn,
+                    session,
                     request: chat(Target::Group(group)),
                     live_per_send: others,
                     stored_per_send: others,
@@ -115,17 +115,18 @@ impl Sender {
         let mut left = iters;
         while left > 0 {
             let n = left.min(CHUNK);
-            let frames: Vec<RequestFrame> = (0..n)
-                .map(|i| RequestFrame {
-                    rid: Some(self.sent + i),
-                    request: self.request.clone(),
-                })
+            let requests: Vec<(u64, SessionRequest)> = (0..n)
+                .map(|i| (self.sent + i, self.request.clone()))
                 .collect();
             let started = Instant::now();
-            for frame in frames {
-                let reply = self.node.service.handle(&mut self.conn, frame).await;
+            for (rid, request) in requests {
+                let reply = self
+                    .node
+                    .service
+                    .handle(&self.session, Some(rid), request)
+                    .await;
                 assert!(
-                    matches!(reply, Some(ServerFrame::ChatAck(_))),
+                    matches!(reply, Outcome::Reply(ServerFrame::ChatAck(_))),
                     "a chat is stored and acked, got {reply:?}"
                 );
                 black_box(reply);
@@ -147,8 +148,8 @@ impl Sender {
     }
 }
 
-fn chat(target: Target) -> Request {
-    Request::Chat(Chat {
+fn chat(target: Target) -> SessionRequest {
+    SessionRequest::Chat(Chat {
         id: None,
         target,
         msg: BODY.to_owned(),

@@ -17,8 +17,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use chatcore::model::UserId;
-use chatcore::protocol::ServerFrame;
-use chatcore::service::HashParams;
+use chatcore::service::{HashParams, Outcome};
 use criterion::{Criterion, SamplingMode};
 use support::{BenchNode, StoreKind};
 use tokio::runtime::Runtime;
@@ -31,29 +30,29 @@ const GROUP_MEMBERS: usize = 10;
 async fn populated_node(params: HashParams) -> (BenchNode, UserId) {
     let mut node = BenchNode::start(StoreKind::Memory, params).await;
     let user = node.register("user").await;
-    let mut conn = node.login(user).await;
+    let session = node.login(user).await;
     for i in 0..FRIENDS {
         let friend = node.register(&format!("friend{i}")).await;
-        node.befriend(&mut conn, friend).await;
+        node.befriend(&session, friend).await;
     }
     for g in 0..GROUPS {
-        let group = node.create_group(&mut conn, &format!("group{g}")).await;
+        let group = node.create_group(&session, &format!("group{g}")).await;
         for m in 1..GROUP_MEMBERS {
             let member = node.register(&format!("member{g}.{m}")).await;
-            let mut member_conn = node.login(member).await;
-            node.join_group(&mut member_conn, group).await;
+            let member_session = node.login(member).await;
+            node.join_group(&member_session, group).await;
             // Every other member stays online, for the reply's presence.
             if m % 2 == 0 {
-                node.service.end_session(&mut member_conn).await;
+                node.service.end_session(&member_session).await;
             }
         }
     }
-    node.service.end_session(&mut conn).await;
+    node.service.end_session(&session).await;
     (node, user)
 }
 
 fn bench_login(c: &mut Criterion, rt: &Runtime, name: &str, params: HashParams) {
-    let (mut node, user) = rt.block_on(populated_node(params));
+    let (node, user) = rt.block_on(populated_node(params));
     let mut group = c.benchmark_group("login");
     // A login at the shipped cost takes tens of milliseconds: few,
     // equally long samples.
@@ -64,19 +63,21 @@ fn bench_login(c: &mut Criterion, rt: &Runtime, name: &str, params: HashParams) 
             rt.block_on(async {
                 let mut elapsed = Duration::ZERO;
                 for _ in 0..iters {
-                    let mut conn = node.connect();
                     let request = BenchNode::login_request(user);
                     let started = Instant::now();
-                    let reply = node.service.handle(&mut conn, request).await;
+                    let outcome = node
+                        .service
+                        .handle_anonymous(support::caller(), Some(1), request)
+                        .await;
                     elapsed += started.elapsed();
-                    match reply {
-                        Some(ServerFrame::LoginOk(login)) => {
-                            assert_eq!(login.friends.len(), FRIENDS);
-                            assert_eq!(login.groups.len(), GROUPS);
+                    match outcome {
+                        Outcome::LoggedIn(login) => {
+                            assert_eq!(login.reply.friends.len(), FRIENDS);
+                            assert_eq!(login.reply.groups.len(), GROUPS);
+                            node.service.end_session(&login.session).await;
                         }
                         other => panic!("login failed: {other:?}"),
                     }
-                    node.service.end_session(&mut conn).await;
                 }
                 elapsed
             })

@@ -25,7 +25,7 @@ pub enum SessionEvent {
 /// The hub's side channel to one session: end it, or tell it to refill
 /// from the store because doorbells were dropped.
 #[derive(Debug, Default)]
-pub struct SessionControl {
+struct SessionControl {
     ended: CancellationToken,
     reason: OnceLock<ErrorCode>,
     refill: AtomicBool,
@@ -34,29 +34,29 @@ pub struct SessionControl {
 
 impl SessionControl {
     /// Ends the session for `reason` (the first reason given wins).
-    pub fn end(&self, reason: ErrorCode) {
+    fn end(&self, reason: ErrorCode) {
         let _ = self.reason.set(reason);
         self.ended.cancel();
     }
 
     /// Resolves once the session has been ended.
-    pub async fn ended(&self) {
+    async fn ended(&self) {
         self.ended.cancelled().await
     }
 
     /// Why the session was ended.
-    pub fn reason(&self) -> Option<ErrorCode> {
+    fn reason(&self) -> Option<ErrorCode> {
         self.reason.get().copied()
     }
 
     /// Asks the session to refill its inbox from the store.
-    pub fn request_refill(&self) {
+    fn request_refill(&self) {
         self.refill.store(true, Ordering::Release);
         self.wake.notify_one();
     }
 
     /// Resolves when a refill was requested, and clears the request.
-    pub async fn refill_requested(&self) {
+    async fn refill_requested(&self) {
         loop {
             if self.refill.swap(false, Ordering::AcqRel) {
                 return;
@@ -66,12 +66,63 @@ impl SessionControl {
     }
 }
 
-/// A session as the hub knows it.
+/// A session as the hub knows it: where its deliveries go.
 #[derive(Debug, Clone)]
-pub struct LocalSession {
-    pub id: SessionId,
-    pub outbox: mpsc::Sender<SessionEvent>,
-    pub control: Arc<SessionControl>,
+struct LocalSession {
+    id: SessionId,
+    outbox: mpsc::Sender<SessionEvent>,
+    control: Arc<SessionControl>,
+}
+
+/// What one session's connection reads from the hub: its live deliveries
+/// (a bounded queue) and the hub's orders (end, refill). Made at login;
+/// dropping it drops whatever was still queued.
+#[derive(Debug)]
+pub struct SessionFeed {
+    events: mpsc::Receiver<SessionEvent>,
+    control: Arc<SessionControl>,
+}
+
+/// What the hub has for a session, by priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FeedEvent {
+    /// The session ends, for this reason.
+    Ended(ErrorCode),
+    /// Deliveries were put in the caller's batch.
+    Deliveries,
+    /// Doorbells were dropped: read the inbox from the store.
+    Refill,
+}
+
+impl SessionFeed {
+    /// The next delivery, for an embedder that drives sessions itself (the
+    /// connection uses [`SessionFeed::next`]); `None` once the hub let go
+    /// of the session.
+    pub async fn recv(&mut self) -> Option<SessionEvent> {
+        self.events.recv().await
+    }
+
+    /// Waits for the next thing the hub has for the session: its end
+    /// first, then deliveries (up to `limit`, into `batch`), then refill
+    /// requests.
+    pub(crate) async fn next(&mut self, batch: &mut Vec<SessionEvent>, limit: usize) -> FeedEvent {
+        let ended = |control: &SessionControl| {
+            FeedEvent::Ended(control.reason().unwrap_or(ErrorCode::Kicked))
+        };
+        tokio::select! {
+            biased;
+            _ = self.control.ended() => ended(&self.control),
+            received = self.events.recv_many(batch, limit) => {
+                if received == 0 {
+                    // The hub let go of the session.
+                    ended(&self.control)
+                } else {
+                    FeedEvent::Deliveries
+                }
+            }
+            _ = self.control.refill_requested() => FeedEvent::Refill,
+        }
+    }
 }
 
 /// This node's sessions; cheap to clone.
@@ -100,11 +151,6 @@ impl Hub {
         }
     }
 
-    /// The bus this hub subscribes on.
-    pub fn bus(&self) -> &Arc<dyn Bus> {
-        &self.inner.bus
-    }
-
     fn sessions(&self) -> MutexGuard<'_, HashMap<UserId, Vec<LocalSession>>> {
         self.inner
             .sessions
@@ -112,19 +158,28 @@ impl Hub {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a session of `user`, subscribing to the user's events.
-    pub fn register(&self, user: UserId, session: LocalSession) {
+    /// Adds session `id` of `user`, subscribing to the user's events, and
+    /// returns what its connection reads: deliveries queue up to
+    /// `capacity`, and beyond that the session refills from the store.
+    pub(crate) fn register(&self, user: UserId, id: SessionId, capacity: usize) -> SessionFeed {
+        let (outbox, events) = mpsc::channel(capacity.max(1));
+        let control = Arc::new(SessionControl::default());
         let mut sessions = self.sessions();
         let list = sessions.entry(user).or_default();
         if list.is_empty() {
             self.inner.bus.subscribe(user);
             telemetry::user_logged_in(true);
         }
-        list.push(session);
+        list.push(LocalSession {
+            id,
+            outbox,
+            control: Arc::clone(&control),
+        });
+        SessionFeed { events, control }
     }
 
     /// Removes a session; the last one of a user unsubscribes.
-    pub fn unregister(&self, user: UserId, id: SessionId) {
+    pub(crate) fn unregister(&self, user: UserId, id: SessionId) {
         let mut sessions = self.sessions();
         if let Some(list) = sessions.get_mut(&user) {
             list.retain(|s| s.id != id);

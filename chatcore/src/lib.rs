@@ -7,12 +7,14 @@
 //! Layers from the socket down; each depends only on those below it.
 //!
 //! - [`server`]: the TCP accept loop (bounded, stopped by a token).
-//! - [`connection`]: one task per client: framing, replies, deliveries,
-//!   heartbeats, the legacy dialect's pacing.
+//! - [`connection`]: one task per client owning its state machine
+//!   (anonymous, then a user's session), replies, deliveries, heartbeats,
+//!   over a transport of whole frames (TCP with the legacy pacing).
 //! - [`codec`]: bytes to frames (`\n` or NUL terminated, bounded length).
-//! - [`protocol`]: typed requests and server frames in both dialects.
+//! - [`protocol`]: the wire, both ways: client and server frames as typed
+//!   values, in both dialects.
 //! - [`service`]: [`ChatService`], one handler per request kind; returns
-//!   frames, never does I/O on sockets.
+//!   typed outcomes, never touches sockets or connection state.
 //! - [`hub`]: this node's sessions and the loop feeding them bus events.
 //! - [`store`], [`bus`], [`presence`]: the backend traits with their
 //!   implementations; [`node`] wires them into a running service.

@@ -58,12 +58,19 @@ pub fn start(
     config: ServiceConfig,
     shutdown: CancellationToken,
 ) -> ChatService {
-    let hub = Hub::new(backends.bus, backends.presence.lease());
+    let hub = Hub::new(Arc::clone(&backends.bus), backends.presence.lease());
     if let Some(lost) = backends.lost_sessions {
         tokio::spawn(end_lost_sessions(hub.clone(), lost, shutdown.clone()));
     }
     tokio::spawn(hub.clone().run(backends.bus_events, shutdown));
-    ChatService::new(backends.store, backends.presence, hub, passwords, config)
+    ChatService::new(
+        backends.store,
+        backends.presence,
+        backends.bus,
+        hub,
+        passwords,
+        config,
+    )
 }
 
 /// Ends the sessions presence reports lost; their clients reconnect and

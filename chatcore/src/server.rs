@@ -64,13 +64,8 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// without a request reads the same in both dialects.
 fn server_full_frame() -> Vec<u8> {
     let mut buf = Vec::new();
-    ServerFrame::Error(ErrorReply {
-        rid: None,
-        req: None,
-        code: ErrorCode::ServerFull,
-        detail: ErrorCode::ServerFull.message().to_owned(),
-    })
-    .encode(Dialect::Legacy, &mut buf);
+    ServerFrame::Error(ErrorReply::new(ErrorCode::ServerFull, None, None))
+        .encode(Dialect::Legacy, &mut buf);
     buf
 }
 

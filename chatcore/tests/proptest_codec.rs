@@ -1,12 +1,12 @@
 //! Properties of framing and parsing over generated input: valid frames
 //! survive any cutting and coalescing of reads, arbitrary bytes never panic
-//! and spoil only their own frame, and `Request::parse` never panics on any
+//! and spoil only their own frame, and `ClientFrame::decode` never panics on any
 //! JSON value. (The codec's own unit tests cover fixed cases; `fuzz/` holds
 //! the libFuzzer versions of these properties.)
 
 use bytes::BytesMut;
 use chatcore::codec::{CodecError, FrameCodec};
-use chatcore::protocol::{ErrorCode, Request};
+use chatcore::protocol::{ClientFrame, ErrorCode, Request};
 use proptest::prelude::*;
 use serde_json::Value;
 use tokio_util::codec::Decoder;
@@ -133,7 +133,7 @@ proptest! {
         prop_assert!(!too_large);
         prop_assert_eq!(&trimmed(many_reads), &frames);
         for (frame, value) in frames.iter().zip(&values) {
-            let parsed = Request::parse(frame);
+            let parsed = ClientFrame::decode(frame);
             if let Ok(parsed) = parsed {
                 prop_assert_eq!(Some(u64::from(parsed.request.msgid())), value["msgid"].as_u64());
             }
@@ -158,7 +158,7 @@ proptest! {
         for frame in &frames {
             prop_assert!(frame.len() <= limit);
             prop_assert!(!frame.contains(&b'\n') && !frame.contains(&0));
-            if let Err(e) = Request::parse(frame) {
+            if let Err(e) = ClientFrame::decode(frame) {
                 prop_assert!(e.code.errno() > 0 && !e.detail.is_empty());
             }
         }
@@ -168,7 +168,7 @@ proptest! {
         if longest <= limit && limit >= 22 {
             prop_assert!(!too_large);
             let last = frames.last().expect("the ping frame");
-            let ping = Request::parse(last).expect("the ping parses");
+            let ping = ClientFrame::decode(last).expect("the ping parses");
             prop_assert_eq!(ping.rid, Some(99));
             prop_assert_eq!(ping.request, Request::Ping);
         } else if longest > limit {
@@ -176,13 +176,13 @@ proptest! {
         }
     }
 
-    /// `Request::parse` answers every JSON value with a request or an error
+    /// `ClientFrame::decode` answers every JSON value with a request or an error
     /// naming a stable errno, never a panic; what it accepts keeps its
     /// `msgid` and `rid`.
     #[test]
     fn parse_never_panics_on_json_values(value in prop_oneof![json_value(), request_like()]) {
         let bytes = value.to_string().into_bytes();
-        match Request::parse(&bytes) {
+        match ClientFrame::decode(&bytes) {
             Ok(frame) => {
                 prop_assert_eq!(Some(u64::from(frame.request.msgid())), value["msgid"].as_u64());
                 prop_assert_eq!(frame.rid, value.get("rid").and_then(Value::as_u64));
@@ -201,7 +201,7 @@ proptest! {
 fn a_rid_that_is_not_an_unsigned_integer_is_a_bad_field() {
     for rid in ["-1", "1.5", "\"7\"", "18446744073709551616", "1e3"] {
         let frame = format!("{{\"msgid\":27,\"rid\":{rid}}}");
-        let e = Request::parse(frame.as_bytes()).expect_err("bad rid");
+        let e = ClientFrame::decode(frame.as_bytes()).expect_err("bad rid");
         assert_eq!(e.code, ErrorCode::BadField, "rid {rid}");
     }
 }

@@ -1,22 +1,25 @@
-//! Dispatch of generated requests on in-memory backends, in both dialects:
-//! nothing panics, every reply encodes to one JSON line, a native client
-//! gets a reply echoing its `rid` for every request but `PONG` and a
-//! `DELIVERED` without `rid`, and a request never acts for another user.
+//! Generated requests through a connection on in-memory backends, in both
+//! dialects: nothing panics and the connection keeps serving, every frame
+//! is one JSON line, a native session gets a reply echoing its `rid` for
+//! every request but `PONG` and a `DELIVERED` without `rid`, and a request
+//! never acts for another user.
 
 use std::sync::Arc;
 
+use chatcore::connection::{ConnectionConfig, serve};
+use chatcore::limit::RateLimit;
 use chatcore::model::{GroupId, MessageId, Seq, Target, UserId};
 use chatcore::node::{self, Backends};
 use chatcore::protocol::{
-    AddFriend, AddGroup, Chat, CreateGroup, DeliveryAck, Dialect, ErrorCode, History, Identity,
-    LeaveGroup, ListMembers, Login, Register, RemoveFriend, Request, RequestFrame, ServerFrame,
-    SyncRequest,
+    AddFriend, AddGroup, AnonymousRequest, Chat, ClientFrame, CreateGroup, DeliveryAck, ErrorCode,
+    History, Identity, LeaveGroup, ListMembers, Login, Register, RemoveFriend, Request,
+    SessionRequest, SyncRequest, msgid,
 };
-use chatcore::service::{ChatService, ConnState, HashParams, Passwords, ServiceConfig};
+use chatcore::service::{ChatService, HashParams, Passwords, ServiceConfig};
 use chatcore::store::MemoryStore;
 use proptest::prelude::*;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio_util::sync::CancellationToken;
 
 /// Ids near the existing ones (1 and 2) and anywhere in `i64`.
@@ -50,62 +53,75 @@ fn proto() -> impl Strategy<Value = Option<u32>> {
     maybe(prop_oneof![Just(2u32), any::<u32>()])
 }
 
+fn anonymous(request: AnonymousRequest) -> Request {
+    Request::Anonymous(request)
+}
+
+fn session(request: SessionRequest) -> Request {
+    Request::Session(request)
+}
+
 /// Any request, with fields that sometimes name real users, groups and
 /// passwords and sometimes anything.
 fn request() -> impl Strategy<Value = Request> {
+    use AnonymousRequest as A;
+    use SessionRequest as S;
     let uid = || id().prop_map(UserId);
     let gid = || id().prop_map(GroupId);
     prop_oneof![
         (uid(), prop_oneof![Just("a".to_owned()), text()], proto()).prop_map(
-            |(id, password, proto)| Request::Login(Login {
+            |(id, password, proto)| anonymous(A::Login(Login {
                 id,
                 password,
                 proto
-            })
+            }))
         ),
-        (text(), text(), proto()).prop_map(|(name, password, proto)| Request::Register(Register {
-            name,
-            password,
-            proto
-        })),
+        (text(), text(), proto()).prop_map(|(name, password, proto)| anonymous(A::Register(
+            Register {
+                name,
+                password,
+                proto
+            }
+        ))),
         (maybe(uid()), target(), text(), maybe(text())).prop_map(|(id, target, msg, cmid)| {
-            Request::Chat(Chat {
+            session(S::Chat(Chat {
                 id,
                 target,
                 msg,
                 cmid,
-            })
+            }))
         }),
         (maybe(uid()), uid())
-            .prop_map(|(id, friendid)| Request::AddFriend(AddFriend { id, friendid })),
+            .prop_map(|(id, friendid)| session(S::AddFriend(AddFriend { id, friendid }))),
         (maybe(uid()), uid())
-            .prop_map(|(id, friendid)| Request::RemoveFriend(RemoveFriend { id, friendid })),
+            .prop_map(|(id, friendid)| session(S::RemoveFriend(RemoveFriend { id, friendid }))),
         (maybe(uid()), text(), text()).prop_map(|(id, groupname, groupdesc)| {
-            Request::CreateGroup(CreateGroup {
+            session(S::CreateGroup(CreateGroup {
                 id,
                 groupname,
                 groupdesc,
-            })
+            }))
         }),
-        (maybe(uid()), gid()).prop_map(|(id, groupid)| Request::AddGroup(AddGroup { id, groupid })),
         (maybe(uid()), gid())
-            .prop_map(|(id, groupid)| Request::LeaveGroup(LeaveGroup { id, groupid })),
-        maybe(uid()).prop_map(|id| Request::Logout(Identity { id })),
-        id().prop_map(|seq| Request::DeliveryAck(DeliveryAck { seq: Seq(seq) })),
-        (id(), maybe(any::<u32>())).prop_map(|(after, limit)| Request::Sync(SyncRequest {
+            .prop_map(|(id, groupid)| session(S::AddGroup(AddGroup { id, groupid }))),
+        (maybe(uid()), gid())
+            .prop_map(|(id, groupid)| session(S::LeaveGroup(LeaveGroup { id, groupid }))),
+        maybe(uid()).prop_map(|id| session(S::Logout(Identity { id }))),
+        id().prop_map(|seq| session(S::DeliveryAck(DeliveryAck { seq: Seq(seq) }))),
+        (id(), maybe(any::<u32>())).prop_map(|(after, limit)| session(S::Sync(SyncRequest {
             after: Seq(after),
             limit
-        })),
+        }))),
         (target(), maybe(id()), maybe(any::<u32>())).prop_map(|(target, before, limit)| {
-            Request::History(History {
+            session(S::History(History {
                 target,
                 before: before.map(MessageId),
                 limit,
-            })
+            }))
         }),
-        Just(Request::ListFriends),
-        Just(Request::ListGroups),
-        gid().prop_map(|groupid| Request::ListMembers(ListMembers { groupid })),
+        Just(session(S::ListFriends)),
+        Just(session(S::ListGroups)),
+        gid().prop_map(|groupid| session(S::ListMembers(ListMembers { groupid }))),
         Just(Request::Ping),
         Just(Request::Pong),
     ]
@@ -119,8 +135,65 @@ enum Start {
     Native,
 }
 
-fn frame(json: &str) -> RequestFrame {
-    Request::parse(json.as_bytes()).expect("a valid setup frame")
+/// The `rid` of the PING that closes each step; generated requests never
+/// use it.
+const MARK: u64 = u64::MAX;
+
+/// A client's end of a connection served by the node under test.
+struct Wire {
+    reader: BufReader<tokio::io::ReadHalf<DuplexStream>>,
+    writer: tokio::io::WriteHalf<DuplexStream>,
+}
+
+impl Wire {
+    fn connect(service: &ChatService, shutdown: &CancellationToken) -> Wire {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let config = ConnectionConfig {
+            rate_limit: RateLimit::OFF,
+            ..ConnectionConfig::default()
+        };
+        tokio::spawn(serve(
+            server,
+            None,
+            service.clone(),
+            config,
+            shutdown.clone(),
+        ));
+        let (reader, writer) = tokio::io::split(client);
+        Wire {
+            reader: BufReader::new(reader),
+            writer,
+        }
+    }
+
+    /// Sends `frame` then a marking PING, and returns every frame up to the
+    /// mark's PONG, each checked to be one JSON object on one line.
+    async fn step(&mut self, frame: &ClientFrame) -> Result<Vec<Value>, TestCaseError> {
+        let mut bytes = Vec::new();
+        frame.encode(&mut bytes);
+        ClientFrame {
+            rid: Some(MARK),
+            request: Request::Ping,
+        }
+        .encode(&mut bytes);
+        self.writer
+            .write_all(&bytes)
+            .await
+            .expect("the connection is open");
+        let mut frames = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).await.expect("read");
+            prop_assert!(n > 0, "the connection closed after {:?}", frame);
+            prop_assert!(line.ends_with('\n'));
+            let value: Value = serde_json::from_str(&line).expect("a frame is JSON");
+            prop_assert!(value.is_object(), "{}", value);
+            if value["msgid"] == msgid::PONG && value["rid"] == MARK {
+                return Ok(frames);
+            }
+            frames.push(value);
+        }
+    }
 }
 
 /// A node with two friends, alice (1, password "a") and bob (2), and bob's
@@ -134,8 +207,7 @@ async fn world(start: Start) -> World {
         ServiceConfig::default(),
         shutdown.clone(),
     );
-    let (tx, _rx) = mpsc::channel(64);
-    let mut setup = ConnState::new(tx, None);
+    let mut setup = Wire::connect(&service, &shutdown);
     for json in [
         r#"{"msgid":3,"name":"alice","password":"a","proto":2}"#,
         r#"{"msgid":3,"name":"bob","password":"b","proto":2}"#,
@@ -144,103 +216,123 @@ async fn world(start: Start) -> World {
         r#"{"msgid":6,"friendid":1,"rid":2}"#,
         r#"{"msgid":10,"rid":3}"#,
     ] {
-        let reply = service.handle(&mut setup, frame(json)).await;
+        let frame = ClientFrame::decode(json.as_bytes()).expect("a valid setup frame");
+        let replies = setup.step(&frame).await.expect("setup");
         assert!(
-            !matches!(reply, Some(ServerFrame::Error(_))),
-            "setup {json}: {reply:?}"
+            replies.iter().all(|r| r["msgid"] != msgid::ERROR),
+            "setup {json}: {replies:?}"
         );
     }
-    // Deliveries to the connection under test queue up unread: they are
-    // not this test's concern.
-    let (tx, deliveries) = mpsc::channel(1024);
-    let mut conn = ConnState::new(tx, None);
+    let mut wire = Wire::connect(&service, &shutdown);
     let login = match start {
         Start::Anonymous => None,
         Start::Legacy => Some(r#"{"msgid":1,"id":1,"password":"a"}"#),
         Start::Native => Some(r#"{"msgid":1,"id":1,"password":"a","proto":2}"#),
     };
+    let mut me = Me::default();
     if let Some(json) = login {
-        let reply = service.handle(&mut conn, frame(json)).await;
-        assert!(matches!(reply, Some(ServerFrame::LoginOk(_))), "{reply:?}");
+        let frame = ClientFrame::decode(json.as_bytes()).expect("a valid login");
+        let replies = wire.step(&frame).await.expect("login");
+        assert!(replies.iter().any(|r| me.learn(r)), "{replies:?}");
     }
     World {
         service,
-        conn,
-        _deliveries: deliveries,
+        wire,
+        me,
         shutdown,
+    }
+}
+
+/// Who the connection under test is, as its frames tell.
+#[derive(Debug, Default)]
+struct Me {
+    user: Option<i64>,
+    native: bool,
+}
+
+impl Me {
+    /// Follows logins; true for a successful one.
+    fn learn(&mut self, frame: &Value) -> bool {
+        if frame["msgid"] == msgid::LOGIN_ACK && frame["errno"] == 0 {
+            self.user = frame["id"].as_i64();
+            // Only the native login reply names its protocol.
+            self.native = frame.get("proto").is_some();
+            return true;
+        }
+        false
     }
 }
 
 struct World {
     service: ChatService,
-    conn: ConnState,
-    _deliveries: mpsc::Receiver<chatcore::hub::SessionEvent>,
+    wire: Wire,
+    me: Me,
     shutdown: CancellationToken,
 }
 
 /// Whether the protocol promises a native client a reply to `frame`.
-fn expects_native_reply(frame: &RequestFrame) -> bool {
+fn expects_native_reply(frame: &ClientFrame) -> bool {
     match frame.request {
         Request::Pong => false,
-        Request::DeliveryAck(_) => frame.rid.is_some(),
+        Request::Session(SessionRequest::DeliveryAck(_)) => frame.rid.is_some(),
         _ => true,
     }
 }
 
 async fn run(start: Start, requests: Vec<(Option<u64>, Request)>) -> Result<(), TestCaseError> {
+    use SessionRequest as S;
     let World {
-        service,
-        mut conn,
-        _deliveries,
+        service: _service,
+        mut wire,
+        mut me,
         shutdown,
     } = world(start).await;
     for (rid, request) in requests {
-        let session_before = conn.session().map(|s| s.user.id);
-        let frame = RequestFrame { rid, request };
+        let rid = rid.filter(|&rid| rid != MARK);
+        let frame = ClientFrame { rid, request };
+        let before = me.user;
+        let native_session = me.native && before.is_some();
         let spoofed = match &frame.request {
-            Request::Chat(Chat { id, .. })
-            | Request::AddFriend(AddFriend { id, .. })
-            | Request::RemoveFriend(RemoveFriend { id, .. })
-            | Request::CreateGroup(CreateGroup { id, .. })
-            | Request::AddGroup(AddGroup { id, .. })
-            | Request::LeaveGroup(LeaveGroup { id, .. })
-            | Request::Logout(Identity { id }) => {
-                matches!((id, session_before), (Some(claimed), Some(me)) if *claimed != me)
-            }
+            Request::Session(
+                S::Chat(Chat { id, .. })
+                | S::AddFriend(AddFriend { id, .. })
+                | S::RemoveFriend(RemoveFriend { id, .. })
+                | S::CreateGroup(CreateGroup { id, .. })
+                | S::AddGroup(AddGroup { id, .. })
+                | S::LeaveGroup(LeaveGroup { id, .. })
+                | S::Logout(Identity { id }),
+            ) => matches!((id, before), (Some(claimed), Some(me)) if claimed.0 != me),
             _ => false,
         };
-        let expects = expects_native_reply(&frame);
-        let reply = service.handle(&mut conn, frame.clone()).await;
-        let dialect = conn.dialect();
-        if dialect == Dialect::Native && expects {
-            prop_assert!(reply.is_some(), "no reply to {:?}", frame);
+        let frames = wire.step(&frame).await?;
+        for reply in &frames {
+            me.learn(reply);
+        }
+        // A logout that was not refused ended the session (the legacy
+        // dialect does not acknowledge it).
+        let refused = frames.iter().any(|f| f["msgid"] == msgid::ERROR);
+        if matches!(frame.request, Request::Session(S::Logout(_))) && !refused {
+            me = Me::default();
+        }
+        // Deliveries carry no `rid`; replies echo the request's.
+        let replies: Vec<&Value> = frames
+            .iter()
+            .filter(|f| f.get("rid").is_some() || f.get("seq").is_none())
+            .collect();
+        if native_session && expects_native_reply(&frame) {
+            prop_assert!(!replies.is_empty(), "no reply to {:?}", frame);
+            for reply in &replies {
+                prop_assert_eq!(reply.get("rid").and_then(Value::as_u64), rid, "{}", reply);
+            }
         }
         if spoofed {
-            match &reply {
-                Some(ServerFrame::Error(e)) => prop_assert_eq!(e.code, ErrorCode::IdentityMismatch),
-                other => prop_assert!(false, "{:?} acted for another user: {:?}", frame, other),
-            }
-            prop_assert_eq!(conn.session().map(|s| s.user.id), session_before);
-        }
-        let Some(reply) = reply else { continue };
-        let mut out = Vec::new();
-        reply.encode(dialect, &mut out);
-        if out.is_empty() {
-            prop_assert_eq!(
-                dialect,
-                Dialect::Legacy,
-                "native drops nothing: {:?}",
-                reply
-            );
-            continue;
-        }
-        prop_assert_eq!(out.iter().position(|&b| b == b'\n'), Some(out.len() - 1));
-        let value: Value = serde_json::from_slice(&out).expect("a reply is JSON");
-        if dialect == Dialect::Native {
-            prop_assert_eq!(value.get("rid").and_then(Value::as_u64), rid, "{}", value);
+            let refused = replies.iter().any(|r| {
+                r["msgid"] == msgid::ERROR && r["errno"] == ErrorCode::IdentityMismatch.errno()
+            });
+            prop_assert!(refused, "{:?} acted for another user: {:?}", frame, replies);
+            prop_assert_eq!(me.user, before);
         }
     }
-    service.end_session(&mut conn).await;
     shutdown.cancel();
     Ok(())
 }
@@ -274,23 +366,22 @@ proptest! {
 #[tokio::test]
 async fn history_before_the_smallest_message_id_is_an_empty_page() {
     let World {
-        service,
-        mut conn,
-        _deliveries,
-        shutdown,
+        mut wire, shutdown, ..
     } = world(Start::Native).await;
     for target in [r#""toid":2"#, r#""groupid":1"#] {
         let json = format!(r#"{{"msgid":17,{target},"before":-9223372036854775808,"rid":8}}"#);
-        match service.handle(&mut conn, frame(&json)).await {
-            Some(ServerFrame::History {
-                rid,
-                messages,
-                more,
-            }) => {
-                assert_eq!((rid, messages.len(), more), (Some(8), 0, false), "{json}");
+        let frame = ClientFrame::decode(json.as_bytes()).expect("valid");
+        let replies = wire.step(&frame).await.expect("served");
+        match replies.as_slice() {
+            [reply] if reply["msgid"] == msgid::HISTORY_ACK => {
+                assert_eq!(reply["rid"], 8, "{json}");
+                assert_eq!(reply["msgs"].as_array().map(Vec::len), Some(0), "{json}");
+                assert_eq!(reply["more"], false, "{json}");
             }
             // Alice is not in bob's group.
-            Some(ServerFrame::Error(e)) => assert_eq!(e.code, ErrorCode::NotMember, "{json}"),
+            [reply] if reply["msgid"] == msgid::ERROR => {
+                assert_eq!(reply["errno"], ErrorCode::NotMember.errno(), "{json}")
+            }
             other => panic!("{json}: {other:?}"),
         }
     }

@@ -16,12 +16,11 @@ use chatcore::ChatService;
 use chatcore::model::{GroupId, UserId};
 use chatcore::node::{self, Backends};
 use chatcore::protocol::{
-    AddFriend, AddGroup, CreateGroup, Login, NATIVE_PROTO, Register, Request, RequestFrame,
-    ServerFrame,
+    Ack, AddFriend, AddGroup, AnonymousRequest, CreateGroup, Login, NATIVE_PROTO, Register,
+    ServerFrame, SessionRequest,
 };
-use chatcore::service::{ConnState, HashParams, Passwords, ServiceConfig};
+use chatcore::service::{Caller, HashParams, LoggedIn, Outcome, Passwords, ServiceConfig, Session};
 use chatcore::store::{MemoryStore, SqlStore, SqlStoreOptions, Store};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -68,11 +67,11 @@ pub(crate) struct BenchNode {
     readers: Vec<JoinHandle<()>>,
 }
 
-/// A request frame with a request id, as the native client sends them.
-pub(crate) fn frame(request: Request) -> RequestFrame {
-    RequestFrame {
-        rid: Some(1),
-        request,
+/// A connection of the benchmark, as the service sees it.
+pub(crate) fn caller() -> Caller {
+    Caller {
+        peer: None,
+        outbox_capacity: OUTBOX,
     }
 }
 
@@ -96,89 +95,90 @@ impl BenchNode {
         }
     }
 
-    /// An anonymous connection whose outbox a reader task empties.
-    pub(crate) fn connect(&mut self) -> ConnState {
-        let (outbox, mut events) = mpsc::channel(OUTBOX);
-        let delivered = Arc::clone(&self.delivered);
-        self.readers.push(tokio::spawn(async move {
-            while events.recv().await.is_some() {
-                delivered.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-        ConnState::new(outbox, None)
-    }
-
     /// Registers `name` through the service.
     pub(crate) async fn register(&mut self, name: &str) -> UserId {
-        let mut conn = self.connect();
-        let register = Request::Register(Register {
+        let register = AnonymousRequest::Register(Register {
             name: name.to_owned(),
             password: PASSWORD.to_owned(),
             proto: Some(NATIVE_PROTO),
         });
-        match self.service.handle(&mut conn, frame(register)).await {
-            Some(ServerFrame::RegisterOk { id, .. }) => id,
+        match self
+            .service
+            .handle_anonymous(caller(), Some(1), register)
+            .await
+        {
+            Outcome::Reply(ServerFrame::RegisterOk { id, .. }) => id,
             other => panic!("registering {name}: {other:?}"),
         }
     }
 
     /// The login request of `user` (native dialect).
-    pub(crate) fn login_request(user: UserId) -> RequestFrame {
-        frame(Request::Login(Login {
+    pub(crate) fn login_request(user: UserId) -> AnonymousRequest {
+        AnonymousRequest::Login(Login {
             id: user,
             password: PASSWORD.to_owned(),
             proto: Some(NATIVE_PROTO),
-        }))
+        })
     }
 
-    /// A connection logged in as `user`.
-    pub(crate) async fn login(&mut self, user: UserId) -> ConnState {
-        let mut conn = self.connect();
-        match self
+    /// A session of `user`, whose deliveries a reader task takes out of
+    /// its outbox.
+    pub(crate) async fn login(&mut self, user: UserId) -> Session {
+        let outcome = self
             .service
-            .handle(&mut conn, BenchNode::login_request(user))
-            .await
-        {
-            Some(ServerFrame::LoginOk(_)) => conn,
-            other => panic!("logging in {user}: {other:?}"),
+            .handle_anonymous(caller(), Some(1), BenchNode::login_request(user))
+            .await;
+        let Outcome::LoggedIn(login) = outcome else {
+            panic!("logging in {user}: {outcome:?}");
+        };
+        let LoggedIn {
+            session, mut feed, ..
+        } = *login;
+        let delivered = Arc::clone(&self.delivered);
+        self.readers.push(tokio::spawn(async move {
+            while feed.recv().await.is_some() {
+                delivered.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+        session
+    }
+
+    /// A request of the session that must come back as a plain `ACK`.
+    async fn acked(&self, session: &Session, request: SessionRequest) -> Ack {
+        let what = format!("{request:?}");
+        match self.service.handle(session, Some(1), request).await {
+            Outcome::Reply(ServerFrame::Ack(ack)) => ack,
+            other => panic!("{what}: {other:?}"),
         }
     }
 
-    /// Makes `a` and `b` friends, `a` logged in on `conn`.
-    pub(crate) async fn befriend(&self, conn: &mut ConnState, b: UserId) {
-        let request = Request::AddFriend(AddFriend {
+    /// Makes the user of `session` and `b` friends.
+    pub(crate) async fn befriend(&self, session: &Session, b: UserId) {
+        let request = SessionRequest::AddFriend(AddFriend {
             id: None,
             friendid: b,
         });
-        match self.service.handle(conn, frame(request)).await {
-            Some(ServerFrame::Ack(_)) => {}
-            other => panic!("adding friend {b}: {other:?}"),
-        }
+        self.acked(session, request).await;
     }
 
-    /// A new group of the user logged in on `creator`.
-    pub(crate) async fn create_group(&self, creator: &mut ConnState, name: &str) -> GroupId {
-        let create = Request::CreateGroup(CreateGroup {
+    /// A new group of the user of `creator`.
+    pub(crate) async fn create_group(&self, creator: &Session, name: &str) -> GroupId {
+        let create = SessionRequest::CreateGroup(CreateGroup {
             id: None,
             groupname: name.to_owned(),
             groupdesc: "a benchmark group".to_owned(),
         });
-        match self.service.handle(creator, frame(create)).await {
-            Some(ServerFrame::Ack(ack)) => ack.groupid.expect("a new group's id"),
-            other => panic!("creating group {name}: {other:?}"),
-        }
+        let ack = self.acked(creator, create).await;
+        ack.groupid.expect("a new group's id")
     }
 
-    /// The user logged in on `conn` joins `group`.
-    pub(crate) async fn join_group(&self, conn: &mut ConnState, group: GroupId) {
-        let join = Request::AddGroup(AddGroup {
+    /// The user of `session` joins `group`.
+    pub(crate) async fn join_group(&self, session: &Session, group: GroupId) {
+        let join = SessionRequest::AddGroup(AddGroup {
             id: None,
             groupid: group,
         });
-        match self.service.handle(conn, frame(join)).await {
-            Some(ServerFrame::Ack(_)) => {}
-            other => panic!("joining group {group}: {other:?}"),
-        }
+        self.acked(session, join).await;
     }
 
     /// Deliveries taken out of outboxes so far.

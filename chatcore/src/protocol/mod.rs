@@ -1,23 +1,39 @@
 //! The wire protocol: message ids, error numbers, dialects, and the typed
 //! frames in both directions. `docs/protocol.md` is the prose version.
 //!
-//! Requests are parsed here once ([`Request::parse`]); every layer above
-//! sees only the typed values. Server frames are encoded per [`Dialect`].
+//! The wire is defined here once, in both directions: [`ClientFrame`]
+//! decodes what clients send (and encodes it, for our own clients);
+//! [`ServerFrame`] encodes what the server sends in either [`Dialect`]
+//! (and decodes the native one, for our own clients). Every layer above
+//! sees only the typed values; no other module names a wire field.
+//!
+//! - `request.rs`: client frames, parsed in two steps (`msgid`, then body);
+//! - `reply.rs`: server frames as typed values;
+//! - `native.rs`: the native shapes of server frames, both ways;
+//! - `legacy.rs`: the seed's shapes, server side only;
+//! - `time.rs`: the seed's time format; `errno.rs`: the error catalogue.
 
 mod errno;
+mod legacy;
+mod native;
 mod reply;
 mod request;
+mod time;
+
+use serde::Serialize;
 
 pub use errno::ErrorCode;
+pub use legacy::{LEGACY_READ_LIMIT, encode_legacy_login};
 pub use reply::{
-    Ack, ChatAck, ErrorReply, FriendEntry, GroupEntry, LEGACY_READ_LIMIT, LoginOk, MemberEntry,
-    MessagePage, ResumeToken, ServerFrame, encode_login, format_time,
+    Ack, ChatAck, DecodeError, ErrorReply, FriendEntry, GroupEntry, LoginOk, MemberEntry,
+    MessagePage, ResumeToken, ServerFrame,
 };
 pub use request::{
-    AddFriend, AddGroup, ChangePassword, Chat, CreateGroup, DeliveryAck, History, Identity,
-    LeaveGroup, ListMembers, Login, ParseError, Register, RemoveFriend, Request, RequestFrame,
-    Resume, SyncRequest,
+    AddFriend, AddGroup, AnonymousRequest, ChangePassword, Chat, ClientFrame, CreateGroup,
+    DeliveryAck, History, Identity, LeaveGroup, ListMembers, Login, ParseError, Register,
+    RemoveFriend, Request, Resume, SessionRequest, SyncRequest,
 };
+pub use time::format_time;
 
 /// The protocol version a native client puts in `proto` at login/register.
 pub const NATIVE_PROTO: u32 = 2;
@@ -86,4 +102,24 @@ impl Dialect {
             _ => Dialect::Legacy,
         }
     }
+}
+
+/// Serialises a value that is made only of strings, numbers and derived
+/// structs; that cannot fail, so a failure is a bug worth a loud log.
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "serialising a frame failed");
+        String::from("{}")
+    })
+}
+
+/// Appends `value` as one frame: its JSON and a `\n`.
+fn push_json<T: Serialize>(out: &mut Vec<u8>, value: &T) {
+    let start = out.len();
+    if let Err(e) = serde_json::to_writer(&mut *out, value) {
+        tracing::error!(error = %e, "serialising a frame failed");
+        out.truncate(start);
+        out.extend_from_slice(b"{}");
+    }
+    out.push(b'\n');
 }

@@ -4,26 +4,45 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use super::{ErrorCode, msgid};
+use super::{Dialect, ErrorCode, msgid};
 use crate::model::{GroupId, MessageId, Seq, Target, UserId};
 
-/// One parsed request with the client's optional request id, which every
-/// reply to it echoes.
+/// One client frame: a request with the client's optional request id,
+/// which every reply to it echoes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestFrame {
+pub struct ClientFrame {
     pub rid: Option<u64>,
     pub request: Request,
 }
 
-/// Every request a client can make.
+/// Every request a client can make, sorted at parse time by the state a
+/// connection must be in to make it: the connection's state machine
+/// matches on this, so "only after login" is a type, not a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
+    /// Before login: who the connection is.
+    Anonymous(AnonymousRequest),
+    /// After login: what the user does.
+    Session(SessionRequest),
+    /// Heartbeats, in any state; the connection answers them itself.
+    Ping,
+    Pong,
+}
+
+/// The requests of a connection that is not logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnonymousRequest {
     Login(Login),
     Register(Register),
     Resume(Resume),
+}
+
+/// The requests of a logged-in session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionRequest {
     ChangePassword(ChangePassword),
     Chat(Chat),
     AddFriend(AddFriend),
@@ -38,65 +57,91 @@ pub enum Request {
     ListMembers(ListMembers),
     RemoveFriend(RemoveFriend),
     LeaveGroup(LeaveGroup),
-    Ping,
-    Pong,
 }
 
 impl Request {
     /// The `msgid` this request travels under.
     pub fn msgid(&self) -> u32 {
         match self {
-            Request::Login(_) => msgid::LOGIN,
-            Request::Register(_) => msgid::REG,
-            Request::Resume(_) => msgid::RESUME,
-            Request::ChangePassword(_) => msgid::CHANGE_PASSWORD,
-            Request::Chat(chat) => chat.msgid(),
-            Request::AddFriend(_) => msgid::ADD_FRIEND,
-            Request::CreateGroup(_) => msgid::CREATE_GROUP,
-            Request::AddGroup(_) => msgid::ADD_GROUP,
-            Request::Logout(_) => msgid::LOGINOUT,
-            Request::DeliveryAck(_) => msgid::DELIVERED,
-            Request::Sync(_) => msgid::SYNC,
-            Request::History(_) => msgid::HISTORY,
-            Request::ListFriends => msgid::LIST_FRIENDS,
-            Request::ListGroups => msgid::LIST_GROUPS,
-            Request::ListMembers(_) => msgid::LIST_MEMBERS,
-            Request::RemoveFriend(_) => msgid::REMOVE_FRIEND,
-            Request::LeaveGroup(_) => msgid::LEAVE_GROUP,
+            Request::Anonymous(request) => request.msgid(),
+            Request::Session(request) => request.msgid(),
             Request::Ping => msgid::PING,
             Request::Pong => msgid::PONG,
         }
     }
 }
 
+impl AnonymousRequest {
+    /// The `msgid` this request travels under.
+    pub fn msgid(&self) -> u32 {
+        match self {
+            AnonymousRequest::Login(_) => msgid::LOGIN,
+            AnonymousRequest::Register(_) => msgid::REG,
+            AnonymousRequest::Resume(_) => msgid::RESUME,
+        }
+    }
+
+    /// The dialect the request announces: login and register carry it in
+    /// `proto`; a resume token is only ever issued to native clients.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            AnonymousRequest::Login(login) => Dialect::from_proto(login.proto),
+            AnonymousRequest::Register(register) => Dialect::from_proto(register.proto),
+            AnonymousRequest::Resume(_) => Dialect::Native,
+        }
+    }
+}
+
+impl SessionRequest {
+    /// The `msgid` this request travels under.
+    pub fn msgid(&self) -> u32 {
+        match self {
+            SessionRequest::ChangePassword(_) => msgid::CHANGE_PASSWORD,
+            SessionRequest::Chat(chat) => chat.msgid(),
+            SessionRequest::AddFriend(_) => msgid::ADD_FRIEND,
+            SessionRequest::CreateGroup(_) => msgid::CREATE_GROUP,
+            SessionRequest::AddGroup(_) => msgid::ADD_GROUP,
+            SessionRequest::Logout(_) => msgid::LOGINOUT,
+            SessionRequest::DeliveryAck(_) => msgid::DELIVERED,
+            SessionRequest::Sync(_) => msgid::SYNC,
+            SessionRequest::History(_) => msgid::HISTORY,
+            SessionRequest::ListFriends => msgid::LIST_FRIENDS,
+            SessionRequest::ListGroups => msgid::LIST_GROUPS,
+            SessionRequest::ListMembers(_) => msgid::LIST_MEMBERS,
+            SessionRequest::RemoveFriend(_) => msgid::REMOVE_FRIEND,
+            SessionRequest::LeaveGroup(_) => msgid::LEAVE_GROUP,
+        }
+    }
+}
+
 /// `LOGIN` (1).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Login {
     pub id: UserId,
     pub password: String,
     /// Present (2) for the native dialect, absent for the seed's client.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proto: Option<u32>,
 }
 
 /// `REG` (3).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Register {
     pub name: String,
     pub password: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proto: Option<u32>,
 }
 
 /// `RESUME` (30): log in with the token of an earlier login; implies the
 /// native dialect.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resume {
     pub token: String,
 }
 
 /// `CHANGE_PASSWORD` (31).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangePassword {
     /// The current password, proving it is the user and not a stolen token.
     pub old: String,
@@ -136,9 +181,9 @@ impl fmt::Debug for Register {
 
 /// The optional acting `id` of a request; when present it must be the
 /// logged-in user. Also the body of `LOGINOUT` (10).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Identity {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<UserId>,
 }
 
@@ -162,46 +207,46 @@ impl Chat {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct OneChatBody {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<UserId>,
     toid: UserId,
     msg: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     cmid: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct GroupChatBody {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<UserId>,
     groupid: GroupId,
     msg: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     cmid: Option<String>,
 }
 
 /// `ADD_FRIEND` (6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddFriend {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<UserId>,
     pub friendid: UserId,
 }
 
 /// `REMOVE_FRIEND` (25).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoveFriend {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<UserId>,
     pub friendid: UserId,
 }
 
 /// `CREATE_GROUP` (7).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateGroup {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<UserId>,
     pub groupname: String,
     #[serde(default)]
@@ -209,39 +254,39 @@ pub struct CreateGroup {
 }
 
 /// `ADD_GROUP` (8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddGroup {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<UserId>,
     pub groupid: GroupId,
 }
 
 /// `LEAVE_GROUP` (26).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaveGroup {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<UserId>,
     pub groupid: GroupId,
 }
 
 /// `LIST_MEMBERS` (23).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListMembers {
     pub groupid: GroupId,
 }
 
 /// `DELIVERED` (14): everything up to `seq` has been received.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryAck {
     pub seq: Seq,
 }
 
 /// `SYNC` (15): inbox entries after `after`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRequest {
     #[serde(default = "zero_seq")]
     pub after: Seq,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }
 
@@ -257,15 +302,15 @@ pub struct History {
     pub limit: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct HistoryBody {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     toid: Option<UserId>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     groupid: Option<GroupId>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     before: Option<MessageId>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     limit: Option<u32>,
 }
 
@@ -293,9 +338,9 @@ struct Head {
     proto: Option<u32>,
 }
 
-impl Request {
+impl ClientFrame {
     /// Parses one frame (without its terminator).
-    pub fn parse(frame: &[u8]) -> Result<RequestFrame, ParseError> {
+    pub fn decode(frame: &[u8]) -> Result<ClientFrame, ParseError> {
         // serde would read a struct from a JSON array too; only objects are
         // frames.
         let first = frame.iter().find(|b| !b.is_ascii_whitespace());
@@ -322,54 +367,39 @@ impl Request {
                 detail: format!("{}: {e}", code.message()),
             }
         })?;
-        let body_error = |e: serde_json::Error| {
-            let code = if e.is_data() {
-                ErrorCode::BadField
-            } else {
-                ErrorCode::BadFrame
-            };
-            ParseError {
-                code,
-                msgid: Some(head.msgid),
-                rid: head.rid,
-                proto: head.proto,
-                detail: format!("{}: {e}", code.message()),
-            }
-        };
-        fn body<T: DeserializeOwned>(frame: &[u8]) -> Result<T, serde_json::Error> {
-            serde_json::from_slice(frame)
-        }
+        use AnonymousRequest as A;
+        use SessionRequest as S;
         let request = match head.msgid {
-            msgid::LOGIN => Request::Login(body(frame).map_err(body_error)?),
-            msgid::REG => Request::Register(body(frame).map_err(body_error)?),
-            msgid::RESUME => Request::Resume(body(frame).map_err(body_error)?),
-            msgid::CHANGE_PASSWORD => Request::ChangePassword(body(frame).map_err(body_error)?),
+            msgid::LOGIN => Request::Anonymous(A::Login(body(frame, &head)?)),
+            msgid::REG => Request::Anonymous(A::Register(body(frame, &head)?)),
+            msgid::RESUME => Request::Anonymous(A::Resume(body(frame, &head)?)),
+            msgid::CHANGE_PASSWORD => Request::Session(S::ChangePassword(body(frame, &head)?)),
             msgid::ONE_CHAT => {
-                let b: OneChatBody = body(frame).map_err(body_error)?;
-                Request::Chat(Chat {
+                let b: OneChatBody = body(frame, &head)?;
+                Request::Session(S::Chat(Chat {
                     id: b.id,
                     target: Target::User(b.toid),
                     msg: b.msg,
                     cmid: b.cmid,
-                })
+                }))
             }
             msgid::GROUP_CHAT => {
-                let b: GroupChatBody = body(frame).map_err(body_error)?;
-                Request::Chat(Chat {
+                let b: GroupChatBody = body(frame, &head)?;
+                Request::Session(S::Chat(Chat {
                     id: b.id,
                     target: Target::Group(b.groupid),
                     msg: b.msg,
                     cmid: b.cmid,
-                })
+                }))
             }
-            msgid::ADD_FRIEND => Request::AddFriend(body(frame).map_err(body_error)?),
-            msgid::CREATE_GROUP => Request::CreateGroup(body(frame).map_err(body_error)?),
-            msgid::ADD_GROUP => Request::AddGroup(body(frame).map_err(body_error)?),
-            msgid::LOGINOUT => Request::Logout(body(frame).map_err(body_error)?),
-            msgid::DELIVERED => Request::DeliveryAck(body(frame).map_err(body_error)?),
-            msgid::SYNC => Request::Sync(body(frame).map_err(body_error)?),
+            msgid::ADD_FRIEND => Request::Session(S::AddFriend(body(frame, &head)?)),
+            msgid::CREATE_GROUP => Request::Session(S::CreateGroup(body(frame, &head)?)),
+            msgid::ADD_GROUP => Request::Session(S::AddGroup(body(frame, &head)?)),
+            msgid::LOGINOUT => Request::Session(S::Logout(body(frame, &head)?)),
+            msgid::DELIVERED => Request::Session(S::DeliveryAck(body(frame, &head)?)),
+            msgid::SYNC => Request::Session(S::Sync(body(frame, &head)?)),
             msgid::HISTORY => {
-                let b: HistoryBody = body(frame).map_err(body_error)?;
+                let b: HistoryBody = body(frame, &head)?;
                 let target = match (b.toid, b.groupid) {
                     (Some(user), None) => Target::User(user),
                     (None, Some(group)) => Target::Group(group),
@@ -383,17 +413,17 @@ impl Request {
                         });
                     }
                 };
-                Request::History(History {
+                Request::Session(S::History(History {
                     target,
                     before: b.before,
                     limit: b.limit,
-                })
+                }))
             }
-            msgid::LIST_FRIENDS => Request::ListFriends,
-            msgid::LIST_GROUPS => Request::ListGroups,
-            msgid::LIST_MEMBERS => Request::ListMembers(body(frame).map_err(body_error)?),
-            msgid::REMOVE_FRIEND => Request::RemoveFriend(body(frame).map_err(body_error)?),
-            msgid::LEAVE_GROUP => Request::LeaveGroup(body(frame).map_err(body_error)?),
+            msgid::LIST_FRIENDS => Request::Session(S::ListFriends),
+            msgid::LIST_GROUPS => Request::Session(S::ListGroups),
+            msgid::LIST_MEMBERS => Request::Session(S::ListMembers(body(frame, &head)?)),
+            msgid::REMOVE_FRIEND => Request::Session(S::RemoveFriend(body(frame, &head)?)),
+            msgid::LEAVE_GROUP => Request::Session(S::LeaveGroup(body(frame, &head)?)),
             msgid::PING => Request::Ping,
             msgid::PONG => Request::Pong,
             other => {
@@ -406,19 +436,115 @@ impl Request {
                 });
             }
         };
-        Ok(RequestFrame {
+        Ok(ClientFrame {
             rid: head.rid,
             request,
         })
     }
+
+    /// Appends this frame, as a native client sends it, with its `\n`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let rid = self.rid;
+        let msgid = self.request.msgid();
+        use AnonymousRequest as A;
+        use SessionRequest as S;
+        match &self.request {
+            Request::Anonymous(A::Login(b)) => envelope(out, msgid, rid, b),
+            Request::Anonymous(A::Register(b)) => envelope(out, msgid, rid, b),
+            Request::Anonymous(A::Resume(b)) => envelope(out, msgid, rid, b),
+            Request::Session(S::ChangePassword(b)) => envelope(out, msgid, rid, b),
+            Request::Session(S::Chat(chat)) => match chat.target {
+                Target::User(toid) => {
+                    let body = OneChatBody {
+                        id: chat.id,
+                        toid,
+                        msg: chat.msg.clone(),
+                        cmid: chat.cmid.clone(),
+                    };
+                    envelope(out, msgid, rid, &body)
+                }
+                Target::Group(groupid) => {
+                    let body = GroupChatBody {
+                        id: chat.id,
+                        groupid,
+                        msg: chat.msg.clone(),
+                        cmid: chat.cmid.clone(),
+                    };
+                    envelope(out, msgid, rid, &body)
+                }
+            },
+            Request::Session(S::AddFriend(b)) => envelope(out, msgid, rid, b),
+            Request::Session(S::CreateGroup(b)) => envelope(out, msgid, rid, b),
+            Request::Session(S::AddGroup(b)) => envelope(out, msgid, rid, b),
+            Request::Session(S::Logout(b)) => envelope(out, msgid, rid, b),
+            Request::Session(S::DeliveryAck(b)) => envelope(out, msgid, rid, b),
+            Request::Session(S::Sync(b)) => envelope(out, msgid, rid, b),
+            Request::Session(S::History(h)) => {
+                let (toid, groupid) = match h.target {
+                    Target::User(user) => (Some(user), None),
+                    Target::Group(group) => (None, Some(group)),
+                };
+                let body = HistoryBody {
+                    toid,
+                    groupid,
+                    before: h.before,
+                    limit: h.limit,
+                };
+                envelope(out, msgid, rid, &body)
+            }
+            Request::Session(S::ListMembers(b)) => envelope(out, msgid, rid, b),
+            Request::Session(S::RemoveFriend(b)) => envelope(out, msgid, rid, b),
+            Request::Session(S::LeaveGroup(b)) => envelope(out, msgid, rid, b),
+            Request::Session(S::ListFriends | S::ListGroups) | Request::Ping | Request::Pong => {
+                envelope(out, msgid, rid, &Empty {})
+            }
+        }
+    }
+}
+
+/// The fields of the request `head` names; a failure keeps what the head
+/// told, so that the error reply can echo it.
+fn body<T: DeserializeOwned>(frame: &[u8], head: &Head) -> Result<T, ParseError> {
+    serde_json::from_slice(frame).map_err(|e| {
+        let code = if e.is_data() {
+            ErrorCode::BadField
+        } else {
+            ErrorCode::BadFrame
+        };
+        ParseError {
+            code,
+            msgid: Some(head.msgid),
+            rid: head.rid,
+            proto: head.proto,
+            detail: format!("{}: {e}", code.message()),
+        }
+    })
+}
+
+/// A request without fields of its own.
+#[derive(Serialize)]
+struct Empty {}
+
+/// `msgid` and `rid` around a request's own fields.
+#[derive(Serialize)]
+struct Envelope<'a, B> {
+    msgid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rid: Option<u64>,
+    #[serde(flatten)]
+    body: &'a B,
+}
+
+fn envelope<B: Serialize>(out: &mut Vec<u8>, msgid: u32, rid: Option<u64>, body: &B) {
+    super::push_json(out, &Envelope { msgid, rid, body });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> Result<RequestFrame, ParseError> {
-        Request::parse(s.as_bytes())
+    fn parse(s: &str) -> Result<ClientFrame, ParseError> {
+        ClientFrame::decode(s.as_bytes())
     }
 
     #[test]
@@ -429,12 +555,12 @@ mod tests {
         .expect("valid");
         assert_eq!(
             frame.request,
-            Request::Chat(Chat {
+            Request::Session(SessionRequest::Chat(Chat {
                 id: Some(UserId(1)),
                 target: Target::User(UserId(2)),
                 msg: "hi".into(),
                 cmid: None,
-            })
+            }))
         );
     }
 

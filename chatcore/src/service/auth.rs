@@ -3,16 +3,14 @@
 //! proves it.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{ChatService, ConnState, ServiceError, Session, now_secs};
+use super::{Caller, ChatService, LoggedIn, Outcome, ServiceError, Session, now_secs};
 use crate::bus::BusEvent;
-use crate::hub::{LocalSession, SessionControl};
 use crate::limit::LoginKeys;
-use crate::model::{UserId, UserInfo, UserRecord};
+use crate::model::{InboxEntry, UserId, UserInfo, UserRecord};
 use crate::presence::SessionId;
 use crate::protocol::{Ack, ChangePassword, FriendEntry, Login, Resume, msgid};
 use crate::protocol::{Dialect, ErrorCode, LoginOk, Register, ServerFrame};
@@ -51,15 +49,9 @@ impl ChatService {
 
     pub(super) async fn register(
         &self,
-        conn: &mut ConnState,
         rid: Option<u64>,
         req: Register,
     ) -> Result<ServerFrame, ServiceError> {
-        if conn.session.is_some() {
-            return Err(ServiceError::new(ErrorCode::AlreadyLoggedIn));
-        }
-        // Only an anonymous connection picks its dialect.
-        conn.dialect = Dialect::from_proto(req.proto);
         self.check_name("name", &req.name)?;
         self.check_new_password(&req.password)?;
         let hash = self.inner.passwords.hash(&req.password).await?;
@@ -70,18 +62,18 @@ impl ChatService {
 
     pub(super) async fn login(
         &self,
-        conn: &mut ConnState,
+        caller: Caller,
+        dialect: Dialect,
         rid: Option<u64>,
         req: Login,
-    ) -> Result<ServerFrame, ServiceError> {
-        if conn.session.is_some() {
-            return Err(ServiceError::new(ErrorCode::AlreadyLoggedIn));
-        }
-        conn.dialect = Dialect::from_proto(req.proto);
-        let Some(record) = self.authenticate(req.id, conn.peer, &req.password).await? else {
+    ) -> Result<Outcome, ServiceError> {
+        let Some(record) = self
+            .authenticate(req.id, caller.peer, &req.password)
+            .await?
+        else {
             return Err(ServiceError::new(ErrorCode::LoginFailed));
         };
-        self.start_session(conn, rid, record).await
+        self.start_session(caller, dialect, rid, record).await
     }
 
     /// Refuses a login attempt for `keys` while the guard holds them back.
@@ -135,18 +127,13 @@ impl ChatService {
     /// node's users can come back at once.
     pub(super) async fn resume(
         &self,
-        conn: &mut ConnState,
+        caller: Caller,
         rid: Option<u64>,
         req: Resume,
-    ) -> Result<ServerFrame, ServiceError> {
-        if conn.session.is_some() {
-            return Err(ServiceError::new(ErrorCode::AlreadyLoggedIn));
-        }
-        // Only native clients ever get a token.
-        conn.dialect = Dialect::Native;
+    ) -> Result<Outcome, ServiceError> {
         let mut keys = LoginKeys {
             user: None,
-            address: conn.peer,
+            address: caller.peer,
         };
         self.check_guard(keys)?;
         let rejected = || ServiceError::new(ErrorCode::ResumeRejected);
@@ -174,17 +161,20 @@ impl ChatService {
             .await?
             .filter(|r| r.token_epoch == claims.epoch)
             .ok_or_else(rejected)?;
-        self.start_session(conn, rid, record).await
+        // Only native clients ever get a token.
+        self.start_session(caller, Dialect::Native, rid, record)
+            .await
     }
 
-    /// Makes the connection the session of the user in `record`, whose
+    /// Makes the caller the session of the user in `record`, whose
     /// credentials the caller checked.
     async fn start_session(
         &self,
-        conn: &mut ConnState,
+        caller: Caller,
+        dialect: Dialect,
         rid: Option<u64>,
         record: UserRecord,
-    ) -> Result<ServerFrame, ServiceError> {
+    ) -> Result<Outcome, ServiceError> {
         let token_epoch = record.token_epoch;
         let user = UserInfo {
             id: record.id,
@@ -193,33 +183,33 @@ impl ChatService {
         let session = Session {
             user: user.clone(),
             id: SessionId::generate(),
-            control: Arc::new(SessionControl::default()),
+            dialect,
         };
         // Register locally before claiming, so a kick aimed at this session
         // by a later login always finds it.
-        self.inner.hub.register(
-            user.id,
-            LocalSession {
-                id: session.id,
-                outbox: conn.outbox.clone(),
-                control: Arc::clone(&session.control),
-            },
-        );
-        let mut login = match self.claim_and_describe(&session, rid).await {
-            Ok(login) => login,
+        let feed = self
+            .inner
+            .hub
+            .register(user.id, session.id, caller.outbox_capacity);
+        let (mut reply, backlog) = match self.claim_and_describe(&session, rid).await {
+            Ok(described) => described,
             Err(e) => {
                 self.inner.hub.unregister(user.id, session.id);
                 let _ = self.inner.presence.release(user.id, session.id).await;
                 return Err(e);
             }
         };
-        if conn.dialect == Dialect::Native {
+        if dialect == Dialect::Native {
             let resume = &self.inner.config.resume;
-            login.resume = Some(resume.issue(user.id, token_epoch, now_secs()));
+            reply.resume = Some(resume.issue(user.id, token_epoch, now_secs()));
         }
-        tracing::info!(user = %user.id, session = %session.id, dialect = ?conn.dialect, "logged in");
-        conn.session = Some(session);
-        Ok(ServerFrame::LoginOk(Box::new(login)))
+        tracing::info!(user = %user.id, session = %session.id, ?dialect, "logged in");
+        Ok(Outcome::LoggedIn(Box::new(LoggedIn {
+            session,
+            feed,
+            reply,
+            backlog,
+        })))
     }
 
     /// Makes `session` the user's one session (kicking the one it replaces)
@@ -228,14 +218,14 @@ impl ChatService {
         &self,
         session: &Session,
         rid: Option<u64>,
-    ) -> Result<LoginOk, ServiceError> {
+    ) -> Result<(LoginOk, Vec<InboxEntry>), ServiceError> {
         let user = session.user.id;
         if let Some(previous) = self.inner.presence.claim(user, session.id).await? {
             let kick = BusEvent::Kick {
                 user,
                 session: previous,
             };
-            if let Err(e) = self.inner.hub.bus().publish(vec![kick]).await {
+            if let Err(e) = self.inner.bus.publish(vec![kick]).await {
                 tracing::warn!(error = %e, %user, "could not kick the previous session");
             }
         }
@@ -246,15 +236,15 @@ impl ChatService {
         let backlog = store
             .inbox_after(user, cursor, self.inner.config.sync_page)
             .await?;
-        Ok(LoginOk {
+        let reply = LoginOk {
             rid,
             user: session.user.clone(),
             friends,
             groups,
             cursor,
-            backlog,
             resume: None,
-        })
+        };
+        Ok((reply, backlog))
     }
 
     /// Replaces the password after checking the current one, and revokes
@@ -262,7 +252,6 @@ impl ChatService {
     pub(super) async fn change_password(
         &self,
         session: &Session,
-        dialect: Dialect,
         rid: Option<u64>,
         req: ChangePassword,
     ) -> Result<ServerFrame, ServiceError> {
@@ -279,7 +268,7 @@ impl ChatService {
         let hash = self.inner.passwords.hash(&req.new).await?;
         let epoch = self.inner.store.set_password(user, &hash).await?;
         tracing::info!(%user, "password changed");
-        let resume = (dialect == Dialect::Native)
+        let resume = (session.dialect == Dialect::Native)
             .then(|| self.inner.config.resume.issue(user, epoch, now_secs()));
         Ok(ServerFrame::Ack(Ack {
             rid,
@@ -288,20 +277,6 @@ impl ChatService {
             seq: None,
             resume,
         }))
-    }
-
-    /// Ends the connection's session, if any; it becomes anonymous and may
-    /// log in again.
-    pub(super) async fn logout(&self, conn: &mut ConnState) {
-        let Some(session) = conn.session.take() else {
-            return;
-        };
-        let user = session.user.id;
-        self.inner.hub.unregister(user, session.id);
-        if let Err(e) = self.inner.presence.release(user, session.id).await {
-            tracing::warn!(error = %e, %user, "could not release presence");
-        }
-        tracing::info!(%user, session = %session.id, "session ended");
     }
 
     /// Friends of `user` with their presence.

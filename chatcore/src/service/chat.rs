@@ -73,7 +73,7 @@ impl ChatService {
         if !events.is_empty() {
             // The message is stored: a bus failure only delays delivery
             // until the recipients' next refill.
-            if let Err(e) = self.inner.hub.bus().publish(events).await {
+            if let Err(e) = self.inner.bus.publish(events).await {
                 tracing::warn!(error = %e, mid = %message.id, "doorbell not rung");
             }
         }

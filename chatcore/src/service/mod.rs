@@ -1,9 +1,10 @@
-//! `ChatService`: one handler per request kind, each returning the reply
-//! frame. Handlers never see bytes or sockets; the connection driver feeds
-//! them typed requests and writes what they return.
+//! `ChatService`: one handler per request kind, each returning a typed
+//! [`Outcome`]. Handlers never see bytes or sockets and never hold
+//! connection state: the connection's state machine feeds them typed
+//! requests and acts on what they return.
 //!
-//! Handlers that need a user take a [`Session`], which only exists after a
-//! successful login, so an anonymous connection cannot reach them.
+//! Handlers that need a user take a [`Session`], which only the service
+//! makes, at login, so an anonymous connection cannot reach them.
 
 mod auth;
 mod chat;
@@ -16,16 +17,18 @@ mod resume;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
 pub use password::{HashParams, Passwords};
 pub use resume::{Claims, KEY_BYTES, ResumeConfig, ResumeKey, TokenError};
 
-use crate::hub::{Hub, SessionControl, SessionEvent};
+use crate::bus::Bus;
+use crate::hub::Hub;
+pub use crate::hub::{SessionEvent, SessionFeed};
 use crate::limit::{LoginGuard, LoginGuardConfig};
 use crate::model::{InboxEntry, Seq, UserId, UserInfo};
 use crate::presence::{Presence, PresenceError, SessionId};
-use crate::protocol::{Dialect, ErrorCode, ErrorReply, Request, RequestFrame, ServerFrame};
+use crate::protocol::{
+    AnonymousRequest, Dialect, ErrorCode, ErrorReply, LoginOk, ServerFrame, SessionRequest, msgid,
+};
 use crate::store::{CapReached, Store, StoreError};
 
 /// Limits and page sizes of the service.
@@ -146,50 +149,77 @@ impl From<PresenceError> for ServiceError {
     }
 }
 
-/// A logged-in user on one connection.
+/// A logged-in user on one connection. Only the service makes one (at
+/// login), so holding one proves the login.
 #[derive(Debug, Clone)]
 pub struct Session {
-    pub user: UserInfo,
-    pub id: SessionId,
-    /// How the hub ends this session or asks it to refill.
-    pub control: Arc<SessionControl>,
-}
-
-/// What the service knows of one connection.
-#[derive(Debug)]
-pub struct ConnState {
+    user: UserInfo,
+    id: SessionId,
     dialect: Dialect,
-    session: Option<Session>,
-    outbox: mpsc::Sender<SessionEvent>,
-    peer: Option<IpAddr>,
 }
 
-impl ConnState {
-    /// A new anonymous connection whose live deliveries go to `outbox`.
-    /// `peer` is the client's address when the transport has one; failed
-    /// logins are counted per address as well as per user.
-    pub fn new(outbox: mpsc::Sender<SessionEvent>, peer: Option<IpAddr>) -> ConnState {
-        ConnState {
-            dialect: Dialect::Legacy,
-            session: None,
-            outbox,
-            peer,
-        }
+impl Session {
+    /// The logged-in user.
+    pub fn user(&self) -> &UserInfo {
+        &self.user
     }
 
-    /// The client's address, if known.
-    pub fn peer(&self) -> Option<IpAddr> {
-        self.peer
+    /// This session's id, unique in the cluster.
+    pub fn id(&self) -> SessionId {
+        self.id
     }
 
-    /// The dialect chosen at the last login or register (legacy before).
+    /// The dialect chosen at login.
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }
+}
 
-    /// The logged-in session, if any.
-    pub fn session(&self) -> Option<&Session> {
-        self.session.as_ref()
+/// What the service knows of a connection that is not logged in.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// The client's address, when the transport has one; failed logins are
+    /// counted per address as well as per user.
+    pub peer: Option<IpAddr>,
+    /// Deliveries queued for the session a login starts, before it must
+    /// refill from the store instead.
+    pub outbox_capacity: usize,
+}
+
+/// A login that succeeded: the connection is now this session.
+#[derive(Debug)]
+pub struct LoggedIn {
+    pub session: Session,
+    /// The session's live deliveries and the hub's orders to it.
+    pub feed: SessionFeed,
+    /// The login reply.
+    pub reply: LoginOk,
+    /// The first page of the inbox after `reply.cursor`.
+    pub backlog: Vec<InboxEntry>,
+}
+
+/// What a request came to; the connection acts on it.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Write this frame: a reply, or an error.
+    Reply(ServerFrame),
+    /// Nothing to write (an ack nobody waits for).
+    Silent,
+    /// The connection is now a user's session.
+    LoggedIn(Box<LoggedIn>),
+    /// The session ended at its client's request: write this, and the
+    /// connection is anonymous again.
+    LoggedOut(ServerFrame),
+}
+
+impl Outcome {
+    fn refused(e: ServiceError, req: u32, rid: Option<u64>) -> Outcome {
+        Outcome::Reply(ServerFrame::Error(ErrorReply::with_detail(
+            e.code,
+            Some(req),
+            rid,
+            e.detail,
+        )))
     }
 }
 
@@ -203,6 +233,7 @@ pub struct ChatService {
 struct Inner {
     store: Arc<dyn Store>,
     presence: Arc<dyn Presence>,
+    bus: Arc<dyn Bus>,
     hub: Hub,
     passwords: Passwords,
     login_guard: LoginGuard,
@@ -230,10 +261,12 @@ fn check_identity(session: &Session, claimed: Option<UserId>) -> Result<(), Serv
 }
 
 impl ChatService {
-    /// A service over the given backends; `hub` holds this node's sessions.
+    /// A service over the given backends; `hub` holds this node's sessions
+    /// and hands them what arrives on `bus`.
     pub fn new(
         store: Arc<dyn Store>,
         presence: Arc<dyn Presence>,
+        bus: Arc<dyn Bus>,
         hub: Hub,
         passwords: Passwords,
         config: ServiceConfig,
@@ -242,6 +275,7 @@ impl ChatService {
             inner: Arc::new(Inner {
                 store,
                 presence,
+                bus,
                 hub,
                 passwords,
                 login_guard: LoginGuard::new(config.login_guard.clone()),
@@ -270,99 +304,92 @@ impl ChatService {
         &self.inner.login_guard
     }
 
-    /// Handles one request; `None` when it gets no reply (a `DELIVERED`
-    /// without `rid`, a `PONG`, or a success the legacy dialect never
-    /// acknowledged).
-    pub async fn handle(&self, conn: &mut ConnState, frame: RequestFrame) -> Option<ServerFrame> {
-        let RequestFrame { rid, request } = frame;
+    /// Handles a request of a connection that is not logged in.
+    pub async fn handle_anonymous(
+        &self,
+        caller: Caller,
+        rid: Option<u64>,
+        request: AnonymousRequest,
+    ) -> Outcome {
         let req = request.msgid();
-        let result = self.dispatch(conn, rid, request).await;
+        let dialect = request.dialect();
+        let result = match request {
+            AnonymousRequest::Login(login) => self.login(caller, dialect, rid, login).await,
+            AnonymousRequest::Register(register) => {
+                self.register(rid, register).await.map(Outcome::Reply)
+            }
+            AnonymousRequest::Resume(resume) => self.resume(caller, rid, resume).await,
+        };
+        result.unwrap_or_else(|e| Outcome::refused(e, req, rid))
+    }
+
+    /// Handles a request of a logged-in session.
+    pub async fn handle(
+        &self,
+        session: &Session,
+        rid: Option<u64>,
+        request: SessionRequest,
+    ) -> Outcome {
+        let req = request.msgid();
+        let result = self.dispatch(session, rid, request).await;
         match result {
-            Ok(reply) => reply,
-            Err(e) => Some(ServerFrame::Error(ErrorReply {
-                rid,
-                req: Some(req),
-                code: e.code,
-                detail: e.detail,
-            })),
+            // Legacy clients never got success acks; the encoder drops
+            // them too, but keeping them out here makes the contract
+            // visible in one place.
+            Ok(Outcome::Reply(ServerFrame::Ack(_) | ServerFrame::ChatAck(_)))
+                if session.dialect == Dialect::Legacy =>
+            {
+                Outcome::Silent
+            }
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::refused(e, req, rid),
         }
     }
 
     async fn dispatch(
         &self,
-        conn: &mut ConnState,
+        session: &Session,
         rid: Option<u64>,
-        request: Request,
-    ) -> Result<Option<ServerFrame>, ServiceError> {
-        let session = match (&conn.session, &request) {
-            (
-                _,
-                Request::Login(_)
-                | Request::Register(_)
-                | Request::Resume(_)
-                | Request::Ping
-                | Request::Pong,
-            ) => None,
-            (Some(session), _) => Some(session.clone()),
-            (None, _) => return Err(ServiceError::new(ErrorCode::NotLoggedIn)),
-        };
-        let dialect = conn.dialect;
-        let native = dialect == Dialect::Native;
-        let reply = match (request, session) {
-            (Request::Login(login), _) => Some(self.login(conn, rid, login).await?),
-            (Request::Register(register), _) => Some(self.register(conn, rid, register).await?),
-            (Request::Resume(resume), _) => Some(self.resume(conn, rid, resume).await?),
-            (Request::ChangePassword(req), Some(session)) => {
-                Some(self.change_password(&session, dialect, rid, req).await?)
-            }
-            (Request::Ping, _) => Some(ServerFrame::Pong { rid }),
-            (Request::Pong, _) => None,
-            (Request::Logout(identity), Some(session)) => {
-                check_identity(&session, identity.id)?;
+        request: SessionRequest,
+    ) -> Result<Outcome, ServiceError> {
+        use SessionRequest as R;
+        let reply = match request {
+            R::ChangePassword(req) => self.change_password(session, rid, req).await?,
+            R::Logout(identity) => {
+                check_identity(session, identity.id)?;
                 // An explicit logout also ends the resume tokens; a dropped
                 // connection keeps them, which is what they are for.
                 self.inner.store.revoke_tokens(session.user.id).await?;
-                self.logout(conn).await;
-                Some(inbox::ack(rid, crate::protocol::msgid::LOGINOUT))
+                self.end_session(session).await;
+                return Ok(Outcome::LoggedOut(inbox::ack(rid, msgid::LOGINOUT)));
             }
-            (Request::Chat(chat), Some(session)) => Some(self.chat(&session, rid, chat).await?),
-            (Request::AddFriend(req), Some(session)) => {
-                Some(self.add_friend(&session, rid, req).await?)
-            }
-            (Request::RemoveFriend(req), Some(session)) => {
-                Some(self.remove_friend(&session, rid, req).await?)
-            }
-            (Request::ListFriends, Some(session)) => Some(self.list_friends(&session, rid).await?),
-            (Request::CreateGroup(req), Some(session)) => {
-                Some(self.create_group(&session, rid, req).await?)
-            }
-            (Request::AddGroup(req), Some(session)) => {
-                Some(self.join_group(&session, rid, req).await?)
-            }
-            (Request::LeaveGroup(req), Some(session)) => {
-                Some(self.leave_group(&session, rid, req).await?)
-            }
-            (Request::ListGroups, Some(session)) => Some(self.list_groups(&session, rid).await?),
-            (Request::ListMembers(req), Some(session)) => {
-                Some(self.list_members(&session, rid, req).await?)
-            }
-            (Request::DeliveryAck(req), Some(session)) => {
-                self.delivery_ack(&session, rid, req).await?
-            }
-            (Request::Sync(req), Some(session)) => Some(self.sync(&session, rid, req).await?),
-            (Request::History(req), Some(session)) => Some(self.history(&session, rid, req).await?),
-            (_, None) => return Err(ServiceError::new(ErrorCode::NotLoggedIn)),
+            R::Chat(chat) => self.chat(session, rid, chat).await?,
+            R::AddFriend(req) => self.add_friend(session, rid, req).await?,
+            R::RemoveFriend(req) => self.remove_friend(session, rid, req).await?,
+            R::ListFriends => self.list_friends(session, rid).await?,
+            R::CreateGroup(req) => self.create_group(session, rid, req).await?,
+            R::AddGroup(req) => self.join_group(session, rid, req).await?,
+            R::LeaveGroup(req) => self.leave_group(session, rid, req).await?,
+            R::ListGroups => self.list_groups(session, rid).await?,
+            R::ListMembers(req) => self.list_members(session, rid, req).await?,
+            R::DeliveryAck(req) => match self.delivery_ack(session, rid, req).await? {
+                Some(reply) => reply,
+                None => return Ok(Outcome::Silent),
+            },
+            R::Sync(req) => self.sync(session, rid, req).await?,
+            R::History(req) => self.history(session, rid, req).await?,
         };
-        // Legacy clients never got success acks; the encoder drops them, but
-        // filtering here keeps the contract visible in one place.
-        Ok(reply.filter(|frame| {
-            native || !matches!(frame, ServerFrame::Ack(_) | ServerFrame::ChatAck(_))
-        }))
+        Ok(Outcome::Reply(reply))
     }
 
-    /// Ends the connection's session, if any (disconnect or shutdown).
-    pub async fn end_session(&self, conn: &mut ConnState) {
-        self.logout(conn).await;
+    /// Ends a session: on logout, disconnect or shutdown. Its feed stops.
+    pub async fn end_session(&self, session: &Session) {
+        let user = session.user.id;
+        self.inner.hub.unregister(user, session.id);
+        if let Err(e) = self.inner.presence.release(user, session.id).await {
+            tracing::warn!(error = %e, %user, "could not release presence");
+        }
+        tracing::info!(%user, session = %session.id, "session ended");
     }
 
     /// Reads the inbox of a session after `after`, for the connection's
