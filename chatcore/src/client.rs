@@ -1,11 +1,16 @@
 //! A typed async client of the native dialect: connect, register, log in,
-//! send, receive. Used by the tests, the examples and the tools.
+//! send, receive. Used by the tests, the examples, `chatcli` and the load
+//! generator; it speaks the wire only through [`crate::protocol`].
 //!
-//! Every request carries a request id (`rid`); a reader task routes each
-//! reply to its waiting caller and everything else (deliveries, kicks) to
-//! [`Client::next_event`]. PINGs are answered automatically, and a server
-//! that goes silent is PINGed and then given up (see
-//! [`Client::with_silence_limit`]).
+//! One task per connection reads and writes the socket. Every request
+//! carries a request id (`rid`); the task routes each reply to its waiting
+//! caller and everything else (deliveries, kicks) to the [`Events`] half.
+//! PINGs are answered automatically, and a server that goes silent is
+//! PINGed and then given up (see [`Client::with_silence_limit`]).
+//!
+//! [`Client`] holds both halves; [`Client::split`] separates them, so that
+//! one task can send ([`ClientSender`] is cheap to clone) while another
+//! receives.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,20 +18,35 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 
 use crate::codec::FrameCodec;
-use crate::model::{GroupId, MessageId, Seq, Target, UserId};
-use crate::protocol::{NATIVE_PROTO, ResumeToken, msgid};
+use crate::model::{GroupId, Message, MessageId, Seq, Target, UserId};
+use crate::protocol::{
+    AddFriend, AddGroup, AnonymousRequest, ChangePassword, Chat, ClientFrame, CreateGroup,
+    DeliveryAck, FriendEntry, GroupEntry, History, Identity, LeaveGroup, ListMembers, Login,
+    MemberEntry, NATIVE_PROTO, Register, RemoveFriend, Request, Resume, ResumeToken, ServerFrame,
+    SessionRequest, SyncRequest, format_time, msgid,
+};
 
 /// Server frames can be large (a sync page); the client trusts its server
 /// more than the server trusts clients, but not unboundedly.
 const MAX_SERVER_FRAME: usize = 64 * 1024 * 1024;
+
+/// Read buffer a connection starts with; it grows for larger frames. Small,
+/// so that a load generator can hold tens of thousands of idle clients.
+const READ_BUFFER: usize = 1024;
+
+/// Requests queued for the socket before senders wait.
+const SEND_QUEUE: usize = 256;
+
+/// Unasked frames (deliveries) queued before the connection stops reading;
+/// large, so that a login's backlog fits while the caller still waits for
+/// other replies (a channel allocates as it fills, not up front).
+const EVENT_QUEUE: usize = 64 * 1024;
 
 /// How long a request waits for its reply by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,12 +84,12 @@ impl ClientError {
 }
 
 /// A user with presence, as listed by the server.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contact {
     pub id: UserId,
     pub name: String,
     pub state: String,
-    #[serde(default)]
+    /// The member's role, in a group's list.
     pub role: Option<String>,
 }
 
@@ -78,15 +98,52 @@ impl Contact {
     pub fn online(&self) -> bool {
         self.state == "online"
     }
+
+    fn state(online: bool) -> String {
+        if online { "online" } else { "offline" }.to_owned()
+    }
+}
+
+impl From<FriendEntry> for Contact {
+    fn from(f: FriendEntry) -> Contact {
+        Contact {
+            id: f.user.id,
+            name: f.user.name,
+            state: Contact::state(f.online),
+            role: None,
+        }
+    }
+}
+
+impl From<MemberEntry> for Contact {
+    fn from(m: MemberEntry) -> Contact {
+        Contact {
+            id: m.member.user.id,
+            name: m.member.user.name,
+            state: Contact::state(m.online),
+            role: Some(m.member.role.as_str().to_owned()),
+        }
+    }
 }
 
 /// A group with its members.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     pub id: GroupId,
     pub groupname: String,
     pub groupdesc: String,
     pub users: Vec<Contact>,
+}
+
+impl From<GroupEntry> for Group {
+    fn from(g: GroupEntry) -> Group {
+        Group {
+            id: g.group.id,
+            groupname: g.group.name,
+            groupdesc: g.group.desc,
+            users: g.users.into_iter().map(Contact::from).collect(),
+        }
+    }
 }
 
 /// What a successful login tells.
@@ -104,28 +161,43 @@ pub struct LoginInfo {
 }
 
 /// A chat message as received.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
-    #[serde(rename = "msgid")]
+    /// `ONE_CHAT` or `GROUP_CHAT`.
     pub kind: u32,
     /// The sender.
-    #[serde(rename = "id")]
     pub from: UserId,
     /// The sender's name.
     pub name: String,
-    #[serde(default)]
     pub toid: Option<UserId>,
-    #[serde(default)]
     pub groupid: Option<GroupId>,
     pub msg: String,
+    /// When the server stored it, as the seed shows times.
     pub time: String,
     /// Position in the recipient's inbox (absent in history).
-    #[serde(default)]
     pub seq: Option<Seq>,
     pub mid: MessageId,
 }
 
 impl ChatMessage {
+    fn new(seq: Option<Seq>, message: &Message) -> ChatMessage {
+        let (kind, toid, groupid) = match message.target {
+            Target::User(to) => (msgid::ONE_CHAT, Some(to), None),
+            Target::Group(group) => (msgid::GROUP_CHAT, None, Some(group)),
+        };
+        ChatMessage {
+            kind,
+            from: message.sender.id,
+            name: message.sender.name.clone(),
+            toid,
+            groupid,
+            msg: message.body.clone(),
+            time: format_time(message.sent_at_ms),
+            seq,
+            mid: message.id,
+        }
+    }
+
     /// Where the message was sent.
     pub fn target(&self) -> Option<Target> {
         match (self.toid, self.groupid) {
@@ -161,52 +233,61 @@ pub enum Event {
     },
 }
 
-/// Any server frame, loosely typed: the client picks what each call needs.
-#[derive(Debug, Deserialize)]
-struct Frame {
-    msgid: u32,
-    #[serde(default)]
-    rid: Option<u64>,
-    #[serde(default)]
-    errno: Option<u32>,
-    #[serde(default)]
-    errmsg: Option<String>,
-    #[serde(flatten)]
-    rest: serde_json::Map<String, Value>,
-}
-
-impl Frame {
-    fn field<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, ClientError> {
-        let value = self.rest.get(key).cloned().unwrap_or(Value::Null);
-        serde_json::from_value(value).map_err(|e| {
-            ClientError::Protocol(format!("field `{key}` of msgid {}: {e}", self.msgid))
-        })
-    }
-
-    fn into_message(self) -> Result<ChatMessage, ClientError> {
-        let mut object = self.rest;
-        object.insert("msgid".into(), json!(self.msgid));
-        serde_json::from_value(Value::Object(object))
-            .map_err(|e| ClientError::Protocol(format!("chat frame: {e}")))
-    }
-}
-
 /// Callers waiting for replies, by request id; `None` once the connection
 /// is closed, so that later calls fail at once instead of timing out.
-type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Frame>>>>>;
+type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<ServerFrame>>>>>;
 
-/// A connection to a chat server, speaking the native dialect.
-#[derive(Debug)]
-pub struct Client {
+fn lock(pending: &Pending) -> MutexGuard<'_, Option<HashMap<u64, oneshot::Sender<ServerFrame>>>> {
+    pending.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The sending half of a connection: every request, each awaiting its
+/// reply. Cheap to clone; the connection closes when every sender is
+/// dropped.
+#[derive(Debug, Clone)]
+pub struct ClientSender {
     out: mpsc::Sender<Vec<u8>>,
     pending: Pending,
-    next_rid: AtomicU64,
-    events: mpsc::Receiver<Event>,
+    next_rid: Arc<AtomicU64>,
     timeout: Duration,
 }
 
-fn lock(pending: &Pending) -> MutexGuard<'_, Option<HashMap<u64, oneshot::Sender<Frame>>>> {
-    pending.lock().unwrap_or_else(|p| p.into_inner())
+/// The receiving half of a connection: what the server sends unasked.
+#[derive(Debug)]
+pub struct Events {
+    events: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    /// The next unasked frame: a message, a kick, a stray error. `None`
+    /// once the connection is closed.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Like [`Events::next`] but gives up after `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Event> {
+        tokio::time::timeout(wait, self.events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// A connection to a chat server, speaking the native dialect: both
+/// halves together.
+#[derive(Debug)]
+pub struct Client {
+    sender: ClientSender,
+    events: Events,
+}
+
+impl std::ops::Deref for Client {
+    type Target = ClientSender;
+
+    fn deref(&self) -> &ClientSender {
+        &self.sender
+    }
 }
 
 impl Client {
@@ -236,198 +317,244 @@ impl Client {
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let (reader, mut writer) = tokio::io::split(io);
-        let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(1024);
-        let (events_tx, events) = mpsc::channel(64 * 1024);
+        let (out, out_rx) = mpsc::channel::<Vec<u8>>(SEND_QUEUE);
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
-        // Dropped by the reader when it stops, which stops the writer too:
-        // both halves go, and the connection closes.
-        let (reader_done, mut reader_gone) = oneshot::channel::<()>();
-
-        tokio::spawn(async move {
-            loop {
-                let bytes = tokio::select! {
-                    bytes = out_rx.recv() => bytes,
-                    _ = &mut reader_gone => None,
-                };
-                let Some(bytes) = bytes else { break };
-                if writer.write_all(&bytes).await.is_err() {
-                    break;
-                }
-            }
-            let _ = writer.shutdown().await;
-        });
-
-        let reader_pending = Arc::clone(&pending);
-        // Weak, so that dropping the `Client` closes the connection.
-        let pong = out.downgrade();
-        tokio::spawn(async move {
-            let _reader_done = reader_done;
-            let mut frames = FramedRead::new(reader, FrameCodec::new(MAX_SERVER_FRAME));
-            let mut probing = false;
-            loop {
-                let bytes = match tokio::time::timeout(silence, frames.next()).await {
-                    Ok(Some(Ok(bytes))) => bytes,
-                    // Closed, or a stream the codec cannot read.
-                    Ok(_) => break,
-                    Err(_) if !probing => {
-                        probing = true;
-                        let Some(out) = pong.upgrade() else { break };
-                        // Without waiting: when even the queue to the
-                        // socket is full, the answer will not come either.
-                        let _ = out.try_send(frame_bytes(&json!({ "msgid": msgid::PING })));
-                        continue;
-                    }
-                    Err(_) => {
-                        tracing::warn!(?silence, "server silent after a PING, closing");
-                        break;
-                    }
-                };
-                probing = false;
-                let frame: Frame = match serde_json::from_slice(&bytes) {
-                    Ok(frame) => frame,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "unreadable server frame");
-                        continue;
-                    }
-                };
-                let waiter = frame.rid.and_then(|rid| {
-                    lock(&reader_pending)
-                        .as_mut()
-                        .and_then(|waiting| waiting.remove(&rid))
-                });
-                if let Some(waiter) = waiter {
-                    let _ = waiter.send(frame);
-                    continue;
-                }
-                let event = match frame.msgid {
-                    msgid::PING => {
-                        if let Some(out) = pong.upgrade() {
-                            let _ = out
-                                .send(frame_bytes(&json!({ "msgid": msgid::PONG })))
-                                .await;
-                        }
-                        continue;
-                    }
-                    msgid::ONE_CHAT | msgid::GROUP_CHAT => match frame.into_message() {
-                        Ok(message) => Event::Message(message),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "unreadable chat frame");
-                            continue;
-                        }
-                    },
-                    msgid::KICKED => Event::Kicked {
-                        errno: frame.errno.unwrap_or(0),
-                        errmsg: frame.errmsg.unwrap_or_default(),
-                    },
-                    msgid::ERROR => Event::Error {
-                        errno: frame.errno.unwrap_or(0),
-                        errmsg: frame.errmsg.unwrap_or_default(),
-                    },
-                    _ => continue,
-                };
-                if events_tx.send(event).await.is_err() {
-                    break;
-                }
-            }
-            // Waiters, present and future, learn that the connection is gone.
-            lock(&reader_pending).take();
-        });
-
+        tokio::spawn(run_connection(
+            io,
+            silence,
+            out_rx,
+            events_tx,
+            Arc::clone(&pending),
+        ));
         Client {
-            out,
-            pending,
-            next_rid: AtomicU64::new(1),
-            events,
-            timeout: DEFAULT_TIMEOUT,
+            sender: ClientSender {
+                out,
+                pending,
+                next_rid: Arc::new(AtomicU64::new(1)),
+                timeout: DEFAULT_TIMEOUT,
+            },
+            events: Events { events },
         }
+    }
+
+    /// Separates the halves: one task may send while another receives.
+    pub fn split(self) -> (ClientSender, Events) {
+        (self.sender, self.events)
     }
 
     /// Sets how long calls wait for their reply.
     pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
+        self.sender.timeout = timeout;
     }
 
     /// The next unasked frame: a message, a kick, a stray error. `None`
     /// once the connection is closed.
     pub async fn next_event(&mut self) -> Option<Event> {
-        self.events.recv().await
+        self.events.next().await
     }
 
     /// Like [`Client::next_event`] but gives up after `wait`.
     pub async fn next_event_within(&mut self, wait: Duration) -> Option<Event> {
-        tokio::time::timeout(wait, self.events.recv())
-            .await
-            .ok()
-            .flatten()
+        self.events.next_within(wait).await
     }
+}
 
-    /// Sends a raw request object and waits for the reply carrying its rid.
-    /// Error frames become `ClientError::Server`.
-    async fn call(&self, mut request: Value) -> Result<Frame, ClientError> {
+/// The connection's one task: writes queued requests, reads server frames,
+/// routes replies to their callers and the rest to the events half, and
+/// watches for a silent server.
+async fn run_connection<IO>(
+    io: IO,
+    silence: Duration,
+    mut out_rx: mpsc::Receiver<Vec<u8>>,
+    events: mpsc::Sender<Event>,
+    pending: Pending,
+) where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, mut writer) = tokio::io::split(io);
+    let mut frames =
+        FramedRead::with_capacity(reader, FrameCodec::new(MAX_SERVER_FRAME), READ_BUFFER);
+    let mut probing = false;
+    let mut quiet_since = tokio::time::Instant::now();
+    loop {
+        let bytes = tokio::select! {
+            request = out_rx.recv() => {
+                // Every sender gone (and so the `Client`): close.
+                let Some(request) = request else { break };
+                if writer.write_all(&request).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            frame = frames.next() => match frame {
+                Some(Ok(bytes)) => bytes,
+                // Closed, or a stream the codec cannot read.
+                _ => break,
+            },
+            _ = tokio::time::sleep_until(quiet_since + silence) => {
+                if probing {
+                    tracing::warn!(?silence, "server silent after a PING, closing");
+                    break;
+                }
+                probing = true;
+                quiet_since = tokio::time::Instant::now();
+                let ping = encode(&ClientFrame { rid: None, request: Request::Ping });
+                if writer.write_all(&ping).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        probing = false;
+        quiet_since = tokio::time::Instant::now();
+        let frame = match ServerFrame::decode(&bytes) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable server frame");
+                continue;
+            }
+        };
+        let waiter = frame
+            .rid()
+            .and_then(|rid| lock(&pending).as_mut().and_then(|w| w.remove(&rid)));
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(frame);
+            continue;
+        }
+        let event = match frame {
+            ServerFrame::Ping => {
+                let pong = encode(&ClientFrame {
+                    rid: None,
+                    request: Request::Pong,
+                });
+                if writer.write_all(&pong).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            ServerFrame::Push { seq, message } => {
+                Event::Message(ChatMessage::new(Some(seq), &message))
+            }
+            ServerFrame::Kicked { code } => Event::Kicked {
+                errno: code.errno(),
+                errmsg: code.message().to_owned(),
+            },
+            ServerFrame::Error(e) => Event::Error {
+                errno: e.code.errno(),
+                errmsg: e.detail,
+            },
+            _ => continue,
+        };
+        // An events half nobody reads any more is no reason to close: the
+        // sender may still be in use.
+        let _ = events.send(event).await;
+    }
+    // Waiters, present and future, learn that the connection is gone.
+    lock(&pending).take();
+    let _ = writer.shutdown().await;
+}
+
+fn encode(frame: &ClientFrame) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(64);
+    frame.encode(&mut bytes);
+    bytes
+}
+
+/// A reply that is not the one the call expects.
+fn unexpected(frame: &ServerFrame) -> ClientError {
+    ClientError::Protocol(format!("unexpected reply {frame:?}"))
+}
+
+impl ClientSender {
+    /// Sends a request and waits for the reply carrying its rid. Error
+    /// frames become [`ClientError::Server`].
+    async fn call(&self, request: Request) -> Result<ServerFrame, ClientError> {
         let rid = self.next_rid.fetch_add(1, Ordering::Relaxed);
-        request["rid"] = json!(rid);
         let (tx, rx) = oneshot::channel();
         match lock(&self.pending).as_mut() {
             Some(waiting) => waiting.insert(rid, tx),
             None => return Err(ClientError::Closed),
         };
-        if self.out.send(frame_bytes(&request)).await.is_err() {
+        let forget = || {
             if let Some(waiting) = lock(&self.pending).as_mut() {
                 waiting.remove(&rid);
             }
+        };
+        let bytes = encode(&ClientFrame {
+            rid: Some(rid),
+            request,
+        });
+        if self.out.send(bytes).await.is_err() {
+            forget();
             return Err(ClientError::Closed);
         }
         let frame = match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(frame)) => frame,
             Ok(Err(_)) => return Err(ClientError::Closed),
             Err(_) => {
-                if let Some(waiting) = lock(&self.pending).as_mut() {
-                    waiting.remove(&rid);
-                }
+                forget();
                 return Err(ClientError::Timeout(self.timeout));
             }
         };
-        match frame.errno {
-            Some(errno) if errno != 0 => Err(ClientError::Server {
-                errno,
-                errmsg: frame.errmsg.unwrap_or_default(),
+        match frame {
+            ServerFrame::Error(e) => Err(ClientError::Server {
+                errno: e.code.errno(),
+                errmsg: e.detail,
             }),
-            _ => Ok(frame),
+            frame => Ok(frame),
+        }
+    }
+
+    /// A session request and its reply.
+    async fn session(&self, request: SessionRequest) -> Result<ServerFrame, ClientError> {
+        self.call(Request::Session(request)).await
+    }
+
+    /// A session request whose reply is a plain `ACK`.
+    async fn acked(&self, request: SessionRequest) -> Result<crate::protocol::Ack, ClientError> {
+        match self.session(request).await? {
+            ServerFrame::Ack(ack) => Ok(ack),
+            other => Err(unexpected(&other)),
         }
     }
 
     /// Sends a request that expects no reply.
-    async fn cast(&self, request: Value) -> Result<(), ClientError> {
-        self.out
-            .send(frame_bytes(&request))
-            .await
-            .map_err(|_| ClientError::Closed)
+    async fn cast(&self, request: Request) -> Result<(), ClientError> {
+        let bytes = encode(&ClientFrame { rid: None, request });
+        self.out.send(bytes).await.map_err(|_| ClientError::Closed)
     }
 
     /// Registers a user and returns its id.
     pub async fn register(&self, name: &str, password: &str) -> Result<UserId, ClientError> {
-        let reply = self
-            .call(json!({"msgid": msgid::REG, "name": name, "password": password, "proto": NATIVE_PROTO}))
-            .await?;
-        reply.field("id")
+        let request = AnonymousRequest::Register(Register {
+            name: name.to_owned(),
+            password: password.to_owned(),
+            proto: Some(NATIVE_PROTO),
+        });
+        match self.call(Request::Anonymous(request)).await? {
+            ServerFrame::RegisterOk { id, .. } => Ok(id),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Logs in; the backlog after the cursor follows as events.
     pub async fn login(&self, id: UserId, password: &str) -> Result<LoginInfo, ClientError> {
-        let reply = self
-            .call(json!({"msgid": msgid::LOGIN, "id": id, "password": password, "proto": NATIVE_PROTO}))
-            .await?;
-        login_info(&reply)
+        let request = AnonymousRequest::Login(Login {
+            id,
+            password: password.to_owned(),
+            proto: Some(NATIVE_PROTO),
+        });
+        login_info(self.call(Request::Anonymous(request)).await?)
     }
 
     /// Logs in with the resume token of an earlier login, without the
     /// password; the reply carries a fresh token.
     pub async fn resume(&self, token: &str) -> Result<LoginInfo, ClientError> {
-        let reply = self
-            .call(json!({"msgid": msgid::RESUME, "token": token}))
-            .await?;
-        login_info(&reply)
+        let request = AnonymousRequest::Resume(Resume {
+            token: token.to_owned(),
+        });
+        login_info(self.call(Request::Anonymous(request)).await?)
     }
 
     /// Changes the password; every resume token issued before is revoked
@@ -437,15 +564,18 @@ impl Client {
         old: &str,
         new: &str,
     ) -> Result<Option<ResumeToken>, ClientError> {
-        let reply = self
-            .call(json!({"msgid": msgid::CHANGE_PASSWORD, "old": old, "new": new}))
-            .await?;
-        reply.field("resume")
+        let request = SessionRequest::ChangePassword(ChangePassword {
+            old: old.to_owned(),
+            new: new.to_owned(),
+        });
+        Ok(self.acked(request).await?.resume)
     }
 
     /// Ends the session; the connection stays open for another login.
     pub async fn logout(&self) -> Result<(), ClientError> {
-        self.call(json!({"msgid": msgid::LOGINOUT})).await.map(drop)
+        self.acked(SessionRequest::Logout(Identity::default()))
+            .await
+            .map(drop)
     }
 
     /// Sends a one-to-one message.
@@ -466,94 +596,116 @@ impl Client {
         text: &str,
         cmid: Option<&str>,
     ) -> Result<Sent, ClientError> {
-        let mut request = match target {
-            Target::User(to) => json!({"msgid": msgid::ONE_CHAT, "toid": to, "msg": text}),
-            Target::Group(g) => json!({"msgid": msgid::GROUP_CHAT, "groupid": g, "msg": text}),
-        };
-        if let Some(cmid) = cmid {
-            request["cmid"] = json!(cmid);
+        let request = SessionRequest::Chat(Chat {
+            id: None,
+            target,
+            msg: text.to_owned(),
+            cmid: cmid.map(str::to_owned),
+        });
+        match self.session(request).await? {
+            ServerFrame::ChatAck(ack) => Ok(Sent {
+                mid: ack.mid,
+                time: format_time(ack.sent_at_ms),
+                duplicate: ack.duplicate,
+            }),
+            other => Err(ClientError::Protocol(format!(
+                "expected CHAT_ACK, got {other:?}"
+            ))),
         }
-        let reply = self.call(request).await?;
-        if reply.msgid != msgid::CHAT_ACK {
-            return Err(ClientError::Protocol(format!(
-                "expected CHAT_ACK, got {}",
-                reply.msgid
-            )));
-        }
-        Ok(Sent {
-            mid: reply.field("mid")?,
-            time: reply.field("time")?,
-            duplicate: reply.field("dup")?,
-        })
     }
 
     /// Acknowledges everything received up to `seq` (no reply awaited).
     pub async fn ack(&self, seq: Seq) -> Result<(), ClientError> {
-        self.cast(json!({"msgid": msgid::DELIVERED, "seq": seq}))
-            .await
+        self.cast(Request::Session(SessionRequest::DeliveryAck(DeliveryAck {
+            seq,
+        })))
+        .await
     }
 
     /// Acknowledges up to `seq` and returns the server's cursor.
     pub async fn ack_confirmed(&self, seq: Seq) -> Result<Seq, ClientError> {
-        self.call(json!({"msgid": msgid::DELIVERED, "seq": seq}))
+        self.acked(SessionRequest::DeliveryAck(DeliveryAck { seq }))
             .await?
-            .field("seq")
+            .seq
+            .ok_or_else(|| ClientError::Protocol("ack without `seq`".into()))
     }
 
     /// Befriends `friend` (mutual, idempotent).
     pub async fn add_friend(&self, friend: UserId) -> Result<(), ClientError> {
-        self.call(json!({"msgid": msgid::ADD_FRIEND, "friendid": friend}))
-            .await
-            .map(drop)
+        let request = SessionRequest::AddFriend(AddFriend {
+            id: None,
+            friendid: friend,
+        });
+        self.acked(request).await.map(drop)
     }
 
     /// Ends a friendship.
     pub async fn remove_friend(&self, friend: UserId) -> Result<(), ClientError> {
-        self.call(json!({"msgid": msgid::REMOVE_FRIEND, "friendid": friend}))
-            .await
-            .map(drop)
+        let request = SessionRequest::RemoveFriend(RemoveFriend {
+            id: None,
+            friendid: friend,
+        });
+        self.acked(request).await.map(drop)
     }
 
     /// Creates a group and returns its id.
     pub async fn create_group(&self, name: &str, desc: &str) -> Result<GroupId, ClientError> {
-        self.call(json!({"msgid": msgid::CREATE_GROUP, "groupname": name, "groupdesc": desc}))
+        let request = SessionRequest::CreateGroup(CreateGroup {
+            id: None,
+            groupname: name.to_owned(),
+            groupdesc: desc.to_owned(),
+        });
+        self.acked(request)
             .await?
-            .field("groupid")
+            .groupid
+            .ok_or_else(|| ClientError::Protocol("ack without `groupid`".into()))
     }
 
     /// Joins a group.
     pub async fn join_group(&self, group: GroupId) -> Result<(), ClientError> {
-        self.call(json!({"msgid": msgid::ADD_GROUP, "groupid": group}))
-            .await
-            .map(drop)
+        let request = SessionRequest::AddGroup(AddGroup {
+            id: None,
+            groupid: group,
+        });
+        self.acked(request).await.map(drop)
     }
 
     /// Leaves a group.
     pub async fn leave_group(&self, group: GroupId) -> Result<(), ClientError> {
-        self.call(json!({"msgid": msgid::LEAVE_GROUP, "groupid": group}))
-            .await
-            .map(drop)
+        let request = SessionRequest::LeaveGroup(LeaveGroup {
+            id: None,
+            groupid: group,
+        });
+        self.acked(request).await.map(drop)
     }
 
     /// Friends with presence.
     pub async fn friends(&self) -> Result<Vec<Contact>, ClientError> {
-        self.call(json!({"msgid": msgid::LIST_FRIENDS}))
-            .await?
-            .field("friends")
+        match self.session(SessionRequest::ListFriends).await? {
+            ServerFrame::Friends { friends, .. } => {
+                Ok(friends.into_iter().map(Contact::from).collect())
+            }
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Groups with members.
     pub async fn groups(&self) -> Result<Vec<Group>, ClientError> {
-        self.call(json!({"msgid": msgid::LIST_GROUPS}))
-            .await?
-            .field("groups")
+        match self.session(SessionRequest::ListGroups).await? {
+            ServerFrame::Groups { groups, .. } => Ok(groups.into_iter().map(Group::from).collect()),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Members of a group, with presence and role.
     pub async fn members(&self, group: GroupId) -> Result<Vec<Contact>, ClientError> {
-        self.call(json!({"msgid": msgid::LIST_MEMBERS, "groupid": group}))
-            .await?
-            .field("users")
+        let request = SessionRequest::ListMembers(ListMembers { groupid: group });
+        match self.session(request).await? {
+            ServerFrame::Members { users, .. } => {
+                Ok(users.into_iter().map(Contact::from).collect())
+            }
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Inbox entries after `after` (at most `limit`) and whether more follow.
@@ -562,10 +714,20 @@ impl Client {
         after: Seq,
         limit: u32,
     ) -> Result<(Vec<ChatMessage>, bool), ClientError> {
-        let reply = self
-            .call(json!({"msgid": msgid::SYNC, "after": after, "limit": limit}))
-            .await?;
-        Ok((reply.field("msgs")?, reply.field("more")?))
+        let request = SessionRequest::Sync(SyncRequest {
+            after,
+            limit: Some(limit),
+        });
+        match self.session(request).await? {
+            ServerFrame::Sync(page) => Ok((
+                page.entries
+                    .iter()
+                    .map(|e| ChatMessage::new(Some(e.seq), &e.message))
+                    .collect(),
+                page.more,
+            )),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// A conversation's messages before `before`, newest first, and whether
@@ -576,40 +738,43 @@ impl Client {
         before: Option<MessageId>,
         limit: u32,
     ) -> Result<(Vec<ChatMessage>, bool), ClientError> {
-        let mut request = json!({"msgid": msgid::HISTORY, "limit": limit});
-        match target {
-            Target::User(u) => request["toid"] = json!(u),
-            Target::Group(g) => request["groupid"] = json!(g),
+        let request = SessionRequest::History(History {
+            target,
+            before,
+            limit: Some(limit),
+        });
+        match self.session(request).await? {
+            ServerFrame::History { messages, more, .. } => Ok((
+                messages.iter().map(|m| ChatMessage::new(None, m)).collect(),
+                more,
+            )),
+            other => Err(unexpected(&other)),
         }
-        if let Some(before) = before {
-            request["before"] = json!(before);
-        }
-        let reply = self.call(request).await?;
-        Ok((reply.field("msgs")?, reply.field("more")?))
     }
 
     /// Round trip to the server.
     pub async fn ping(&self) -> Result<(), ClientError> {
-        self.call(json!({"msgid": msgid::PING})).await.map(drop)
+        match self.call(Request::Ping).await? {
+            ServerFrame::Pong { .. } => Ok(()),
+            other => Err(unexpected(&other)),
+        }
     }
 }
 
 /// The body of a `LOGIN_ACK`, after a login or a resume.
-fn login_info(reply: &Frame) -> Result<LoginInfo, ClientError> {
+fn login_info(reply: ServerFrame) -> Result<LoginInfo, ClientError> {
+    let ServerFrame::LoginOk(login) = reply else {
+        return Err(unexpected(&reply));
+    };
+    let login = *login;
     Ok(LoginInfo {
-        id: reply.field("id")?,
-        name: reply.field("name")?,
-        friends: reply.field("friends")?,
-        groups: reply.field("groups")?,
-        cursor: reply.field("cursor")?,
-        resume: reply.field("resume")?,
+        id: login.user.id,
+        name: login.user.name,
+        friends: login.friends.into_iter().map(Contact::from).collect(),
+        groups: login.groups.into_iter().map(Group::from).collect(),
+        cursor: login.cursor,
+        resume: login.resume,
     })
-}
-
-fn frame_bytes(value: &Value) -> Vec<u8> {
-    let mut bytes = value.to_string().into_bytes();
-    bytes.push(b'\n');
-    bytes
 }
 
 #[cfg(test)]
@@ -617,6 +782,7 @@ mod tests {
     use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream};
 
     use super::*;
+    use crate::protocol::Dialect;
 
     const SILENCE: Duration = Duration::from_secs(30);
 
@@ -627,11 +793,11 @@ mod tests {
         (client, BufReader::new(server_end))
     }
 
-    async fn next_frame(server: &mut BufReader<DuplexStream>) -> Option<Value> {
+    async fn next_frame(server: &mut BufReader<DuplexStream>) -> Option<ClientFrame> {
         let mut line = String::new();
         match server.read_line(&mut line).await {
             Ok(0) | Err(_) => None,
-            Ok(_) => Some(serde_json::from_str(&line).expect("a JSON frame")),
+            Ok(_) => Some(ClientFrame::decode(line.trim_end().as_bytes()).expect("a frame")),
         }
     }
 
@@ -648,7 +814,7 @@ mod tests {
             .await
             .expect("a PING in time")
             .expect("a PING");
-        assert_eq!(ping["msgid"], msgid::PING);
+        assert_eq!(ping.request, Request::Ping);
         assert_eq!(start.elapsed(), SILENCE, "asked after one silence");
 
         let event = tokio::time::timeout(within, client.next_event())
@@ -673,11 +839,12 @@ mod tests {
             let mut pings = 0;
             let mut line = String::new();
             while read.read_line(&mut line).await.is_ok_and(|n| n > 0) {
-                let frame: Value = serde_json::from_str(&line).expect("a JSON frame");
+                let frame = ClientFrame::decode(line.trim_end().as_bytes()).expect("a frame");
                 line.clear();
-                if frame["msgid"] == msgid::PING {
+                if frame.request == Request::Ping {
                     pings += 1;
-                    let pong = frame_bytes(&json!({ "msgid": msgid::PONG, "rid": frame["rid"] }));
+                    let mut pong = Vec::new();
+                    ServerFrame::Pong { rid: frame.rid }.encode(Dialect::Native, &mut pong);
                     write.write_all(&pong).await.expect("answer");
                 }
             }
