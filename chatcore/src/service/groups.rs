@@ -16,7 +16,7 @@ impl ChatService {
         req: CreateGroup,
     ) -> Result<ServerFrame, ServiceError> {
         check_identity(session, req.id)?;
-        self.check_name("groupname", &req.groupname)?;
+        self.check_name("group name", &req.groupname)?;
         let max = self.inner.config.max_desc_chars;
         if req.groupdesc.chars().count() > max {
             return Err(ServiceError::with_detail(
