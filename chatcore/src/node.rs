@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::bus::{Bus, BusReceiver, LocalBroker};
 use crate::hub::Hub;
@@ -51,18 +51,21 @@ impl Backends {
     }
 }
 
-/// Starts a node: its hub task (stopped by `shutdown`) and its service.
+/// Starts a node: its service, and its background tasks on `tasks`, which
+/// all end once `shutdown` is cancelled (the hub's loop, and the one that
+/// ends sessions presence no longer backs).
 pub fn start(
     backends: Backends,
     passwords: Passwords,
     config: ServiceConfig,
+    tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> ChatService {
     let hub = Hub::new(backends.bus, backends.presence.lease());
     if let Some(lost) = backends.lost_sessions {
-        tokio::spawn(end_lost_sessions(hub.clone(), lost, shutdown.clone()));
+        tasks.spawn(end_lost_sessions(hub.clone(), lost, shutdown.clone()));
     }
-    tokio::spawn(hub.clone().run(backends.bus_events, shutdown));
+    tasks.spawn(hub.clone().run(backends.bus_events, shutdown));
     ChatService::new(backends.store, backends.presence, hub, passwords, config)
 }
 
@@ -85,5 +88,39 @@ async fn end_lost_sessions(hub: Hub, mut lost: mpsc::Receiver<Lost>, shutdown: C
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::service::HashParams;
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn a_nodes_tasks_all_end_once_shutdown_is_cancelled() {
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let mut backends = Backends::local(Arc::new(MemoryStore::new()));
+        // Kept open, so that only the shutdown can end the task reading it.
+        let (_report, lost) = mpsc::channel(1);
+        backends.lost_sessions = Some(lost);
+        let passwords = Passwords::new(HashParams::insecure_fast(), 1).expect("hash params");
+        let _service = start(
+            backends,
+            passwords,
+            ServiceConfig::default(),
+            &tasks,
+            shutdown.clone(),
+        );
+        assert_eq!(tasks.len(), 2, "the hub's loop and the lost-session loop");
+
+        shutdown.cancel();
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+            .await
+            .expect("every task of the node ends after the shutdown");
     }
 }

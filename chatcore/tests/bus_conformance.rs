@@ -11,6 +11,7 @@ use chatcore::bus::{Bus, BusEvent, BusReceiver, LocalBroker, RedisBus};
 use chatcore::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
 use chatcore::presence::SessionId;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -38,11 +39,13 @@ fn local_pair() -> Pair {
 
 async fn redis_pair(url: &str) -> Pair {
     let stop = CancellationToken::new();
+    // The subscribers end with `stop`, dropped with the pair.
+    let tasks = TaskTracker::new();
     let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
-    let (a, a_rx) = RedisBus::connect(url, &prefix, 1024, stop.clone())
+    let (a, a_rx) = RedisBus::connect(url, &prefix, 1024, &tasks, stop.clone())
         .await
         .expect("redis bus");
-    let (b, b_rx) = RedisBus::connect(url, &prefix, 1024, stop.clone())
+    let (b, b_rx) = RedisBus::connect(url, &prefix, 1024, &tasks, stop.clone())
         .await
         .expect("redis bus");
     Pair {

@@ -20,17 +20,21 @@ use chatcore::store::{SqlStore, SqlStoreOptions, Store};
 use common::{WAIT, next_message};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 struct Node {
     addr: std::net::SocketAddr,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// The node's background tasks: bus subscriber, lease renewal, hub.
+    tasks: TaskTracker,
 }
 
 /// A node of the cluster whose Redis keys and channels start with `prefix`.
 async fn start_node(url: &str, prefix: &str, store: Arc<dyn Store>, lease_ttl: Duration) -> Node {
     let stop = CancellationToken::new();
-    let (bus, bus_events) = RedisBus::connect(url, prefix, 1024, stop.clone())
+    let tasks = TaskTracker::new();
+    let (bus, bus_events) = RedisBus::connect(url, prefix, 1024, &tasks, stop.clone())
         .await
         .expect("bus");
     let (presence, lost) = RedisPresence::start(
@@ -40,6 +44,7 @@ async fn start_node(url: &str, prefix: &str, store: Arc<dyn Store>, lease_ttl: D
             node_id: format!("it-{}", uuid::Uuid::new_v4().simple()),
             lease_ttl,
         },
+        &tasks,
         stop.clone(),
     )
     .await
@@ -52,7 +57,13 @@ async fn start_node(url: &str, prefix: &str, store: Arc<dyn Store>, lease_ttl: D
         lost_sessions: Some(lost),
     };
     let passwords = Passwords::new(HashParams::insecure_fast(), 2).expect("params");
-    let service = node::start(backends, passwords, ServiceConfig::default(), stop.clone());
+    let service = node::start(
+        backends,
+        passwords,
+        ServiceConfig::default(),
+        &tasks,
+        stop.clone(),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let task = tokio::spawn(server::run(
@@ -61,7 +72,12 @@ async fn start_node(url: &str, prefix: &str, store: Arc<dyn Store>, lease_ttl: D
         ServerConfig::default(),
         stop.clone(),
     ));
-    Node { addr, stop, task }
+    Node {
+        addr,
+        stop,
+        task,
+        tasks,
+    }
 }
 
 impl Node {
@@ -179,5 +195,23 @@ async fn stopping_one_node_leaves_the_other_nodes_users_online() {
     assert!(state.contains(&(a_id, false)), "{state:?}");
     assert!(state.contains(&(b_id, true)), "{state:?}");
     on_b.ping().await.expect("b's users are still served");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_nodes_background_tasks_all_end_after_shutdown() {
+    let Some((a, b, _dir)) = two_nodes().await else {
+        return;
+    };
+    // A session, so that the subscriber holds a subscription and presence
+    // a session of this node when the shutdown comes.
+    let (_alice, _) = user_on(&a, "alice").await;
+    let tasks = a.tasks.clone();
+    assert!(!tasks.is_empty(), "the node runs background tasks");
+    a.stop().await;
+    tasks.close();
+    tokio::time::timeout(WAIT, tasks.wait())
+        .await
+        .expect("the bus subscriber, lease renewal and hub all end");
     b.stop().await;
 }

@@ -13,6 +13,7 @@ use chatcore::presence::{
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 fn fresh_user() -> UserId {
     UserId((uuid::Uuid::new_v4().as_u64_pair().0 >> 2) as i64 + 1_000_000)
@@ -30,6 +31,7 @@ async fn node(
             node_id: format!("test-{}", uuid::Uuid::new_v4().simple()),
             lease_ttl: ttl,
         },
+        &TaskTracker::new(),
         stop.clone(),
     )
     .await

@@ -20,6 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use tokio::sync::mpsc;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Requests handled per input, so that one input stays fast.
 const MAX_FRAMES: usize = 32;
@@ -67,10 +68,12 @@ async fn handle(service: &ChatService, conn: &mut ConnState, bytes: &[u8]) -> Ve
 async fn run(state: u8, stream: &[u8]) {
     let shutdown = CancellationToken::new();
     let passwords = Passwords::new(HashParams::insecure_fast(), 1).expect("hash params");
+    // The node's tasks end with `shutdown`; nothing needs to wait for them.
     let service = node::start(
         Backends::local(Arc::new(MemoryStore::new())),
         passwords,
         ServiceConfig::default(),
+        &TaskTracker::new(),
         shutdown.clone(),
     );
     // Two friends (ids 1 and 2) and a group of bob's (id 1), so that chat,
