@@ -34,7 +34,8 @@ impl Backends {
         Backends::joining(store, &LocalBroker::new(), &LocalPresence::new())
     }
 
-    /// One of several nodes in one process, sharing `broker` and `presence`.
+    /// One of several nodes in one process, sharing `broker` and `presence`
+    /// (each node joins both with an endpoint of its own).
     pub fn joining(
         store: Arc<dyn Store>,
         broker: &LocalBroker,
@@ -43,7 +44,7 @@ impl Backends {
         let (bus, bus_events) = broker.join(BUS_QUEUE);
         Backends {
             store,
-            presence: Arc::new(presence.clone()),
+            presence: Arc::new(presence.join()),
             bus: Arc::new(bus),
             bus_events,
             lost_sessions: None,
