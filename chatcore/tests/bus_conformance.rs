@@ -41,7 +41,7 @@ async fn redis_pair(url: &str) -> Pair {
     let stop = CancellationToken::new();
     // The subscribers end with `stop`, dropped with the pair.
     let tasks = TaskTracker::new();
-    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let prefix = format!("test-{:016x}", getrandom::u64().expect("random"));
     let (a, a_rx) = RedisBus::connect(url, &prefix, 1024, &tasks, stop.clone())
         .await
         .expect("redis bus");
@@ -59,7 +59,7 @@ async fn redis_pair(url: &str) -> Pair {
 
 /// A user id no other test (or test run) uses.
 fn fresh_user() -> UserId {
-    UserId((uuid::Uuid::new_v4().as_u64_pair().0 >> 2) as i64 + 1_000_000)
+    UserId((getrandom::u64().expect("random") >> 2) as i64 + 1_000_000)
 }
 
 fn deliver(user: UserId, seq: i64) -> BusEvent {

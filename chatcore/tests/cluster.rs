@@ -30,6 +30,11 @@ struct Node {
     tasks: TaskTracker,
 }
 
+/// A random name part, unique enough for keys, users and groups.
+fn unique() -> String {
+    format!("{:016x}", getrandom::u64().expect("random"))
+}
+
 /// A node of the cluster whose Redis keys and channels start with `prefix`.
 async fn start_node(url: &str, prefix: &str, store: Arc<dyn Store>, lease_ttl: Duration) -> Node {
     let stop = CancellationToken::new();
@@ -41,7 +46,7 @@ async fn start_node(url: &str, prefix: &str, store: Arc<dyn Store>, lease_ttl: D
         RedisPresenceConfig {
             url: url.to_owned(),
             prefix: prefix.to_owned(),
-            node_id: format!("it-{}", uuid::Uuid::new_v4().simple()),
+            node_id: format!("it-{}", unique()),
             lease_ttl,
         },
         &tasks,
@@ -97,7 +102,7 @@ async fn two_nodes() -> Option<(Node, Node, tempfile::TempDir)> {
             .expect("store"),
     );
     // Every test is a cluster of its own (its store numbers users from 1).
-    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let prefix = format!("test-{}", unique());
     let a = start_node(&url, &prefix, Arc::clone(&store), Duration::from_secs(9)).await;
     let b = start_node(&url, &prefix, store, Duration::from_secs(9)).await;
     Some((a, b, dir))
@@ -106,7 +111,7 @@ async fn two_nodes() -> Option<(Node, Node, tempfile::TempDir)> {
 /// Registers a uniquely named user on `node` and logs it in there.
 async fn user_on(node: &Node, name: &str) -> (Client, chatcore::model::UserId) {
     let client = Client::connect(node.addr).await.expect("connect");
-    let name = format!("{name}-{}", uuid::Uuid::new_v4().simple());
+    let name = format!("{name}-{}", unique());
     let id = client.register(&name, "pw").await.expect("register");
     client.login(id, "pw").await.expect("login");
     (client, id)
@@ -128,7 +133,7 @@ async fn users_on_different_nodes_chat_one_to_one_and_in_groups() {
     assert_eq!(next_message(&mut alice).await.msg, "and back");
 
     let group = alice
-        .create_group(&format!("g-{}", uuid::Uuid::new_v4().simple()), "")
+        .create_group(&format!("g-{}", unique()), "")
         .await
         .expect("group");
     bob.join_group(group).await.expect("join");

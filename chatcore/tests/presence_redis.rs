@@ -15,8 +15,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+fn random() -> u64 {
+    getrandom::u64().expect("random")
+}
+
 fn fresh_user() -> UserId {
-    UserId((uuid::Uuid::new_v4().as_u64_pair().0 >> 2) as i64 + 1_000_000)
+    UserId((random() >> 2) as i64 + 1_000_000)
 }
 
 async fn node(
@@ -28,7 +32,7 @@ async fn node(
         RedisPresenceConfig {
             url: url.to_owned(),
             prefix: "chat-test".to_owned(),
-            node_id: format!("test-{}", uuid::Uuid::new_v4().simple()),
+            node_id: format!("test-{:016x}", random()),
             lease_ttl: ttl,
         },
         &TaskTracker::new(),

@@ -26,7 +26,7 @@ pub struct SessionId(pub u64);
 impl SessionId {
     /// A new random session id.
     pub fn generate() -> SessionId {
-        SessionId(uuid::Uuid::new_v4().as_u64_pair().0)
+        SessionId(getrandom::u64().expect("the operating system's random source failed"))
     }
 }
 

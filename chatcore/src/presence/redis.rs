@@ -79,8 +79,11 @@ fn unavailable(e: impl std::fmt::Display) -> PresenceError {
     PresenceError::Unavailable(e.to_string())
 }
 
+/// A fresh boot id: random, so that a restarted node never passes for its
+/// previous run.
 fn new_boot() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    let boot = getrandom::u64().expect("the operating system's random source failed");
+    format!("{boot:016x}")
 }
 
 impl Inner {
