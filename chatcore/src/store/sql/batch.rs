@@ -19,15 +19,17 @@ use std::time::Duration;
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, DatabaseTransaction, DbBackend, EntityTrait, IsolationLevel,
-    QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    IsolationLevel, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::entity::{chat_group, group_member, inbox, inbox_state, message, user};
 use super::error::Fail;
-use super::{CHUNK, SqlStore, duplicate_receipt, padded, pow2_runs, rerun_deadlocked, user_info};
+use super::rows::{duplicate_receipt, user_info};
+use super::shape::{CHUNK, padded, pow2_runs};
+use super::write::{rerun_deadlocked, send_alone};
 use crate::model::{
     Conversation, Delivery, Message, MessageId, NewMessage, SendReceipt, Seq, Target, UserId,
     UserInfo,
@@ -65,13 +67,13 @@ pub(super) struct Batcher {
 }
 
 impl Batcher {
-    /// Starts `config.writers` writer tasks on `store` (which must not
-    /// batch itself); they end when the last `Batcher` clone is dropped.
-    pub(super) fn start(store: SqlStore, config: BatchConfig) -> Batcher {
+    /// Starts `config.writers` writer tasks on `writer`; they end when the
+    /// last `Batcher` clone is dropped.
+    pub(super) fn start(writer: &DatabaseConnection, config: BatchConfig) -> Batcher {
         let (jobs, queue) = mpsc::channel(config.max_batch.saturating_mul(4).max(16));
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..config.writers {
-            tokio::spawn(write_batches(store.clone(), Arc::clone(&queue), config));
+            tokio::spawn(write_batches(writer.clone(), Arc::clone(&queue), config));
         }
         Batcher { jobs }
     }
@@ -95,7 +97,7 @@ impl Batcher {
 /// The queue's lock is held only while a batch is being gathered, so with
 /// several writers one gathers while others run their transactions.
 async fn write_batches(
-    store: SqlStore,
+    writer: DatabaseConnection,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
     config: BatchConfig,
 ) {
@@ -127,7 +129,7 @@ async fn write_batches(
         }
         // On time-out the batch is dropped: its transaction rolls back and
         // its callers, whose answers are dropped with it, get `Unavailable`.
-        if tokio::time::timeout(config.timeout, store.run_batch(batch))
+        if tokio::time::timeout(config.timeout, run_batch(&writer, batch))
             .await
             .is_err()
         {
@@ -158,86 +160,83 @@ struct Accepted<'a> {
     recipients: Vec<i64>,
 }
 
-impl SqlStore {
-    /// Stores `jobs` and answers each: as one transaction when possible,
-    /// one send at a time when the batch as a whole fails.
-    async fn run_batch(&self, jobs: Vec<Job>) {
-        if let [_] = jobs.as_slice() {
-            for job in jobs {
-                let result = self.send_alone(&job.message).await;
+/// Stores `jobs` and answers each: as one transaction when possible, one
+/// send at a time when the batch as a whole fails.
+async fn run_batch(writer: &DatabaseConnection, jobs: Vec<Job>) {
+    if let [_] = jobs.as_slice() {
+        for job in jobs {
+            let result = send_alone(writer, &job.message).await;
+            let _ = job.reply.send(result.map_err(StoreError::from));
+        }
+        return;
+    }
+    let messages: Vec<&NewMessage> = jobs.iter().map(|job| &job.message).collect();
+    let outcome = rerun_deadlocked("batch", || store_batch(writer, &messages)).await;
+    match outcome {
+        Ok(results) => {
+            for (job, result) in jobs.into_iter().zip(results) {
                 let _ = job.reply.send(result);
             }
-            return;
         }
-        let messages: Vec<&NewMessage> = jobs.iter().map(|job| &job.message).collect();
-        let outcome = rerun_deadlocked("batch", || self.store_batch(&messages)).await;
-        match outcome {
-            Ok(results) => {
-                for (job, result) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(result);
-                }
-            }
-            Err(fail) => {
-                let err = StoreError::from(fail);
-                if let StoreError::Unavailable(reason) = &err {
-                    for job in jobs {
-                        let _ = job.reply.send(Err(StoreError::Unavailable(reason.clone())));
-                    }
-                    return;
-                }
-                // A duplicate key raced in from elsewhere, a row vanished, a
-                // value the database refused: whichever send it was fails
-                // alone (or succeeds) on its own.
-                tracing::debug!(error = %err, sends = jobs.len(), "batch failed, sending one by one");
+        Err(fail) => {
+            let err = StoreError::from(fail);
+            if let StoreError::Unavailable(reason) = &err {
                 for job in jobs {
-                    if job.reply.is_closed() {
-                        continue;
-                    }
-                    let result = self.send_alone(&job.message).await;
-                    let _ = job.reply.send(result);
+                    let _ = job.reply.send(Err(StoreError::Unavailable(reason.clone())));
                 }
+                return;
+            }
+            // A duplicate key raced in from elsewhere, a row vanished, a
+            // value the database refused: whichever send it was fails
+            // alone (or succeeds) on its own.
+            tracing::debug!(error = %err, sends = jobs.len(), "batch failed, sending one by one");
+            for job in jobs {
+                if job.reply.is_closed() {
+                    continue;
+                }
+                let result = send_alone(writer, &job.message).await;
+                let _ = job.reply.send(result.map_err(StoreError::from));
             }
         }
     }
+}
 
-    /// A batch transaction: `BEGIN IMMEDIATE` on SQLite; REPEATABLE READ on
-    /// MySQL whatever the server's default, which `store_batch` relies on to
-    /// find the ids of its messages.
-    async fn begin_batch(&self) -> Result<DatabaseTransaction, Fail> {
-        let isolation_level = match self.writer.get_database_backend() {
-            DbBackend::Sqlite => None,
-            _ => Some(IsolationLevel::RepeatableRead),
-        };
-        Ok(self
-            .writer
-            .begin_with_options(TransactionOptions {
-                isolation_level,
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await?)
-    }
+/// A batch transaction: `BEGIN IMMEDIATE` on SQLite; REPEATABLE READ on
+/// MySQL whatever the server's default, which `write_batch` relies on to
+/// find the ids of its messages.
+async fn begin_batch(writer: &DatabaseConnection) -> Result<DatabaseTransaction, Fail> {
+    let isolation_level = match writer.get_database_backend() {
+        DbBackend::Sqlite => None,
+        _ => Some(IsolationLevel::RepeatableRead),
+    };
+    Ok(writer
+        .begin_with_options(TransactionOptions {
+            isolation_level,
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?)
+}
 
-    /// One attempt at storing `batch` in one transaction: the answer of
-    /// each send in order, or the error that failed the batch as a whole
-    /// (nothing stored then).
-    async fn store_batch(
-        &self,
-        batch: &[&NewMessage],
-    ) -> Result<Vec<Result<SendReceipt, StoreError>>, Fail> {
-        let txn = self.begin_batch().await?;
-        match write_batch(&txn, batch).await {
-            Ok(answers) => {
-                txn.commit().await?;
-                Ok(answers)
-            }
-            Err(fail) => {
-                // Roll back now rather than when the connection is next
-                // used: the sends are about to be run again one by one and
-                // must not wait for this transaction's row locks.
-                let _ = txn.rollback().await;
-                Err(fail)
-            }
+/// One attempt at storing `batch` in one transaction: the answer of each
+/// send in order, or the error that failed the batch as a whole (nothing
+/// stored then).
+async fn store_batch(
+    writer: &DatabaseConnection,
+    batch: &[&NewMessage],
+) -> Result<Vec<Result<SendReceipt, StoreError>>, Fail> {
+    let txn = begin_batch(writer).await?;
+    match write_batch(&txn, batch).await {
+        Ok(answers) => {
+            txn.commit().await?;
+            Ok(answers)
+        }
+        Err(fail) => {
+            // Roll back now rather than when the connection is next used:
+            // the sends are about to be run again one by one and must not
+            // wait for this transaction's row locks.
+            let _ = txn.rollback().await;
+            Err(fail)
         }
     }
 }
@@ -599,7 +598,7 @@ fn answers(
         .into_iter()
         .map(|plan| match plan {
             Plan::Refused(err) => Err(err),
-            Plan::Stored(row, sender) => duplicate_receipt(row, sender).map_err(StoreError::from),
+            Plan::Stored(row, sender) => duplicate_receipt(row, sender),
             Plan::SameAs(i) => Ok(SendReceipt {
                 message: message(i)?,
                 deliveries: Vec::new(),
