@@ -14,6 +14,13 @@
 //! - `shape.rs`: chunking and padding that keep statement texts few.
 //! - `error.rs`: database errors classified into `StoreError`, once.
 //! - `entity/`: the tables, mirrored.
+//!
+//! # Tasks
+//!
+//! With `batch_sends` on, the store spawns its batch writers on a
+//! `TaskTracker` it owns; [`SqlStore::close`] stops them (queued sends are
+//! still stored and answered, new ones refused) and waits for them before
+//! closing the pools. Without `close` they end with the last clone.
 
 mod batch;
 mod connect;
@@ -70,8 +77,9 @@ pub struct SqlStoreOptions {
     /// first; zero takes only the sends already queued, which batches by
     /// itself under load (those queued while the previous batch committed).
     pub batch_window: Duration,
-    /// Batches in flight at once on MySQL/MariaDB (one builds while
-    /// another commits); SQLite has one writer and always uses one.
+    /// Batches in flight at once on MySQL/MariaDB: writer tasks, each with
+    /// its own queue, gathering and committing its own batches (one builds
+    /// while another commits); SQLite has one writer and always uses one.
     pub batch_writers: usize,
 }
 
@@ -97,7 +105,7 @@ impl SqlStoreOptions {
 }
 
 /// A [`Store`] on SQLite or MySQL/MariaDB; cheap to clone, clones share
-/// the pools.
+/// the pools and the batch writers.
 ///
 /// On SQLite every write goes through one dedicated writer connection (WAL,
 /// `synchronous=NORMAL`, 5 s busy timeout, foreign keys on) and reads use a
@@ -105,7 +113,8 @@ impl SqlStoreOptions {
 /// connection for both. On MySQL one pool serves reads and writes.
 ///
 /// With `batch_sends` on, sends go to writer tasks that store them in
-/// batches (see `batch.rs`); the tasks end when the last clone is dropped.
+/// batches (see `batch.rs`); [`SqlStore::close`] stops them, and they also
+/// end when the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     /// Runs every write: the SQLite writer connection, or the MySQL pool.
@@ -113,7 +122,7 @@ pub struct SqlStore {
     /// Runs reads outside transactions: the SQLite readers (the writer
     /// itself for an in-memory database), or the MySQL pool.
     reader: DatabaseConnection,
-    /// The queue of the group-commit writers, when sends are batched.
+    /// The queues of the group-commit writers, when sends are batched.
     batcher: Option<batch::Batcher>,
     /// `SqlStoreOptions::request_timeout`.
     request_timeout: Duration,
@@ -150,9 +159,15 @@ impl SqlStore {
         })
     }
 
-    /// Closes every connection (on SQLite this also checkpoints the WAL).
-    /// Calls made afterwards, also through clones, fail with `Unavailable`.
+    /// Stops the batch writers (sends already queued are stored and
+    /// answered first, later ones fail with `Unavailable`) and waits for
+    /// them, then closes every connection (on SQLite this also checkpoints
+    /// the WAL). Calls made afterwards, also through clones, fail with
+    /// `Unavailable`.
     pub async fn close(&self) -> Result<(), StoreError> {
+        if let Some(batcher) = &self.batcher {
+            batcher.stop().await;
+        }
         self.reader.close_by_ref().await.map_err(Fail::from)?;
         self.writer.close_by_ref().await.map_err(Fail::from)?;
         Ok(())
