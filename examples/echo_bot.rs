@@ -19,22 +19,26 @@ use chatcore::service::{HashParams, Passwords, ServiceConfig};
 use chatcore::store::MemoryStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter("info").init();
+    // Every task of the server runs on `tasks` and ends with `shutdown`.
     let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
 
     let passwords = Passwords::new(HashParams::default(), 2).map_err(anyhow::Error::msg)?;
     let service = node::start(
         Backends::local(Arc::new(MemoryStore::new())),
         passwords,
         ServiceConfig::default(),
+        &tasks,
         shutdown.clone(),
     );
     let listener = TcpListener::bind("127.0.0.1:6100").await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(server::run(
+    tasks.spawn(server::run(
         listener,
         service,
         ServerConfig::default(),
@@ -70,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     shutdown.cancel();
-    server.await?;
+    tasks.close();
+    tasks.wait().await;
     Ok(())
 }

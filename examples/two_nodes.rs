@@ -16,32 +16,35 @@ use chatcore::service::{HashParams, Passwords, ServiceConfig};
 use chatcore::store::{MemoryStore, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Every task of both nodes runs on `tasks` and ends with `shutdown`.
     let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let broker = LocalBroker::new();
     let presence = LocalPresence::new();
 
     let mut addrs = Vec::new();
-    let mut servers = Vec::new();
     for _ in 0..2 {
         let passwords = Passwords::new(HashParams::default(), 2).map_err(anyhow::Error::msg)?;
         let service = node::start(
             Backends::joining(Arc::clone(&store), &broker, &presence),
             passwords,
             ServiceConfig::default(),
+            &tasks,
             shutdown.clone(),
         );
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         addrs.push(listener.local_addr()?);
-        servers.push(tokio::spawn(server::run(
+        tasks.spawn(server::run(
             listener,
             service,
             ServerConfig::default(),
             shutdown.clone(),
-        )));
+        ));
     }
 
     let alice = Client::connect(addrs[0]).await?;
@@ -64,8 +67,7 @@ async fn main() -> anyhow::Result<()> {
     println!("bob's friends: {friends:?}");
 
     shutdown.cancel();
-    for server in servers {
-        server.await?;
-    }
+    tasks.close();
+    tasks.wait().await;
     Ok(())
 }

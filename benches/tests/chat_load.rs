@@ -14,6 +14,7 @@ use chatcore::store::{SqlStore, SqlStoreOptions};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 struct Server {
     addr: String,
@@ -27,10 +28,12 @@ async fn start_server() -> Server {
         .expect("sqlite in memory");
     let shutdown = CancellationToken::new();
     let passwords = Passwords::new(HashParams::insecure_fast(), 2).expect("hash params");
+    // The node's tasks end with `shutdown`; nothing needs to wait for them.
     let service = node::start(
         Backends::local(Arc::new(store)),
         passwords,
         ServiceConfig::default(),
+        &TaskTracker::new(),
         shutdown.clone(),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -33,6 +33,7 @@ use chatcore::store::{SqlStore, SqlStoreOptions, Store};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Concurrent senders (connections) in every measurement.
 const SENDERS: usize = 64;
@@ -194,10 +195,12 @@ impl Node {
         let store: Arc<dyn Store> = Arc::new(db.store(batched).await);
         let shutdown = CancellationToken::new();
         let passwords = Passwords::new(HashParams::insecure_fast(), 2).expect("hash params");
+        // The node's tasks end with `shutdown`; nothing needs to wait for them.
         let service = node::start(
             Backends::local(store),
             passwords,
             ServiceConfig::default(),
+            &TaskTracker::new(),
             shutdown.clone(),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::bus::{Bus, BusReceiver, LocalBroker};
 use crate::hub::Hub;
@@ -34,7 +34,8 @@ impl Backends {
         Backends::joining(store, &LocalBroker::new(), &LocalPresence::new())
     }
 
-    /// One of several nodes in one process, sharing `broker` and `presence`.
+    /// One of several nodes in one process, sharing `broker` and `presence`
+    /// (each node joins both with an endpoint of its own).
     pub fn joining(
         store: Arc<dyn Store>,
         broker: &LocalBroker,
@@ -43,7 +44,7 @@ impl Backends {
         let (bus, bus_events) = broker.join(BUS_QUEUE);
         Backends {
             store,
-            presence: Arc::new(presence.clone()),
+            presence: Arc::new(presence.join()),
             bus: Arc::new(bus),
             bus_events,
             lost_sessions: None,
@@ -51,18 +52,21 @@ impl Backends {
     }
 }
 
-/// Starts a node: its hub task (stopped by `shutdown`) and its service.
+/// Starts a node: its service, and its background tasks on `tasks`, which
+/// all end once `shutdown` is cancelled (the hub's loop, and the one that
+/// ends sessions presence no longer backs).
 pub fn start(
     backends: Backends,
     passwords: Passwords,
     config: ServiceConfig,
+    tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> ChatService {
     let hub = Hub::new(Arc::clone(&backends.bus), backends.presence.lease());
     if let Some(lost) = backends.lost_sessions {
-        tokio::spawn(end_lost_sessions(hub.clone(), lost, shutdown.clone()));
+        tasks.spawn(end_lost_sessions(hub.clone(), lost, shutdown.clone()));
     }
-    tokio::spawn(hub.clone().run(backends.bus_events, shutdown));
+    tasks.spawn(hub.clone().run(backends.bus_events, shutdown));
     ChatService::new(
         backends.store,
         backends.presence,
@@ -92,5 +96,39 @@ async fn end_lost_sessions(hub: Hub, mut lost: mpsc::Receiver<Lost>, shutdown: C
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::service::HashParams;
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn a_nodes_tasks_all_end_once_shutdown_is_cancelled() {
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let mut backends = Backends::local(Arc::new(MemoryStore::new()));
+        // Kept open, so that only the shutdown can end the task reading it.
+        let (_report, lost) = mpsc::channel(1);
+        backends.lost_sessions = Some(lost);
+        let passwords = Passwords::new(HashParams::insecure_fast(), 1).expect("hash params");
+        let _service = start(
+            backends,
+            passwords,
+            ServiceConfig::default(),
+            &tasks,
+            shutdown.clone(),
+        );
+        assert_eq!(tasks.len(), 2, "the hub's loop and the lost-session loop");
+
+        shutdown.cancel();
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+            .await
+            .expect("every task of the node ends after the shutdown");
     }
 }

@@ -11,6 +11,7 @@ use chatcore::bus::{Bus, BusEvent, BusReceiver, LocalBroker, RedisBus};
 use chatcore::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
 use chatcore::presence::SessionId;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -38,11 +39,13 @@ fn local_pair() -> Pair {
 
 async fn redis_pair(url: &str) -> Pair {
     let stop = CancellationToken::new();
-    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
-    let (a, a_rx) = RedisBus::connect(url, &prefix, 1024, stop.clone())
+    // The subscribers end with `stop`, dropped with the pair.
+    let tasks = TaskTracker::new();
+    let prefix = format!("test-{:016x}", getrandom::u64().expect("random"));
+    let (a, a_rx) = RedisBus::connect(url, &prefix, 1024, &tasks, stop.clone())
         .await
         .expect("redis bus");
-    let (b, b_rx) = RedisBus::connect(url, &prefix, 1024, stop.clone())
+    let (b, b_rx) = RedisBus::connect(url, &prefix, 1024, &tasks, stop.clone())
         .await
         .expect("redis bus");
     Pair {
@@ -56,7 +59,7 @@ async fn redis_pair(url: &str) -> Pair {
 
 /// A user id no other test (or test run) uses.
 fn fresh_user() -> UserId {
-    UserId((uuid::Uuid::new_v4().as_u64_pair().0 >> 2) as i64 + 1_000_000)
+    UserId((getrandom::u64().expect("random") >> 2) as i64 + 1_000_000)
 }
 
 fn deliver(user: UserId, seq: i64) -> BusEvent {

@@ -20,26 +20,36 @@ use chatcore::store::{SqlStore, SqlStoreOptions, Store};
 use common::{WAIT, next_message};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 struct Node {
     addr: std::net::SocketAddr,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// The node's background tasks: bus subscriber, lease renewal, hub.
+    tasks: TaskTracker,
+}
+
+/// A random name part, unique enough for keys, users and groups.
+fn unique() -> String {
+    format!("{:016x}", getrandom::u64().expect("random"))
 }
 
 /// A node of the cluster whose Redis keys and channels start with `prefix`.
 async fn start_node(url: &str, prefix: &str, store: Arc<dyn Store>, lease_ttl: Duration) -> Node {
     let stop = CancellationToken::new();
-    let (bus, bus_events) = RedisBus::connect(url, prefix, 1024, stop.clone())
+    let tasks = TaskTracker::new();
+    let (bus, bus_events) = RedisBus::connect(url, prefix, 1024, &tasks, stop.clone())
         .await
         .expect("bus");
     let (presence, lost) = RedisPresence::start(
         RedisPresenceConfig {
             url: url.to_owned(),
             prefix: prefix.to_owned(),
-            node_id: format!("it-{}", uuid::Uuid::new_v4().simple()),
+            node_id: format!("it-{}", unique()),
             lease_ttl,
         },
+        &tasks,
         stop.clone(),
     )
     .await
@@ -52,7 +62,13 @@ async fn start_node(url: &str, prefix: &str, store: Arc<dyn Store>, lease_ttl: D
         lost_sessions: Some(lost),
     };
     let passwords = Passwords::new(HashParams::insecure_fast(), 2).expect("params");
-    let service = node::start(backends, passwords, ServiceConfig::default(), stop.clone());
+    let service = node::start(
+        backends,
+        passwords,
+        ServiceConfig::default(),
+        &tasks,
+        stop.clone(),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let task = tokio::spawn(server::run(
@@ -61,7 +77,12 @@ async fn start_node(url: &str, prefix: &str, store: Arc<dyn Store>, lease_ttl: D
         ServerConfig::default(),
         stop.clone(),
     ));
-    Node { addr, stop, task }
+    Node {
+        addr,
+        stop,
+        task,
+        tasks,
+    }
 }
 
 impl Node {
@@ -81,7 +102,7 @@ async fn two_nodes() -> Option<(Node, Node, tempfile::TempDir)> {
             .expect("store"),
     );
     // Every test is a cluster of its own (its store numbers users from 1).
-    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let prefix = format!("test-{}", unique());
     let a = start_node(&url, &prefix, Arc::clone(&store), Duration::from_secs(9)).await;
     let b = start_node(&url, &prefix, store, Duration::from_secs(9)).await;
     Some((a, b, dir))
@@ -90,7 +111,7 @@ async fn two_nodes() -> Option<(Node, Node, tempfile::TempDir)> {
 /// Registers a uniquely named user on `node` and logs it in there.
 async fn user_on(node: &Node, name: &str) -> (Client, chatcore::model::UserId) {
     let client = Client::connect(node.addr).await.expect("connect");
-    let name = format!("{name}-{}", uuid::Uuid::new_v4().simple());
+    let name = format!("{name}-{}", unique());
     let id = client.register(&name, "pw").await.expect("register");
     client.login(id, "pw").await.expect("login");
     (client, id)
@@ -112,7 +133,7 @@ async fn users_on_different_nodes_chat_one_to_one_and_in_groups() {
     assert_eq!(next_message(&mut alice).await.msg, "and back");
 
     let group = alice
-        .create_group(&format!("g-{}", uuid::Uuid::new_v4().simple()), "")
+        .create_group(&format!("g-{}", unique()), "")
         .await
         .expect("group");
     bob.join_group(group).await.expect("join");
@@ -179,5 +200,23 @@ async fn stopping_one_node_leaves_the_other_nodes_users_online() {
     assert!(state.contains(&(a_id, false)), "{state:?}");
     assert!(state.contains(&(b_id, true)), "{state:?}");
     on_b.ping().await.expect("b's users are still served");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_nodes_background_tasks_all_end_after_shutdown() {
+    let Some((a, b, _dir)) = two_nodes().await else {
+        return;
+    };
+    // A session, so that the subscriber holds a subscription and presence
+    // a session of this node when the shutdown comes.
+    let (_alice, _) = user_on(&a, "alice").await;
+    let tasks = a.tasks.clone();
+    assert!(!tasks.is_empty(), "the node runs background tasks");
+    a.stop().await;
+    tasks.close();
+    tokio::time::timeout(WAIT, tasks.wait())
+        .await
+        .expect("the bus subscriber, lease renewal and hub all end");
     b.stop().await;
 }

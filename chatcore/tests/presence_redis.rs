@@ -1,21 +1,25 @@
-//! `RedisPresence` against a real Redis: one session per user across
-//! nodes, leases that expire with their node, and recovery from a Redis
-//! that forgot everything.
+//! `RedisPresence` against a Redis of its own that restarts or goes away:
+//! a node re-registers its sessions after Redis forgot them, and ends them
+//! all when its lease ran out. The contract every presence meets is in
+//! `presence_conformance.rs`.
 
 #[path = "support/redis.rs"]
 mod redis_support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chatcore::model::UserId;
-use chatcore::presence::{
-    LocalPresence, Lost, Presence, RedisPresence, RedisPresenceConfig, SessionId,
-};
+use chatcore::presence::{Lost, Presence, RedisPresence, RedisPresenceConfig, SessionId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+fn random() -> u64 {
+    getrandom::u64().expect("random")
+}
 
 fn fresh_user() -> UserId {
-    UserId((uuid::Uuid::new_v4().as_u64_pair().0 >> 2) as i64 + 1_000_000)
+    UserId((random() >> 2) as i64 + 1_000_000)
 }
 
 async fn node(
@@ -27,103 +31,15 @@ async fn node(
         RedisPresenceConfig {
             url: url.to_owned(),
             prefix: "chat-test".to_owned(),
-            node_id: format!("test-{}", uuid::Uuid::new_v4().simple()),
+            node_id: format!("test-{:016x}", random()),
             lease_ttl: ttl,
         },
+        &TaskTracker::new(),
         stop.clone(),
     )
     .await
     .expect("presence starts");
     (presence, lost, stop)
-}
-
-/// The claim/release/online contract, for any implementation.
-async fn one_session_per_user(a: &dyn Presence, b: &dyn Presence) {
-    let user = fresh_user();
-    let (s1, s2) = (SessionId(1), SessionId(2));
-    assert_eq!(a.online(&[user]).await.expect("online"), [false]);
-    assert_eq!(a.claim(user, s1).await.expect("claim"), None);
-    assert_eq!(b.online(&[user]).await.expect("online"), [true]);
-    // A login on the other node replaces the first session and names it.
-    assert_eq!(b.claim(user, s2).await.expect("claim"), Some(s1));
-    // Releasing the replaced session does not touch the new one.
-    a.release(user, s1).await.expect("release");
-    assert_eq!(a.online(&[user]).await.expect("online"), [true]);
-    b.release(user, s2).await.expect("release");
-    assert_eq!(
-        a.online(&[user, fresh_user()]).await.expect("online"),
-        [false, false]
-    );
-}
-
-#[tokio::test]
-async fn local_presence_keeps_one_session_per_user() {
-    let presence = LocalPresence::new();
-    one_session_per_user(&presence, &presence).await;
-}
-
-#[tokio::test]
-async fn redis_presence_keeps_one_session_per_user_across_nodes() {
-    let Some(url) = redis_support::shared_url() else {
-        return;
-    };
-    let (a, _, _stop_a) = node(&url, Duration::from_secs(9)).await;
-    let (b, _, _stop_b) = node(&url, Duration::from_secs(9)).await;
-    one_session_per_user(&a, &b).await;
-}
-
-#[tokio::test]
-async fn of_racing_logins_exactly_one_stays_and_each_loser_is_named_once() {
-    let Some(url) = redis_support::shared_url() else {
-        return;
-    };
-    let (a, _, _stop_a) = node(&url, Duration::from_secs(9)).await;
-    let (b, _, _stop_b) = node(&url, Duration::from_secs(9)).await;
-    let user = fresh_user();
-    let mut tasks = Vec::new();
-    for i in 0..20u64 {
-        let presence = if i % 2 == 0 { a.clone() } else { b.clone() };
-        tasks.push(tokio::spawn(async move {
-            presence.claim(user, SessionId(i + 1)).await.expect("claim")
-        }));
-    }
-    let mut replaced = Vec::new();
-    for task in tasks {
-        replaced.extend(task.await.expect("task"));
-    }
-    // 20 claims: 19 replaced sessions, all distinct; the survivor is the
-    // one nobody replaced.
-    replaced.sort_by_key(|s| s.0);
-    replaced.dedup();
-    assert_eq!(replaced.len(), 19);
-}
-
-#[tokio::test]
-async fn a_dead_nodes_users_go_offline_when_its_lease_expires() {
-    let Some(url) = redis_support::shared_url() else {
-        return;
-    };
-    let (dying, _, stop) = node(&url, Duration::from_millis(900)).await;
-    let (other, _, _stop_other) = node(&url, Duration::from_secs(9)).await;
-    let user = fresh_user();
-    dying.claim(user, SessionId(7)).await.expect("claim");
-    assert_eq!(other.online(&[user]).await.expect("online"), [true]);
-    // The node stops renewing (as if killed): within one TTL its user is
-    // offline, although its session record is still there.
-    stop.cancel();
-    let mut offline = false;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if other.online(&[user]).await.expect("online") == [false] {
-            offline = true;
-            break;
-        }
-    }
-    assert!(offline, "offline within the lease TTL");
-    assert!(
-        !dying.lease().is_valid(),
-        "the dead node knows its lease is gone"
-    );
 }
 
 #[tokio::test]
@@ -163,18 +79,39 @@ async fn a_node_re_registers_its_sessions_after_redis_forgets_them() {
 }
 
 #[tokio::test]
-async fn stopping_a_node_releases_only_its_own_users() {
-    let Some(url) = redis_support::shared_url() else {
+async fn a_node_cut_off_longer_than_its_lease_ends_all_its_sessions() {
+    let Some(mut redis) = redis_support::PrivateRedis::start() else {
         return;
     };
-    let (a, _, _stop_a) = node(&url, Duration::from_secs(9)).await;
-    let (b, _, _stop_b) = node(&url, Duration::from_secs(9)).await;
-    let (on_a, on_b) = (fresh_user(), fresh_user());
-    a.claim(on_a, SessionId(1)).await.expect("claim");
-    b.claim(on_b, SessionId(2)).await.expect("claim");
-    a.release_node().await.expect("release node");
-    assert_eq!(
-        b.online(&[on_a, on_b]).await.expect("online"),
-        [false, true]
+    let url = redis.url();
+    let (a, mut lost, _stop) = node(&url, Duration::from_millis(900)).await;
+    let user = fresh_user();
+    a.claim(user, SessionId(1)).await.expect("claim");
+
+    // Redis goes away for longer than the lease: other nodes may take the
+    // node's users meanwhile, so it must end every session it holds.
+    redis.kill();
+    let report = tokio::time::timeout(Duration::from_secs(10), lost.recv())
+        .await
+        .expect("a report in time")
+        .expect("a report");
+    assert_eq!(report, Lost::All);
+    assert!(!a.lease().is_valid(), "the lease is gone");
+    assert!(
+        a.claim(fresh_user(), SessionId(2)).await.is_err(),
+        "no claims without a lease"
     );
+
+    // Once Redis is back the node takes a new lease and serves again.
+    redis.restart();
+    let started = Instant::now();
+    while !a.lease().is_valid() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the node never took a new lease"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.claim(user, SessionId(3)).await.expect("claim"), None);
+    assert_eq!(a.online(&[user]).await.expect("online"), [true]);
 }

@@ -21,6 +21,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Ids near the existing ones (1 and 2) and anywhere in `i64`.
 fn id() -> impl Strategy<Value = i64> {
@@ -201,10 +202,12 @@ impl Wire {
 async fn world(start: Start) -> World {
     let shutdown = CancellationToken::new();
     let passwords = Passwords::new(HashParams::insecure_fast(), 1).expect("hash params");
+    // The node's tasks end with `shutdown`; nothing needs to wait for them.
     let service = node::start(
         Backends::local(Arc::new(MemoryStore::new())),
         passwords,
         ServiceConfig::default(),
+        &TaskTracker::new(),
         shutdown.clone(),
     );
     let mut setup = Wire::connect(&service, &shutdown);

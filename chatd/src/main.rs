@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use chatcore::bus::{MeteredBus, RedisBus};
 use chatcore::node::{self, Backends};
@@ -50,9 +51,11 @@ async fn main() -> anyhow::Result<()> {
     let passwords =
         Passwords::new(config.hash_params(), config.hash_threads).map_err(anyhow::Error::msg)?;
     let shutdown = CancellationToken::new();
+    // The node's background tasks (bus subscriber, lease renewal, hub).
+    let tasks = TaskTracker::new();
     let store = MeteredStore::wrap(store);
     let (mut backends, presence) = match &config.redis_url {
-        Some(url) => cluster_backends(&config, url, store, &shutdown).await?,
+        Some(url) => cluster_backends(&config, url, store, &tasks, &shutdown).await?,
         None => (Backends::local(store), None),
     };
     backends.bus = MeteredBus::wrap(backends.bus);
@@ -60,7 +63,13 @@ async fn main() -> anyhow::Result<()> {
         store: Arc::clone(&backends.store),
         bus: Arc::clone(&backends.bus),
     };
-    let service = node::start(backends, passwords, service_config, shutdown.clone());
+    let service = node::start(
+        backends,
+        passwords,
+        service_config,
+        &tasks,
+        shutdown.clone(),
+    );
 
     let listener = TcpListener::bind(&config.listen)
         .await
@@ -77,7 +86,24 @@ async fn main() -> anyhow::Result<()> {
     }
 
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    server::run(listener, service, config.server_config(), shutdown).await;
+    let server_config = config.server_config();
+    let grace = server_config.shutdown_grace;
+    // The background tasks stop with the token and get the same grace
+    // period as the connections, counted from the same moment.
+    let stopped = async {
+        shutdown.cancelled().await;
+        tasks.close();
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+            tracing::warn!(
+                remaining = tasks.len(),
+                "background tasks still running after the shutdown grace period"
+            );
+        }
+    };
+    tokio::join!(
+        server::run(listener, service, server_config, shutdown.clone()),
+        stopped
+    );
     if let Some(presence) = presence {
         // Connections released their own sessions; this takes the lease
         // away so that nothing of this node lingers until the TTL.
@@ -95,13 +121,19 @@ async fn cluster_backends(
     config: &Config,
     url: &str,
     store: Arc<dyn Store>,
+    tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(Backends, Option<RedisPresence>)> {
     let node_id = config.node_id();
-    let (bus, bus_events) =
-        RedisBus::connect(url, &config.redis_prefix, node::BUS_QUEUE, shutdown.clone())
-            .await
-            .context("connecting the Redis bus")?;
+    let (bus, bus_events) = RedisBus::connect(
+        url,
+        &config.redis_prefix,
+        node::BUS_QUEUE,
+        tasks,
+        shutdown.clone(),
+    )
+    .await
+    .context("connecting the Redis bus")?;
     let (presence, lost) = RedisPresence::start(
         RedisPresenceConfig {
             url: url.to_owned(),
@@ -109,6 +141,7 @@ async fn cluster_backends(
             node_id: node_id.clone(),
             lease_ttl: Duration::from_secs(config.lease_ttl_secs.max(1)),
         },
+        tasks,
         shutdown.clone(),
     )
     .await

@@ -1,7 +1,7 @@
-//! Frames through `Request::parse` and `ChatService::handle` on in-memory
-//! backends, in both dialects, logged in or not. Nothing may panic; every
-//! reply must encode to one JSON line; a native client gets a reply carrying
-//! its `rid` for every request but `PONG` (docs/protocol.md).
+//! Bytes through a real connection (`connection::serve`) on in-memory
+//! backends, in both dialects, logged in or not. Nothing may panic, the
+//! connection keeps serving (or closes only on a frame over the limit,
+//! after saying so), and everything it writes is one JSON object a line.
 //!
 //! The first input byte picks the connection's state; the rest is the byte
 //! stream a client sends, cut into frames by the real codec.
@@ -10,19 +10,19 @@
 
 use std::sync::{Arc, OnceLock};
 
-use bytes::BytesMut;
-use chatcore::codec::FrameCodec;
+use chatcore::connection::{ConnectionConfig, serve};
+use chatcore::limit::RateLimit;
 use chatcore::node::{self, Backends};
-use chatcore::protocol::{Dialect, Request};
-use chatcore::service::{ChatService, ConnState, HashParams, Passwords, ServiceConfig};
+use chatcore::protocol::{ClientFrame, ErrorCode, Request, msgid};
+use chatcore::service::{ChatService, HashParams, Passwords, ServiceConfig};
 use chatcore::store::MemoryStore;
 use libfuzzer_sys::fuzz_target;
-use tokio::sync::mpsc;
-use tokio_util::codec::Decoder;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-/// Requests handled per input, so that one input stays fast.
-const MAX_FRAMES: usize = 32;
+/// The `rid` of the PING that ends each exchange.
+const MARK: u64 = u64::MAX;
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -34,49 +34,73 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Handles one frame the way the connection driver does and returns the
-/// reply, encoded in the dialect the connection speaks afterwards.
-async fn handle(service: &ChatService, conn: &mut ConnState, bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    match Request::parse(bytes) {
-        Ok(frame) => {
-            let rid = frame.rid;
-            let expects_reply = !matches!(frame.request, Request::Pong | Request::DeliveryAck(_))
-                || (rid.is_some() && matches!(frame.request, Request::DeliveryAck(_)));
-            let reply = service.handle(conn, frame).await;
-            if conn.dialect() == Dialect::Native && expects_reply {
-                assert!(reply.is_some(), "a native request got no reply");
-            }
-            if let Some(reply) = reply {
-                reply.encode(conn.dialect(), &mut out);
-                if conn.dialect() == Dialect::Native {
-                    let value: serde_json::Value =
-                        serde_json::from_slice(&out).expect("a reply is JSON");
-                    assert_eq!(value.get("rid").and_then(|r| r.as_u64()), rid, "{value}");
-                }
-            }
-        }
-        Err(e) => {
-            assert!(e.code.errno() > 0);
-            assert!(!e.detail.is_empty());
+struct Wire {
+    reader: BufReader<ReadHalf<DuplexStream>>,
+    writer: WriteHalf<DuplexStream>,
+}
+
+impl Wire {
+    fn connect(service: &ChatService, shutdown: &CancellationToken) -> Wire {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let config = ConnectionConfig {
+            rate_limit: RateLimit::OFF,
+            ..ConnectionConfig::default()
+        };
+        tokio::spawn(serve(server, None, service.clone(), config, shutdown.clone()));
+        let (reader, writer) = tokio::io::split(client);
+        Wire {
+            reader: BufReader::new(reader),
+            writer,
         }
     }
-    out
+
+    /// Writes `bytes`, a terminator and a marking PING, and checks what
+    /// comes back until the mark's PONG (or the close after a frame over
+    /// the limit).
+    async fn exchange(&mut self, bytes: &[u8]) {
+        let mut input = bytes.to_vec();
+        input.push(b'\n');
+        ClientFrame {
+            rid: Some(MARK),
+            request: Request::Ping,
+        }
+        .encode(&mut input);
+        if self.writer.write_all(&input).await.is_err() {
+            return; // closed after a frame over the limit
+        }
+        let mut last = None;
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).await.expect("read") == 0 {
+                let last: serde_json::Value = last.expect("a closed connection said why");
+                assert_eq!(last["errno"], ErrorCode::FrameTooLarge.errno(), "{last}");
+                return;
+            }
+            assert!(line.ends_with('\n'));
+            let value: serde_json::Value = serde_json::from_str(&line).expect("a JSON frame");
+            assert!(value.is_object(), "{value}");
+            if value["msgid"] == msgid::PONG && value["rid"] == MARK {
+                return;
+            }
+            last = Some(value);
+        }
+    }
 }
 
 async fn run(state: u8, stream: &[u8]) {
     let shutdown = CancellationToken::new();
     let passwords = Passwords::new(HashParams::insecure_fast(), 1).expect("hash params");
+    // The node's tasks end with `shutdown`; nothing needs to wait for them.
     let service = node::start(
         Backends::local(Arc::new(MemoryStore::new())),
         passwords,
         ServiceConfig::default(),
+        &TaskTracker::new(),
         shutdown.clone(),
     );
     // Two friends (ids 1 and 2) and a group of bob's (id 1), so that chat,
     // friend and group requests can succeed as well as fail.
-    let (setup_tx, _setup_rx) = mpsc::channel(64);
-    let mut setup = ConnState::new(setup_tx, None);
+    let mut setup = Wire::connect(&service, &shutdown);
     for frame in [
         r#"{"msgid":3,"name":"alice","password":"a","proto":2}"#,
         r#"{"msgid":3,"name":"bob","password":"b","proto":2}"#,
@@ -85,38 +109,18 @@ async fn run(state: u8, stream: &[u8]) {
         r#"{"msgid":6,"friendid":1}"#,
         r#"{"msgid":10}"#,
     ] {
-        handle(&service, &mut setup, frame.as_bytes()).await;
+        setup.exchange(frame.as_bytes()).await;
     }
-    let (tx, _rx) = mpsc::channel(1024);
-    let mut conn = ConnState::new(tx, None);
+    let mut conn = Wire::connect(&service, &shutdown);
     match state % 3 {
         0 => {}
-        1 => {
-            handle(&service, &mut conn, br#"{"msgid":1,"id":1,"password":"a"}"#).await;
-        }
+        1 => conn.exchange(br#"{"msgid":1,"id":1,"password":"a"}"#).await,
         _ => {
-            handle(
-                &service,
-                &mut conn,
-                br#"{"msgid":1,"id":1,"password":"a","proto":2}"#,
-            )
-            .await;
+            conn.exchange(br#"{"msgid":1,"id":1,"password":"a","proto":2}"#)
+                .await
         }
     }
-    let mut codec = FrameCodec::new(chatcore::codec::DEFAULT_MAX_FRAME);
-    let mut buf = BytesMut::from(stream);
-    for _ in 0..MAX_FRAMES {
-        let frame = match codec.decode_eof(&mut buf) {
-            Ok(Some(frame)) => frame,
-            Ok(None) | Err(_) => break,
-        };
-        let out = handle(&service, &mut conn, &frame).await;
-        // Whatever the request carried, a reply is one line.
-        if let Some(newline) = out.iter().position(|&b| b == b'\n') {
-            assert_eq!(newline, out.len() - 1, "a reply is exactly one line");
-        }
-    }
-    service.end_session(&mut conn).await;
+    conn.exchange(stream).await;
     shutdown.cancel();
 }
 

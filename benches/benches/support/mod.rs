@@ -23,6 +23,7 @@ use chatcore::service::{Caller, HashParams, LoggedIn, Outcome, Passwords, Servic
 use chatcore::store::{MemoryStore, SqlStore, SqlStoreOptions, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Every bench user's password.
 const PASSWORD: &str = "correct horse battery staple";
@@ -81,10 +82,12 @@ impl BenchNode {
     pub(crate) async fn start(store: StoreKind, params: HashParams) -> BenchNode {
         let shutdown = CancellationToken::new();
         let passwords = Passwords::new(params, 2).expect("valid argon2 parameters");
+        // The node's tasks end with `shutdown`; nothing needs to wait for them.
         let service = node::start(
             Backends::local(store.open().await),
             passwords,
             ServiceConfig::default(),
+            &TaskTracker::new(),
             shutdown.clone(),
         );
         BenchNode {

@@ -22,6 +22,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How long a test waits for something that should happen soon.
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -50,10 +51,12 @@ impl Server {
             .expect("open the store");
         let shutdown = CancellationToken::new();
         let passwords = Passwords::new(HashParams::insecure_fast(), 2).expect("hash params");
+        // The node's tasks end with `shutdown`; nothing needs to wait for them.
         let service = node::start(
             Backends::local(Arc::new(store)),
             passwords,
             ServiceConfig::default(),
+            &TaskTracker::new(),
             shutdown.clone(),
         );
         let listener = bind(addr).await;

@@ -22,6 +22,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{Bus, BusError, BusEvent, BusReceiver};
 use crate::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
@@ -168,14 +169,15 @@ impl Wanted {
 }
 
 impl RedisBus {
-    /// Connects to Redis at `url` and starts the subscriber task (stopped by
-    /// `shutdown`). Channel names start with `prefix`. Received events go to
-    /// the returned receiver, which holds at most `capacity` (the subscriber
-    /// waits when it is full).
+    /// Connects to Redis at `url` and starts the subscriber on a task of
+    /// `tasks` (stopped by `shutdown`). Channel names start with `prefix`.
+    /// Received events go to the returned receiver, which holds at most
+    /// `capacity` (the subscriber waits when it is full).
     pub async fn connect(
         url: &str,
         prefix: &str,
         capacity: usize,
+        tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<(RedisBus, BusReceiver), BusError> {
         let unavailable = |e: &dyn std::fmt::Display| BusError::Unavailable(e.to_string());
@@ -195,7 +197,7 @@ impl RedisBus {
         let wanted = Arc::new(Wanted::default());
         let stats = Arc::new(BusStats::default());
         let prefix: Arc<str> = Arc::from(prefix);
-        tokio::spawn(subscriber(
+        tasks.spawn(subscriber(
             client,
             Arc::clone(&prefix),
             Arc::clone(&wanted),
@@ -298,7 +300,12 @@ async fn subscriber(
                 }
                 stats.subscribed.store(true, Ordering::Relaxed);
                 backoff = Duration::from_millis(50);
-                let served = serve(pubsub, &prefix, &wanted, &tx, &shutdown).await;
+                // Shutdown interrupts the connection wherever it waits (a
+                // SUBSCRIBE, a full queue), so the task ends promptly.
+                let served = tokio::select! {
+                    _ = shutdown.cancelled() => Ok(()),
+                    served = serve(pubsub, &prefix, &wanted, &tx) => served,
+                };
                 stats.subscribed.store(false, Ordering::Relaxed);
                 match served {
                     Ok(()) => return,
@@ -315,14 +322,13 @@ async fn subscriber(
     }
 }
 
-/// Runs one subscriber connection until it fails (`Err`) or shutdown
-/// (`Ok`).
+/// Runs one subscriber connection until it fails (`Err`) or the node stops
+/// taking events (`Ok`).
 async fn serve(
     pubsub: redis::aio::PubSub,
     prefix: &str,
     wanted: &Wanted,
     tx: &mpsc::Sender<BusEvent>,
-    shutdown: &CancellationToken,
 ) -> redis::RedisResult<()> {
     let (mut sink, mut stream) = pubsub.split();
     let mut subscribed: HashSet<UserId> = HashSet::new();
@@ -361,7 +367,6 @@ async fn serve(
             }
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
             _ = wanted.changed.notified() => {}
             _ = ping.tick() => {
                 // A subscribed connection answers PING with an array, so

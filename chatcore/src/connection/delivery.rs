@@ -178,6 +178,7 @@ mod tests {
 
     use bytes::BytesMut;
     use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
 
     use super::*;
     use crate::connection::FrameError;
@@ -258,6 +259,7 @@ mod tests {
             Backends::local(Arc::new(MemoryStore::new())),
             passwords,
             config,
+            &TaskTracker::new(),
             shutdown.clone(),
         );
         let alice = logged_in(&service, "alice").await;

@@ -26,7 +26,7 @@ pub struct SessionId(pub u64);
 impl SessionId {
     /// A new random session id.
     pub fn generate() -> SessionId {
-        SessionId(uuid::Uuid::new_v4().as_u64_pair().0)
+        SessionId(getrandom::u64().expect("the operating system's random source failed"))
     }
 }
 
@@ -59,18 +59,30 @@ pub enum PresenceError {
     Unavailable(String),
 }
 
-/// Where sessions are recorded.
+/// Where sessions are recorded; each node holds its own handle.
 ///
 /// # Behavior
 ///
-/// - `claim` atomically makes `session` the user's one session and returns
-///   the session it replaced, if any. Of several racing claims each gets a
-///   distinct previous session, so exactly one ends up current and every
-///   other one is named as replaced by exactly one claimer.
+/// - `claim` atomically makes `session` the user's one session, whichever
+///   node recorded the one before, and returns the session it replaced, if
+///   any. Of several racing claims each gets a distinct previous session,
+///   so exactly one ends up current and every other one is named as
+///   replaced by exactly one claimer. A node whose lease does not hold
+///   cannot claim (`Unavailable`): it may no longer hold its users.
 /// - `release` removes the user's session only while it is still
-///   `session`: releasing a replaced session does not touch the newer one.
-/// - `online` answers for each user, in order, whether it has a session
-///   recorded by a node whose lease holds.
+///   `session`: releasing a replaced session does not touch the newer one,
+///   and releasing a session that is not recorded changes nothing.
+/// - `online` answers for each entry of `users`, in order (repeats
+///   included; no users, no answers), whether the user has a session
+///   recorded by a node whose lease holds. A node that stops renewing its
+///   lease (it died) has its users offline within one lease TTL, without
+///   anybody releasing their sessions.
+/// - `lease` is this node's lease. It holds from start until the node can
+///   no longer renew it or calls `release_node`; an in-process
+///   implementation's lease never runs out otherwise.
+/// - `release_node` forgets every session this node recorded and its
+///   lease, so its users show offline at once; other nodes' sessions stay.
+///   It is the last call of a graceful shutdown.
 #[async_trait]
 pub trait Presence: Send + Sync + fmt::Debug + 'static {
     /// Records `session` as the user's current session.
@@ -88,13 +100,9 @@ pub trait Presence: Send + Sync + fmt::Debug + 'static {
 
     /// This node's lease: while it does not hold, the node must not deliver
     /// to its sessions (another node may serve their users now).
-    fn lease(&self) -> Lease {
-        Lease::forever()
-    }
+    fn lease(&self) -> Lease;
 
     /// Forgets every session of this node and its lease (graceful
     /// shutdown), so its users show offline at once.
-    async fn release_node(&self) -> Result<(), PresenceError> {
-        Ok(())
-    }
+    async fn release_node(&self) -> Result<(), PresenceError>;
 }

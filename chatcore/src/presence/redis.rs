@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use deadpool_redis::{Config, Pool, Runtime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{Lease, Lost, Presence, PresenceError, SessionId};
 use crate::model::UserId;
@@ -78,8 +79,11 @@ fn unavailable(e: impl std::fmt::Display) -> PresenceError {
     PresenceError::Unavailable(e.to_string())
 }
 
+/// A fresh boot id: random, so that a restarted node never passes for its
+/// previous run.
 fn new_boot() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    let boot = getrandom::u64().expect("the operating system's random source failed");
+    format!("{boot:016x}")
 }
 
 impl Inner {
@@ -196,10 +200,12 @@ impl Inner {
 }
 
 impl RedisPresence {
-    /// Connects, takes this node's lease and starts renewing it (until
-    /// `shutdown`). Sessions the node must end arrive on the receiver.
+    /// Connects, takes this node's lease and starts renewing it on a task
+    /// of `tasks` (until `shutdown`). Sessions the node must end arrive on
+    /// the receiver.
     pub async fn start(
         config: RedisPresenceConfig,
+        tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<(RedisPresence, mpsc::Receiver<Lost>), PresenceError> {
         let pool = Config::from_url(config.url.as_str())
@@ -214,7 +220,7 @@ impl RedisPresence {
         });
         inner.acquire().await?;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(renew_loop(Arc::clone(&inner), tx, shutdown));
+        tasks.spawn(renew_loop(Arc::clone(&inner), tx, shutdown));
         Ok((RedisPresence { inner }, rx))
     }
 }
@@ -226,7 +232,12 @@ async fn renew_loop(inner: Arc<Inner>, lost: mpsc::Sender<Lost>, shutdown: Cance
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        match inner.renew().await {
+        // A renewal stuck on an unreachable Redis must not hold up shutdown.
+        let renewed = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            renewed = inner.renew() => renewed,
+        };
+        match renewed {
             Ok(None) => {}
             Ok(Some(sessions)) => {
                 if lost.send(sessions).await.is_err() {

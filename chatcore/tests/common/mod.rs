@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How long a test waits for something that should happen at once.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -70,7 +71,14 @@ impl TestServer {
     ) -> TestServer {
         let shutdown = CancellationToken::new();
         let passwords = Passwords::new(HashParams::insecure_fast(), 2).expect("hash params");
-        let service = node::start(Backends::local(store), passwords, service, shutdown.clone());
+        // The node's tasks end with `shutdown`; nothing needs to wait for them.
+        let service = node::start(
+            Backends::local(store),
+            passwords,
+            service,
+            &TaskTracker::new(),
+            shutdown.clone(),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let task = tokio::spawn(server::run(

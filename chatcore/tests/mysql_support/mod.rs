@@ -42,10 +42,10 @@ impl ThrowawayDatabase {
         let server_url = server_url(test)?;
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let name = format!(
-            "chat_test_{}_{}_{}",
+            "chat_test_{}_{}_{:012x}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed),
-            &uuid::Uuid::new_v4().simple().to_string()[..12],
+            getrandom::u64().expect("random") >> 16,
         );
         let mut options = ConnectOptions::new(server_url.clone());
         options.max_connections(2).sqlx_logging(false);

@@ -1,7 +1,9 @@
-//! Group commit of sends. Callers queue their message on a bounded channel;
-//! writer tasks take what is queued (up to `max_batch`, waiting at most
-//! `window` for more) and store it in one transaction, then answer each
-//! caller. One commit and one log flush per batch instead of per message.
+//! Group commit of sends. Each writer task owns a bounded queue; a send
+//! goes to the queue of the writer with the fewest sends pending, waits
+//! there until its writer takes what is queued (up to `max_batch`, waiting
+//! at most `window` for more) and stores it in one transaction, and is
+//! answered after the commit. One commit and one log flush per batch
+//! instead of per message; no lock is shared between the writers.
 //!
 //! A batch keeps every rule of a lone send: seqs come from the per-user
 //! counter in the same transaction, counters are locked in ascending user id
@@ -11,23 +13,33 @@
 //! that fails as a whole for any other reason than the database being
 //! unavailable is run again one send at a time, so that the bad send fails
 //! alone.
+//!
+//! The writers run on a `TaskTracker` the [`Batcher`] owns. They end when
+//! the last `Batcher` clone is dropped, or at [`Batcher::stop`]: that
+//! closes every queue (new sends fail with `Unavailable`), lets the
+//! writers store what was already queued, and waits for them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, DatabaseTransaction, DbBackend, EntityTrait, IsolationLevel,
-    QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    IsolationLevel, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::entity::{chat_group, group_member, inbox, inbox_state, message, user};
 use super::error::Fail;
-use super::{CHUNK, SqlStore, duplicate_receipt, padded, pow2_runs, rerun_deadlocked, user_info};
+use super::rows::{duplicate_receipt, user_info};
+use super::shape::{CHUNK, padded, pow2_runs};
+use super::write::{rerun_deadlocked, send_alone};
 use crate::model::{
     Conversation, Delivery, Message, MessageId, NewMessage, SendReceipt, Seq, Target, UserId,
     UserInfo,
@@ -58,66 +70,117 @@ struct Job {
     reply: oneshot::Sender<Result<SendReceipt, StoreError>>,
 }
 
-/// The sending side of the writers' queue; cheap to clone.
+/// The queue of one writer task.
+#[derive(Debug)]
+struct Lane {
+    jobs: mpsc::Sender<Job>,
+    /// Sends given to this lane whose callers still wait for an answer:
+    /// queued, or in the writer's current batch.
+    pending: AtomicUsize,
+}
+
+/// The sending side of the writers' queues; cheap to clone.
 #[derive(Clone, Debug)]
 pub(super) struct Batcher {
-    jobs: mpsc::Sender<Job>,
+    lanes: Arc<[Lane]>,
+    /// Where the search for the least loaded lane starts; moved on by
+    /// every send, so that lanes equally loaded take turns.
+    turn: Arc<AtomicUsize>,
+    /// Cancelled by [`Batcher::stop`]: each writer closes its queue.
+    stop: CancellationToken,
+    /// The writer tasks.
+    tracker: TaskTracker,
 }
 
 impl Batcher {
-    /// Starts `config.writers` writer tasks on `store` (which must not
-    /// batch itself); they end when the last `Batcher` clone is dropped.
-    pub(super) fn start(store: SqlStore, config: BatchConfig) -> Batcher {
-        let (jobs, queue) = mpsc::channel(config.max_batch.saturating_mul(4).max(16));
-        let queue = Arc::new(Mutex::new(queue));
-        for _ in 0..config.writers {
-            tokio::spawn(write_batches(store.clone(), Arc::clone(&queue), config));
+    /// Starts `config.writers` writer tasks (at least one) on `writer`.
+    pub(super) fn start(writer: &DatabaseConnection, config: BatchConfig) -> Batcher {
+        let capacity = config.max_batch.saturating_mul(4).max(16);
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let lanes = (0..config.writers.max(1))
+            .map(|_| {
+                let (jobs, queue) = mpsc::channel(capacity);
+                tracker.spawn(write_batches(writer.clone(), queue, config, stop.clone()));
+                Lane {
+                    jobs,
+                    pending: AtomicUsize::new(0),
+                }
+            })
+            .collect();
+        Batcher {
+            lanes,
+            turn: Arc::new(AtomicUsize::new(0)),
+            stop,
+            tracker,
         }
-        Batcher { jobs }
     }
 
-    /// Queues `message` and waits for the commit of its batch.
+    /// Queues `message` on the least loaded writer and waits for the
+    /// commit of its batch.
     pub(super) async fn send(&self, message: NewMessage) -> Result<SendReceipt, StoreError> {
+        let stopped = || StoreError::Unavailable("the store's writers have stopped".to_owned());
+        let lane = self.least_loaded().ok_or_else(stopped)?;
+        let _pending = Pending::count(&lane.pending);
         let (reply, answer) = oneshot::channel();
-        self.jobs
+        lane.jobs
             .send(Job { message, reply })
             .await
-            .map_err(|_| StoreError::Unavailable("the store's writers have stopped".to_owned()))?;
+            .map_err(|_| stopped())?;
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(
                 "the send's batch was abandoned".to_owned(),
             ))
         })
     }
+
+    /// The lane with the fewest pending sends, the first from `turn` on
+    /// among equals.
+    fn least_loaded(&self) -> Option<&Lane> {
+        let start = self.turn.fetch_add(1, Ordering::Relaxed);
+        let count = self.lanes.len();
+        (0..count)
+            .map(|i| &self.lanes[(start + i) % count])
+            .min_by_key(|lane| lane.pending.load(Ordering::Relaxed))
+    }
+
+    /// Stops the writers: their queues close (new sends fail with
+    /// `Unavailable`), what was queued is still stored and answered, and
+    /// this returns once every writer task has ended.
+    pub(super) async fn stop(&self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
-/// One writer: takes a batch off the queue, stores it, answers, repeats.
-/// The queue's lock is held only while a batch is being gathered, so with
-/// several writers one gathers while others run their transactions.
+/// One send counted on a lane while its caller waits (also when the
+/// caller gives up: dropping it uncounts the send).
+struct Pending<'a>(&'a AtomicUsize);
+
+impl<'a> Pending<'a> {
+    fn count(pending: &'a AtomicUsize) -> Pending<'a> {
+        pending.fetch_add(1, Ordering::Relaxed);
+        Pending(pending)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One writer: takes a batch off its queue, stores it, answers, repeats,
+/// until the queue is closed and empty.
 async fn write_batches(
-    store: SqlStore,
-    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    writer: DatabaseConnection,
+    mut queue: mpsc::Receiver<Job>,
     config: BatchConfig,
+    stop: CancellationToken,
 ) {
     let mut jobs = Vec::with_capacity(config.max_batch);
-    loop {
-        {
-            let mut queue = queue.lock().await;
-            if queue.recv_many(&mut jobs, config.max_batch).await == 0 {
-                return;
-            }
-            if !config.window.is_zero() {
-                let deadline = tokio::time::Instant::now() + config.window;
-                while jobs.len() < config.max_batch {
-                    let room = config.max_batch - jobs.len();
-                    match tokio::time::timeout_at(deadline, queue.recv_many(&mut jobs, room)).await
-                    {
-                        Ok(received) if received > 0 => {}
-                        _ => break,
-                    }
-                }
-            }
-        }
+    while gather(&mut queue, &mut jobs, config, &stop).await {
         // A caller that gave up (timed out, disconnected) gets no message
         // stored behind its back.
         jobs.retain(|job| !job.reply.is_closed());
@@ -127,13 +190,47 @@ async fn write_batches(
         }
         // On time-out the batch is dropped: its transaction rolls back and
         // its callers, whose answers are dropped with it, get `Unavailable`.
-        if tokio::time::timeout(config.timeout, store.run_batch(batch))
+        if tokio::time::timeout(config.timeout, run_batch(&writer, batch))
             .await
             .is_err()
         {
             tracing::warn!(timeout = ?config.timeout, "a batch of sends timed out");
         }
     }
+}
+
+/// Takes the next batch off `queue` into `jobs`: what is queued, up to
+/// `max_batch`, after the first waiting up to `window` for more. Once
+/// `stop` is cancelled the queue is closed, so only what it already holds
+/// is taken. False when the queue is closed and empty.
+async fn gather(
+    queue: &mut mpsc::Receiver<Job>,
+    jobs: &mut Vec<Job>,
+    config: BatchConfig,
+    stop: &CancellationToken,
+) -> bool {
+    // `recv_many` is cancel safe: losing the race to `stop` loses no job.
+    let received = tokio::select! {
+        received = queue.recv_many(jobs, config.max_batch) => received,
+        () = stop.cancelled() => {
+            queue.close();
+            queue.recv_many(jobs, config.max_batch).await
+        }
+    };
+    if received == 0 {
+        return false;
+    }
+    if !config.window.is_zero() {
+        let deadline = tokio::time::Instant::now() + config.window;
+        while jobs.len() < config.max_batch {
+            let room = config.max_batch - jobs.len();
+            match tokio::time::timeout_at(deadline, queue.recv_many(jobs, room)).await {
+                Ok(received) if received > 0 => {}
+                _ => break,
+            }
+        }
+    }
+    true
 }
 
 /// What a batch does with one of its sends.
@@ -158,86 +255,83 @@ struct Accepted<'a> {
     recipients: Vec<i64>,
 }
 
-impl SqlStore {
-    /// Stores `jobs` and answers each: as one transaction when possible,
-    /// one send at a time when the batch as a whole fails.
-    async fn run_batch(&self, jobs: Vec<Job>) {
-        if let [_] = jobs.as_slice() {
-            for job in jobs {
-                let result = self.send_alone(&job.message).await;
+/// Stores `jobs` and answers each: as one transaction when possible, one
+/// send at a time when the batch as a whole fails.
+async fn run_batch(writer: &DatabaseConnection, jobs: Vec<Job>) {
+    if let [_] = jobs.as_slice() {
+        for job in jobs {
+            let result = send_alone(writer, &job.message).await;
+            let _ = job.reply.send(result.map_err(StoreError::from));
+        }
+        return;
+    }
+    let messages: Vec<&NewMessage> = jobs.iter().map(|job| &job.message).collect();
+    let outcome = rerun_deadlocked("batch", || store_batch(writer, &messages)).await;
+    match outcome {
+        Ok(results) => {
+            for (job, result) in jobs.into_iter().zip(results) {
                 let _ = job.reply.send(result);
             }
-            return;
         }
-        let messages: Vec<&NewMessage> = jobs.iter().map(|job| &job.message).collect();
-        let outcome = rerun_deadlocked("batch", || self.store_batch(&messages)).await;
-        match outcome {
-            Ok(results) => {
-                for (job, result) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(result);
-                }
-            }
-            Err(fail) => {
-                let err = StoreError::from(fail);
-                if let StoreError::Unavailable(reason) = &err {
-                    for job in jobs {
-                        let _ = job.reply.send(Err(StoreError::Unavailable(reason.clone())));
-                    }
-                    return;
-                }
-                // A duplicate key raced in from elsewhere, a row vanished, a
-                // value the database refused: whichever send it was fails
-                // alone (or succeeds) on its own.
-                tracing::debug!(error = %err, sends = jobs.len(), "batch failed, sending one by one");
+        Err(fail) => {
+            let err = StoreError::from(fail);
+            if let StoreError::Unavailable(reason) = &err {
                 for job in jobs {
-                    if job.reply.is_closed() {
-                        continue;
-                    }
-                    let result = self.send_alone(&job.message).await;
-                    let _ = job.reply.send(result);
+                    let _ = job.reply.send(Err(StoreError::Unavailable(reason.clone())));
                 }
+                return;
+            }
+            // A duplicate key raced in from elsewhere, a row vanished, a
+            // value the database refused: whichever send it was fails
+            // alone (or succeeds) on its own.
+            tracing::debug!(error = %err, sends = jobs.len(), "batch failed, sending one by one");
+            for job in jobs {
+                if job.reply.is_closed() {
+                    continue;
+                }
+                let result = send_alone(writer, &job.message).await;
+                let _ = job.reply.send(result.map_err(StoreError::from));
             }
         }
     }
+}
 
-    /// A batch transaction: `BEGIN IMMEDIATE` on SQLite; REPEATABLE READ on
-    /// MySQL whatever the server's default, which `store_batch` relies on to
-    /// find the ids of its messages.
-    async fn begin_batch(&self) -> Result<DatabaseTransaction, Fail> {
-        let isolation_level = match self.writer.get_database_backend() {
-            DbBackend::Sqlite => None,
-            _ => Some(IsolationLevel::RepeatableRead),
-        };
-        Ok(self
-            .writer
-            .begin_with_options(TransactionOptions {
-                isolation_level,
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await?)
-    }
+/// A batch transaction: `BEGIN IMMEDIATE` on SQLite; REPEATABLE READ on
+/// MySQL whatever the server's default, which `write_batch` relies on to
+/// find the ids of its messages.
+async fn begin_batch(writer: &DatabaseConnection) -> Result<DatabaseTransaction, Fail> {
+    let isolation_level = match writer.get_database_backend() {
+        DbBackend::Sqlite => None,
+        _ => Some(IsolationLevel::RepeatableRead),
+    };
+    Ok(writer
+        .begin_with_options(TransactionOptions {
+            isolation_level,
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?)
+}
 
-    /// One attempt at storing `batch` in one transaction: the answer of
-    /// each send in order, or the error that failed the batch as a whole
-    /// (nothing stored then).
-    async fn store_batch(
-        &self,
-        batch: &[&NewMessage],
-    ) -> Result<Vec<Result<SendReceipt, StoreError>>, Fail> {
-        let txn = self.begin_batch().await?;
-        match write_batch(&txn, batch).await {
-            Ok(answers) => {
-                txn.commit().await?;
-                Ok(answers)
-            }
-            Err(fail) => {
-                // Roll back now rather than when the connection is next
-                // used: the sends are about to be run again one by one and
-                // must not wait for this transaction's row locks.
-                let _ = txn.rollback().await;
-                Err(fail)
-            }
+/// One attempt at storing `batch` in one transaction: the answer of each
+/// send in order, or the error that failed the batch as a whole (nothing
+/// stored then).
+async fn store_batch(
+    writer: &DatabaseConnection,
+    batch: &[&NewMessage],
+) -> Result<Vec<Result<SendReceipt, StoreError>>, Fail> {
+    let txn = begin_batch(writer).await?;
+    match write_batch(&txn, batch).await {
+        Ok(answers) => {
+            txn.commit().await?;
+            Ok(answers)
+        }
+        Err(fail) => {
+            // Roll back now rather than when the connection is next used:
+            // the sends are about to be run again one by one and must not
+            // wait for this transaction's row locks.
+            let _ = txn.rollback().await;
+            Err(fail)
         }
     }
 }
@@ -599,7 +693,7 @@ fn answers(
         .into_iter()
         .map(|plan| match plan {
             Plan::Refused(err) => Err(err),
-            Plan::Stored(row, sender) => duplicate_receipt(row, sender).map_err(StoreError::from),
+            Plan::Stored(row, sender) => duplicate_receipt(row, sender),
             Plan::SameAs(i) => Ok(SendReceipt {
                 message: message(i)?,
                 deliveries: Vec::new(),
@@ -612,4 +706,64 @@ fn answers(
             }),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    use super::{Batcher, Lane, Pending};
+
+    /// Three lanes without writers; `pending[i]` sends waiting on lane i.
+    fn batcher(pending: [usize; 3]) -> Batcher {
+        let lanes = pending
+            .into_iter()
+            .map(|n| Lane {
+                jobs: mpsc::channel(1).0,
+                pending: AtomicUsize::new(n),
+            })
+            .collect();
+        Batcher {
+            lanes,
+            turn: Arc::new(AtomicUsize::new(0)),
+            stop: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    fn chosen(batcher: &Batcher) -> Option<usize> {
+        let lane = batcher.least_loaded()?;
+        batcher.lanes.iter().position(|l| std::ptr::eq(l, lane))
+    }
+
+    #[test]
+    fn a_send_goes_to_the_lane_with_the_fewest_pending_sends() {
+        let batcher = batcher([3, 1, 2]);
+        for _ in 0..4 {
+            assert_eq!(chosen(&batcher), Some(1));
+        }
+    }
+
+    #[test]
+    fn equally_loaded_lanes_take_turns() {
+        let batcher = batcher([0, 0, 0]);
+        let turns: Vec<_> = (0..6).map(|_| chosen(&batcher)).collect();
+        assert_eq!(turns, [0, 1, 2, 0, 1, 2].map(Some));
+    }
+
+    #[test]
+    fn a_send_counts_on_its_lane_until_its_caller_stops_waiting() {
+        let pending = AtomicUsize::new(0);
+        let first = Pending::count(&pending);
+        let second = Pending::count(&pending);
+        assert_eq!(pending.load(Ordering::Relaxed), 2);
+        drop(first);
+        drop(second);
+        assert_eq!(pending.load(Ordering::Relaxed), 0);
+    }
 }

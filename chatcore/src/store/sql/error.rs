@@ -48,6 +48,15 @@ pub(crate) fn map_db_err(err: DbErr) -> StoreError {
     }
 }
 
+/// `replacement` for a unique-key violation, the database error otherwise.
+pub(crate) fn unique_or(err: DbErr, replacement: StoreError) -> Fail {
+    if is_unique_violation(&err) {
+        Fail::Store(replacement)
+    } else {
+        Fail::Db(err)
+    }
+}
+
 /// A duplicate primary key or unique key (MySQL 1062 etc., SQLite 1555/2067).
 pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
