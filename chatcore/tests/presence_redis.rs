@@ -2,17 +2,33 @@
 //! nodes, leases that expire with their node, and recovery from a Redis
 //! that forgot everything.
 
-#[path = "support/redis.rs"]
-mod redis_support;
-
+use std::process::ExitCode;
 use std::time::Duration;
 
+use chat_testkit::redis::{PrivateRedis, shared_url};
+use chat_testkit::{Service, trial};
 use chatcore::model::UserId;
 use chatcore::presence::{
     LocalPresence, Lost, Presence, RedisPresence, RedisPresenceConfig, SessionId,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let on_redis = [
+        trial!(redis_presence_keeps_one_session_per_user_across_nodes),
+        trial!(of_racing_logins_exactly_one_stays_and_each_loser_is_named_once),
+        trial!(a_dead_nodes_users_go_offline_when_its_lease_expires),
+        trial!(a_node_re_registers_its_sessions_after_redis_forgets_them),
+        trial!(stopping_a_node_releases_only_its_own_users),
+    ]
+    .map(|test| test.needs(&[Service::Redis]));
+    chat_testkit::harness::run(
+        [trial!(local_presence_keeps_one_session_per_user)]
+            .into_iter()
+            .chain(on_redis),
+    )
+}
 
 fn fresh_user() -> UserId {
     UserId((uuid::Uuid::new_v4().as_u64_pair().0 >> 2) as i64 + 1_000_000)
@@ -56,27 +72,20 @@ async fn one_session_per_user(a: &dyn Presence, b: &dyn Presence) {
     );
 }
 
-#[tokio::test]
 async fn local_presence_keeps_one_session_per_user() {
     let presence = LocalPresence::new();
     one_session_per_user(&presence, &presence).await;
 }
 
-#[tokio::test]
 async fn redis_presence_keeps_one_session_per_user_across_nodes() {
-    let Some(url) = redis_support::shared_url() else {
-        return;
-    };
+    let url = shared_url();
     let (a, _, _stop_a) = node(&url, Duration::from_secs(9)).await;
     let (b, _, _stop_b) = node(&url, Duration::from_secs(9)).await;
     one_session_per_user(&a, &b).await;
 }
 
-#[tokio::test]
 async fn of_racing_logins_exactly_one_stays_and_each_loser_is_named_once() {
-    let Some(url) = redis_support::shared_url() else {
-        return;
-    };
+    let url = shared_url();
     let (a, _, _stop_a) = node(&url, Duration::from_secs(9)).await;
     let (b, _, _stop_b) = node(&url, Duration::from_secs(9)).await;
     let user = fresh_user();
@@ -98,11 +107,8 @@ async fn of_racing_logins_exactly_one_stays_and_each_loser_is_named_once() {
     assert_eq!(replaced.len(), 19);
 }
 
-#[tokio::test]
 async fn a_dead_nodes_users_go_offline_when_its_lease_expires() {
-    let Some(url) = redis_support::shared_url() else {
-        return;
-    };
+    let url = shared_url();
     let (dying, _, stop) = node(&url, Duration::from_millis(900)).await;
     let (other, _, _stop_other) = node(&url, Duration::from_secs(9)).await;
     let user = fresh_user();
@@ -126,11 +132,8 @@ async fn a_dead_nodes_users_go_offline_when_its_lease_expires() {
     );
 }
 
-#[tokio::test]
 async fn a_node_re_registers_its_sessions_after_redis_forgets_them() {
-    let Some(mut redis) = redis_support::PrivateRedis::start() else {
-        return;
-    };
+    let mut redis = PrivateRedis::start();
     let url = redis.url();
     let (a, mut lost, _stop) = node(&url, Duration::from_millis(1500)).await;
     let kept = fresh_user();
@@ -162,11 +165,8 @@ async fn a_node_re_registers_its_sessions_after_redis_forgets_them() {
     assert!(a.lease().is_valid());
 }
 
-#[tokio::test]
 async fn stopping_a_node_releases_only_its_own_users() {
-    let Some(url) = redis_support::shared_url() else {
-        return;
-    };
+    let url = shared_url();
     let (a, _, _stop_a) = node(&url, Duration::from_secs(9)).await;
     let (b, _, _stop_b) = node(&url, Duration::from_secs(9)).await;
     let (on_a, on_b) = (fresh_user(), fresh_user());
