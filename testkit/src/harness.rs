@@ -113,9 +113,16 @@ fn block_on(workers: Option<usize>, future: Pin<Box<dyn Future<Output = ()>>>) {
 }
 
 /// Runs `tests` as the command line asks (filters, `--list`, ...), like
-/// the built-in harness, and returns the exit code to end with.
+/// the built-in harness, and returns the exit code to end with. Output is
+/// not captured: what a test prints always shows.
 pub fn run(tests: impl IntoIterator<Item = Test>) -> ExitCode {
-    let args = Arguments::from_args();
+    let mut args = Arguments::from_args();
+    // The built-in harness reads this; libtest-mimic does not.
+    if args.test_threads.is_none() {
+        args.test_threads = std::env::var("RUST_TEST_THREADS")
+            .ok()
+            .and_then(|n| n.parse().ok());
+    }
     let trials = tests.into_iter().map(Test::into_trial).collect();
     libtest_mimic::run(&args, trials).exit_code()
 }

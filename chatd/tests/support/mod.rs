@@ -27,14 +27,14 @@ pub mod stream;
 
 use std::time::Duration;
 
-use chatcore::client::{ChatMessage, Client, Event, LoginInfo};
-use chatcore::model::UserId;
-
 use chat_testkit::mysql::ThrowawayDatabase;
 use chat_testkit::nginx::Nginx;
 use chat_testkit::proxy::Proxy;
 use chat_testkit::redis::PrivateRedis;
 use chat_testkit::{Service, unique_name};
+use chatcore::client::{ChatMessage, Client, Event, LoginInfo};
+use chatcore::model::UserId;
+
 pub use process::Chatd;
 
 /// How long a test waits for something that should happen at once.
