@@ -6,7 +6,7 @@ mod common;
 
 use chatcore::client::Event;
 use chatcore::model::Target;
-use common::{Cli, Faults, Proxy, Server, WAIT, chatcli, login, register, run};
+use common::{Cli, Faults, Server, WAIT, chatcli, faulty_proxy, login, register, run};
 
 fn id_from_register_line(line: &str) -> i64 {
     line.split("userid is ")
@@ -323,7 +323,7 @@ async fn messages_sent_again_after_a_reconnect_are_shown_once() {
     let bob = register(server.addr, "bob").await;
     let alice_client = login(server.addr, alice, "alice").await;
     // Bob's acks never arrive, so the server sends everything again.
-    let proxy = Proxy::start(
+    let proxy = faulty_proxy(
         server.addr,
         Faults {
             lose_acks: true,
@@ -332,7 +332,7 @@ async fn messages_sent_again_after_a_reconnect_are_shown_once() {
     )
     .await;
 
-    let mut command = chatcli(proxy.addr, "bob", home.path());
+    let mut command = chatcli(proxy.socket_addr(), "bob", home.path());
     command
         .arg("--login")
         .arg(bob.to_string())
@@ -369,7 +369,7 @@ async fn a_message_whose_ack_was_lost_is_resent_and_stored_once() {
     let mut bob_client = login(server.addr, bob, "bob").await;
     // The server stores the message, but the connection breaks before the
     // ack reaches alice: she sends it again with the same cmid.
-    let proxy = Proxy::start(
+    let proxy = faulty_proxy(
         server.addr,
         Faults {
             cut_on_first_chat_ack: true,
@@ -378,7 +378,7 @@ async fn a_message_whose_ack_was_lost_is_resent_and_stored_once() {
     )
     .await;
 
-    let mut command = chatcli(proxy.addr, "alice", home.path());
+    let mut command = chatcli(proxy.socket_addr(), "alice", home.path());
     command.arg("--login").arg(alice.to_string());
     let done = run(command, &format!("chat:{bob}:exactly once\n")).await;
     assert!(done.status.success(), "{done:?}");

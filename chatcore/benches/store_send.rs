@@ -16,14 +16,13 @@
 //! the benchmark runs on a SQLite file instead. Method and figures:
 //! `docs/benchmarks.md`.
 
-#[path = "../tests/mysql_support/mod.rs"]
-mod mysql_support;
-
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chat_testkit::Service;
+use chat_testkit::mysql::ThrowawayDatabase;
 use chatcore::client::{Client, Event};
 use chatcore::model::{NewMessage, Target, UserId};
 use chatcore::node::{self, Backends};
@@ -49,17 +48,17 @@ enum Backend {
 /// A fresh database and what removes it.
 struct Database {
     url: String,
-    mysql: Option<mysql_support::ThrowawayDatabase>,
+    mysql: Option<ThrowawayDatabase>,
 }
 
 impl Backend {
     fn detect() -> Backend {
-        if std::env::var_os(mysql_support::MYSQL_URL_VAR).is_some() {
+        if Service::Mysql.configured().is_some() {
             Backend::Mysql
         } else {
             eprintln!(
                 "{} is not set: benchmarking a SQLite file instead",
-                mysql_support::MYSQL_URL_VAR
+                Service::Mysql.var()
             );
             Backend::Sqlite(tempfile::tempdir().expect("temporary directory"))
         }
@@ -75,9 +74,7 @@ impl Backend {
     async fn database(&self, tag: &str) -> Database {
         match self {
             Backend::Mysql => {
-                let db = mysql_support::ThrowawayDatabase::create("store_send bench")
-                    .await
-                    .expect("CHAT_TEST_MYSQL_URL is set");
+                let db = ThrowawayDatabase::create().await;
                 Database {
                     url: db.url.clone(),
                     mysql: Some(db),

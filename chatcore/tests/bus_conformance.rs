@@ -1,17 +1,25 @@
 //! The `Bus` contract, checked against every implementation: the
 //! in-process bus always, Redis when `CHAT_TEST_REDIS_URL` is set.
 
-#[path = "support/redis.rs"]
-mod redis_support;
-
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_testkit::redis::{PrivateRedis, shared_url};
+use chat_testkit::{Service, Test, test, trial};
 use chatcore::bus::{Bus, BusEvent, BusReceiver, LocalBroker, RedisBus};
 use chatcore::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
 use chatcore::presence::SessionId;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+fn main() -> ExitCode {
+    let mut tests = conformance();
+    tests.push(
+        trial!(redis_bus_recovers_from_a_restart_and_asks_for_resync).needs(&[Service::Redis]),
+    );
+    chat_testkit::harness::run(tests)
+}
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -171,24 +179,24 @@ async fn a_live_endpoint_answers_ping(mut pair: Pair) {
     pair.b.ping().await.expect("a live endpoint answers ping");
 }
 
+/// Every check on the in-process bus (`local::<check>`) and on Redis
+/// (`redis::<check>`).
 macro_rules! suite {
     ($($check:ident),* $(,)?) => {
-        mod local {
+        fn conformance() -> Vec<Test> {
+            let mut tests = Vec::new();
             $(
-                #[tokio::test]
-                async fn $check() {
-                    super::$check(super::local_pair()).await;
-                }
+                tests.push(test(concat!("local::", stringify!($check)), || async {
+                    $check(local_pair()).await;
+                }));
+                tests.push(
+                    test(concat!("redis::", stringify!($check)), || async {
+                        $check(redis_pair(&shared_url()).await).await;
+                    })
+                    .needs(&[Service::Redis]),
+                );
             )*
-        }
-        mod redis {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let Some(url) = super::redis_support::shared_url() else { return };
-                    super::$check(super::redis_pair(&url).await).await;
-                }
-            )*
+            tests
         }
     };
 }
@@ -202,11 +210,8 @@ suite!(
 
 /// Redis only: a restarted server loses subscriptions; the bus reconnects,
 /// subscribes again and says `Resync`, and later events flow again.
-#[tokio::test]
 async fn redis_bus_recovers_from_a_restart_and_asks_for_resync() {
-    let Some(mut redis) = redis_support::PrivateRedis::start() else {
-        return;
-    };
+    let mut redis = PrivateRedis::start();
     let mut pair = redis_pair(&redis.url()).await;
     let user = fresh_user();
     subscribe_live(&pair.b, &mut pair.b_rx, user).await;

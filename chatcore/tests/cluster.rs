@@ -3,12 +3,12 @@
 //! different nodes chat, befriend, and replace each other's sessions.
 
 mod common;
-#[path = "support/redis.rs"]
-mod redis_support;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_testkit::{Service, trial};
 use chatcore::bus::RedisBus;
 use chatcore::client::{Client, Event};
 use chatcore::node::{self, Backends};
@@ -21,6 +21,16 @@ use common::{WAIT, next_message};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+fn main() -> ExitCode {
+    let tests = [
+        trial!(users_on_different_nodes_chat_one_to_one_and_in_groups),
+        trial!(a_login_on_another_node_kicks_the_first_session),
+        trial!(stopping_one_node_leaves_the_other_nodes_users_online),
+        trial!(a_nodes_background_tasks_all_end_after_shutdown),
+    ];
+    chat_testkit::harness::run(tests.map(|test| test.needs(&[Service::Redis])))
+}
 
 struct Node {
     addr: std::net::SocketAddr,
@@ -92,8 +102,8 @@ impl Node {
     }
 }
 
-async fn two_nodes() -> Option<(Node, Node, tempfile::TempDir)> {
-    let url = redis_support::shared_url()?;
+async fn two_nodes() -> (Node, Node, tempfile::TempDir) {
+    let url = chat_testkit::redis::shared_url();
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("chat.db").display());
     let store: Arc<dyn Store> = Arc::new(
@@ -105,7 +115,7 @@ async fn two_nodes() -> Option<(Node, Node, tempfile::TempDir)> {
     let prefix = format!("test-{}", unique());
     let a = start_node(&url, &prefix, Arc::clone(&store), Duration::from_secs(9)).await;
     let b = start_node(&url, &prefix, store, Duration::from_secs(9)).await;
-    Some((a, b, dir))
+    (a, b, dir)
 }
 
 /// Registers a uniquely named user on `node` and logs it in there.
@@ -117,11 +127,8 @@ async fn user_on(node: &Node, name: &str) -> (Client, chatcore::model::UserId) {
     (client, id)
 }
 
-#[tokio::test]
 async fn users_on_different_nodes_chat_one_to_one_and_in_groups() {
-    let Some((a, b, _dir)) = two_nodes().await else {
-        return;
-    };
+    let (a, b, _dir) = two_nodes().await;
     let (mut alice, alice_id) = user_on(&a, "alice").await;
     let (mut bob, bob_id) = user_on(&b, "bob").await;
     let (mut carol, _) = user_on(&b, "carol").await;
@@ -159,11 +166,8 @@ async fn users_on_different_nodes_chat_one_to_one_and_in_groups() {
     b.stop().await;
 }
 
-#[tokio::test]
 async fn a_login_on_another_node_kicks_the_first_session() {
-    let Some((a, b, _dir)) = two_nodes().await else {
-        return;
-    };
+    let (a, b, _dir) = two_nodes().await;
     let (mut first, alice_id) = user_on(&a, "alice").await;
     let second = Client::connect(b.addr).await.expect("connect");
     second.login(alice_id, "pw").await.expect("login on b");
@@ -183,11 +187,8 @@ async fn a_login_on_another_node_kicks_the_first_session() {
     b.stop().await;
 }
 
-#[tokio::test]
 async fn stopping_one_node_leaves_the_other_nodes_users_online() {
-    let Some((a, b, _dir)) = two_nodes().await else {
-        return;
-    };
+    let (a, b, _dir) = two_nodes().await;
     let (_on_a, a_id) = user_on(&a, "on-a").await;
     let (on_b, b_id) = user_on(&b, "on-b").await;
     let (watcher, _) = user_on(&b, "watcher").await;
@@ -203,11 +204,8 @@ async fn stopping_one_node_leaves_the_other_nodes_users_online() {
     b.stop().await;
 }
 
-#[tokio::test]
 async fn a_nodes_background_tasks_all_end_after_shutdown() {
-    let Some((a, b, _dir)) = two_nodes().await else {
-        return;
-    };
+    let (a, b, _dir) = two_nodes().await;
     // A session, so that the subscriber holds a subscription and presence
     // a session of this node when the shutdown comes.
     let (_alice, _) = user_on(&a, "alice").await;

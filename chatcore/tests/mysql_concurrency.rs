@@ -5,22 +5,40 @@
 //! fails alone.
 //!
 //! ```text
-//! CHAT_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306 cargo test -p chatcore --test mysql_concurrency
+//! CHAT_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306 cargo test --workspace --test mysql_concurrency
 //! ```
 //!
 //! Each test makes its own database and drops it; without the variable the
-//! tests say they skipped (and fail when `CHAT_TEST_REQUIRE_SERVICES` is set),
-//! except the SQLite run of the bad-send batch, which needs no server.
-
-mod mysql_support;
+//! tests are reported as ignored (and fail when `CHAT_TEST_REQUIRE_SERVICES`
+//! is set), except the SQLite run of the bad-send batch, which needs no
+//! server.
 
 use std::collections::{BTreeSet, HashMap};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_testkit::mysql::ThrowawayDatabase;
+use chat_testkit::{Service, trial};
 use chatcore::model::{NewMessage, Seq, Target, UserId};
 use chatcore::store::{GroupCaps, SqlStore, SqlStoreOptions, Store, StoreError};
-use mysql_support::ThrowawayDatabase;
+
+fn main() -> ExitCode {
+    let on_mysql = [
+        trial!(many_senders_on_four_pools_give_one_user_seqs_1_to_n_and_the_right_ids),
+        trial!(group_and_direct_sends_on_four_pools_keep_every_inbox_gap_free),
+        trial!(one_name_registered_on_four_pools_at_once_succeeds_exactly_once),
+        trial!(racing_joins_and_friend_adds_on_four_pools_store_each_row_once),
+        trial!(racing_acks_on_four_pools_never_move_the_cursor_backwards),
+        trial!(a_bad_send_in_a_batch_fails_alone),
+    ]
+    .map(|test| test.needs(&[Service::Mysql]));
+    let tests = on_mysql
+        .into_iter()
+        .chain([trial!(a_bad_send_in_a_batch_fails_alone_on_sqlite)])
+        .map(|test| test.multi_thread(4));
+    chat_testkit::harness::run(tests)
+}
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
 
@@ -51,11 +69,8 @@ fn chat(sender: UserId, target: Target, body: String, cmid: Option<String>) -> N
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_senders_on_four_pools_give_one_user_seqs_1_to_n_and_the_right_ids() {
-    let Some(db) = ThrowawayDatabase::create("mysql_concurrency").await else {
-        return;
-    };
+    let db = ThrowawayDatabase::create().await;
     let stores = stores(&db).await;
     let recipient = stores[0]
         .create_user("recipient", HASH)
@@ -125,11 +140,8 @@ async fn many_senders_on_four_pools_give_one_user_seqs_1_to_n_and_the_right_ids(
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn group_and_direct_sends_on_four_pools_keep_every_inbox_gap_free() {
-    let Some(db) = ThrowawayDatabase::create("mysql_concurrency").await else {
-        return;
-    };
+    let db = ThrowawayDatabase::create().await;
     let stores = stores(&db).await;
     let mut users = Vec::new();
     for i in 0..12 {
@@ -188,11 +200,8 @@ async fn group_and_direct_sends_on_four_pools_keep_every_inbox_gap_free() {
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_name_registered_on_four_pools_at_once_succeeds_exactly_once() {
-    let Some(db) = ThrowawayDatabase::create("mysql_concurrency").await else {
-        return;
-    };
+    let db = ThrowawayDatabase::create().await;
     let stores = stores(&db).await;
     for round in 0..5 {
         let name = format!("contested{round}");
@@ -217,11 +226,8 @@ async fn one_name_registered_on_four_pools_at_once_succeeds_exactly_once() {
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_joins_and_friend_adds_on_four_pools_store_each_row_once() {
-    let Some(db) = ThrowawayDatabase::create("mysql_concurrency").await else {
-        return;
-    };
+    let db = ThrowawayDatabase::create().await;
     let stores = stores(&db).await;
     let mut users = Vec::new();
     for i in 0..6 {
@@ -271,11 +277,8 @@ async fn racing_joins_and_friend_adds_on_four_pools_store_each_row_once() {
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_acks_on_four_pools_never_move_the_cursor_backwards() {
-    let Some(db) = ThrowawayDatabase::create("mysql_concurrency").await else {
-        return;
-    };
+    let db = ThrowawayDatabase::create().await;
     let stores = stores(&db).await;
     let user = stores[0].create_user("reader", HASH).await.expect("user");
     let sender = stores[0].create_user("writer", HASH).await.expect("user");
@@ -309,11 +312,8 @@ async fn racing_acks_on_four_pools_never_move_the_cursor_backwards() {
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bad_send_in_a_batch_fails_alone() {
-    let Some(db) = ThrowawayDatabase::create("mysql_concurrency").await else {
-        return;
-    };
+    let db = ThrowawayDatabase::create().await;
     bad_send_fails_alone(&db.url, async |user: UserId| {
         db.execute(&format!(
             "DELETE FROM `{}`.inbox_state WHERE user_id = {}",
@@ -326,7 +326,6 @@ async fn a_bad_send_in_a_batch_fails_alone() {
 }
 
 /// The same batch on SQLite (one writer, which is also its batcher).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bad_send_in_a_batch_fails_alone_on_sqlite() {
     use sea_orm::{ConnectionTrait, Database};
 

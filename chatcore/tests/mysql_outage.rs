@@ -1,66 +1,45 @@
 //! Database trouble is not a crash: a server on MySQL/MariaDB reached
-//! through a TCP proxy of the test's own (tests/support/proxy.rs), which
+//! through a TCP proxy of the test's own (`chat_testkit::proxy`), which
 //! cuts every connection (and refuses new ones) or freezes them, then
 //! restores them. Meanwhile requests
 //! get errno 30 ("temporarily unavailable"), client connections stay open,
 //! nothing acknowledged is lost, and service resumes by itself.
 //!
 //! ```text
-//! CHAT_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306 cargo test -p chatcore --test mysql_outage
+//! CHAT_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306 cargo test --workspace --test mysql_outage
 //! ```
 
 mod common;
-#[path = "support/proxy.rs"]
-mod proxy;
 
-use common::mysql_support;
-
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chat_testkit::mysql::ThrowawayDatabase;
+use chat_testkit::proxy::{Mode, Proxy};
+use chat_testkit::{Service, trial};
 use chatcore::client::{Client, ClientError};
 use chatcore::model::{MessageId, Seq, Target, UserId};
 use chatcore::service::ServiceConfig;
 use chatcore::store::{SqlStore, SqlStoreOptions};
 use common::{TestServer, fast_server};
-use mysql_support::ThrowawayDatabase;
-use proxy::{Mode, Proxy};
+
+fn main() -> ExitCode {
+    let tests = [
+        trial!(a_cut_database_gets_errno_30_keeps_connections_and_recovers),
+        trial!(a_hung_database_gets_errno_30_keeps_connections_and_recovers),
+    ];
+    chat_testkit::harness::run(tests.map(|test| test.needs(&[Service::Mysql]).multi_thread(2)))
+}
 
 /// errno of "service temporarily unavailable".
 const UNAVAILABLE: u32 = 30;
 
-/// `mysql://user:pw@host:port[/][?q]` -> (`host:port`, the URL with
-/// `host:port` replaced by `proxy` and the database `name` appended).
-fn through_proxy(server_url: &str, proxy: &str, name: &str) -> (String, String) {
-    let (scheme, rest) = server_url.split_once("://").expect("a URL");
-    let (userinfo, hostpart) = match rest.rsplit_once('@') {
-        Some((userinfo, host)) => (format!("{userinfo}@"), host),
-        None => (String::new(), rest),
-    };
-    let end = hostpart.find(['/', '?']).unwrap_or(hostpart.len());
-    let (host, tail) = hostpart.split_at(end);
-    let host = if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:3306")
-    };
-    let query = tail.split_once('?').map(|(_, q)| q);
-    let mut url = format!("{scheme}://{userinfo}{proxy}/{name}");
-    if let Some(query) = query {
-        url.push('?');
-        url.push_str(query);
-    }
-    (host, url)
-}
-
 /// A server whose store reaches the database through a proxy, with short
 /// time limits so that trouble shows in seconds.
 async fn server_behind_proxy(db: &ThrowawayDatabase) -> (Proxy, TestServer) {
-    let server_url = mysql_support::server_url("mysql_outage").expect("checked by the caller");
-    let (upstream, _) = through_proxy(&server_url, "127.0.0.1:1", "x");
-    let proxy = Proxy::start(&upstream).await;
-    let (_, url) = through_proxy(&server_url, &proxy.addr, &db.name);
-    let mut options = SqlStoreOptions::new(url);
+    let proxy = Proxy::start(&db.server.addr).await;
+    let mut options = SqlStoreOptions::new(db.url_via(&proxy.addr));
     options.acquire_timeout = Duration::from_secs(1);
     options.request_timeout = Duration::from_secs(2);
     let store = SqlStore::connect(options).await.expect("store via proxy");
@@ -123,9 +102,7 @@ async fn assert_inbox_holds(client: &Client, acked: &[MessageId]) {
 }
 
 async fn outage(mode: Mode) {
-    let Some(db) = ThrowawayDatabase::create("mysql_outage").await else {
-        return;
-    };
+    let db = ThrowawayDatabase::create().await;
     let (proxy, server) = server_behind_proxy(&db).await;
     let (alice, _) = server.user("alice").await;
     let (bob, bob_id) = server.user("bob").await;
@@ -171,12 +148,10 @@ async fn outage(mode: Mode) {
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_database_gets_errno_30_keeps_connections_and_recovers() {
     outage(Mode::Cut).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_database_gets_errno_30_keeps_connections_and_recovers() {
     outage(Mode::Freeze).await;
 }

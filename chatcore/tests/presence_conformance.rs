@@ -3,12 +3,12 @@
 //! `CHAT_TEST_REDIS_URL` is set. Redis-only behaviour (recovering from a
 //! Redis that forgot everything, losing the lease) is in `presence_redis.rs`.
 
-#[path = "support/redis.rs"]
-mod redis_support;
-
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chat_testkit::redis::shared_url;
+use chat_testkit::{Service, Test, test};
 use chatcore::model::UserId;
 use chatcore::presence::{
     LocalPresence, Lost, Presence, PresenceError, RedisPresence, RedisPresenceConfig, SessionId,
@@ -304,24 +304,32 @@ async fn a_node_without_its_lease_cannot_claim(backend: Backend) {
     assert_eq!(online(&other, &[user]).await, [false], "nothing recorded");
 }
 
+fn main() -> ExitCode {
+    chat_testkit::harness::run(conformance())
+}
+
+/// Every check on every implementation: `local::<check>` always,
+/// `redis::<check>` when a Redis is named.
 macro_rules! suite {
     ($($check:ident),* $(,)?) => {
-        mod local {
+        fn conformance() -> Vec<Test> {
+            let mut tests = Vec::new();
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::$check(super::Backend::local()).await;
-                }
+                tests.push(
+                    test(concat!("local::", stringify!($check)), || async {
+                        $check(Backend::local()).await;
+                    })
+                    .multi_thread(2),
+                );
+                tests.push(
+                    test(concat!("redis::", stringify!($check)), || async {
+                        $check(Backend::redis(shared_url())).await;
+                    })
+                    .multi_thread(2)
+                    .needs(&[Service::Redis]),
+                );
             )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let Some(url) = super::redis_support::shared_url() else { return };
-                    super::$check(super::Backend::redis(url)).await;
-                }
-            )*
+            tests
         }
     };
 }

@@ -3,16 +3,26 @@
 //! all when its lease ran out. The contract every presence meets is in
 //! `presence_conformance.rs`.
 
-#[path = "support/redis.rs"]
-mod redis_support;
-
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use chat_testkit::redis::PrivateRedis;
+use chat_testkit::{Service, trial};
 use chatcore::model::UserId;
 use chatcore::presence::{Lost, Presence, RedisPresence, RedisPresenceConfig, SessionId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+fn main() -> ExitCode {
+    chat_testkit::harness::run(
+        [
+            trial!(a_node_re_registers_its_sessions_after_redis_forgets_them),
+            trial!(a_node_cut_off_longer_than_its_lease_ends_all_its_sessions),
+        ]
+        .map(|test| test.needs(&[Service::Redis])),
+    )
+}
 
 fn random() -> u64 {
     getrandom::u64().expect("random")
@@ -42,11 +52,8 @@ async fn node(
     (presence, lost, stop)
 }
 
-#[tokio::test]
 async fn a_node_re_registers_its_sessions_after_redis_forgets_them() {
-    let Some(mut redis) = redis_support::PrivateRedis::start() else {
-        return;
-    };
+    let mut redis = PrivateRedis::start();
     let url = redis.url();
     let (a, mut lost, _stop) = node(&url, Duration::from_millis(1500)).await;
     let kept = fresh_user();
@@ -78,11 +85,8 @@ async fn a_node_re_registers_its_sessions_after_redis_forgets_them() {
     assert!(a.lease().is_valid());
 }
 
-#[tokio::test]
 async fn a_node_cut_off_longer_than_its_lease_ends_all_its_sessions() {
-    let Some(mut redis) = redis_support::PrivateRedis::start() else {
-        return;
-    };
+    let mut redis = PrivateRedis::start();
     let url = redis.url();
     let (a, mut lost, _stop) = node(&url, Duration::from_millis(900)).await;
     let user = fresh_user();

@@ -3,8 +3,8 @@
 //! the Prometheus text format.
 //!
 //! ```text
-//! cargo test -p chatd --test admin
-//! CHAT_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test -p chatd --test admin
+//! cargo test --workspace --test admin
+//! CHAT_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test --workspace --test admin
 //! ```
 //! The first test needs nothing (SQLite, in-process bus). The Redis one
 //! runs a `redis-server` of its own on a free port; `CHAT_TEST_REDIS_URL`
@@ -13,13 +13,26 @@
 mod support;
 
 use std::path::Path;
+use std::process::ExitCode;
 use std::time::Duration;
 
+use chat_testkit::redis::PrivateRedis;
+use chat_testkit::{Service, eventually, free_port, trial};
 use chatcore::model::UserId;
 use support::http::{self, Answer, sample};
-use support::{Chatd, PrivateRedis, REDIS_URL_VAR, WAIT, eventually, free_port, new_user};
+use support::{Chatd, WAIT, new_user};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+fn main() -> ExitCode {
+    let tests = [
+        trial!(health_is_ok_and_metrics_count_logins_chats_and_deliveries),
+        trial!(error_replies_are_counted_by_code_refusals_included),
+        trial!(health_is_503_while_the_redis_bus_is_unreachable_and_ok_again_after)
+            .needs(&[Service::Redis]),
+    ];
+    chat_testkit::harness::run(tests.map(|test| test.multi_thread(2)))
+}
 
 /// A `chatd` on a SQLite file in `dir` with an admin listener, and that
 /// listener's address.
@@ -61,7 +74,6 @@ async fn value(admin: &str, series: &str) -> f64 {
     sample(&scrape(admin).await, series).unwrap_or(0.0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_ok_and_metrics_count_logins_chats_and_deliveries() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (chatd, admin) = start_with_admin(dir.path(), &[]).await;
@@ -149,7 +161,6 @@ async fn read_frame(reader: &mut BufReader<TcpStream>) -> serde_json::Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_replies_are_counted_by_code_refusals_included() {
     let dir = tempfile::tempdir().expect("tempdir");
     let limits = [
@@ -215,19 +226,9 @@ async fn error_replies_are_counted_by_code_refusals_included() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_503_while_the_redis_bus_is_unreachable_and_ok_again_after() {
-    if support::services(
-        "health_is_503_while_the_redis_bus_is_unreachable",
-        &[REDIS_URL_VAR],
-    )
-    .is_none()
-    {
-        return;
-    }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut redis = PrivateRedis::spawn(dir.path());
-    redis.wait_ready().await;
+    let mut redis = PrivateRedis::start_in(dir.path());
     let args = ["--redis-url".to_owned(), redis.url()];
     let (_chatd, admin) = start_with_admin(dir.path(), &args).await;
 
@@ -247,7 +248,7 @@ async fn health_is_503_while_the_redis_bus_is_unreachable_and_ok_again_after() {
     })
     .await;
 
-    redis.start_again().await;
+    redis.start_again();
     eventually("/health is ok again", WAIT, || async {
         health(&admin).await.status == 200
     })

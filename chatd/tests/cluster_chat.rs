@@ -5,16 +5,31 @@
 //!
 //! ```text
 //! CHAT_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306 CHAT_TEST_REDIS_URL=redis://127.0.0.1:6379 \
-//!   CHAT_TEST_NGINX=/usr/sbin/nginx cargo test -p chatd --test cluster_chat
+//!   CHAT_TEST_NGINX=/usr/sbin/nginx cargo test --workspace --test cluster_chat
 //! ```
 
 mod support;
 
+use std::process::ExitCode;
+
+use chat_testkit::{eventually, trial};
 use chatcore::client::Event;
 use chatcore::protocol::ErrorCode;
-use support::{
-    Cluster, ClusterOptions, User, WAIT, eventually, new_user, next_message, next_texts,
-};
+use support::{Cluster, ClusterOptions, User, WAIT, new_user, next_message, next_texts};
+
+fn main() -> ExitCode {
+    chat_testkit::harness::run([
+        trial!(users_on_two_chatd_processes_chat_one_to_one_and_in_groups)
+            .needs(Cluster::NEEDS)
+            .multi_thread(2),
+        trial!(users_through_nginx_land_on_different_nodes_and_chat)
+            .needs(Cluster::NEEDS_WITH_NGINX)
+            .multi_thread(2),
+        trial!(a_login_on_the_other_node_kicks_the_first_session)
+            .needs(Cluster::NEEDS)
+            .multi_thread(2),
+    ])
+}
 
 /// `alice` sends to `bob` and back; `group` (already joined by everyone in
 /// `members`) carries one message from `alice` to all the others and one
@@ -76,12 +91,8 @@ async fn chat_one_to_one_and_in_a_group(alice: &mut User, bob: &mut User, others
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_on_two_chatd_processes_chat_one_to_one_and_in_groups() {
-    let Some(cluster) = Cluster::start("cluster chat, direct", ClusterOptions::default()).await
-    else {
-        return;
-    };
+    let cluster = Cluster::start(ClusterOptions::default()).await;
     let (a, b) = (cluster.node(0), cluster.node(1));
     let mut alice = new_user(&a.addr, "alice").await;
     let mut bob = new_user(&b.addr, "bob").await;
@@ -99,15 +110,12 @@ async fn users_on_two_chatd_processes_chat_one_to_one_and_in_groups() {
     chat_one_to_one_and_in_a_group(&mut alice, &mut bob, &mut others).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_through_nginx_land_on_different_nodes_and_chat() {
     let options = ClusterOptions {
         nginx: true,
         ..ClusterOptions::default()
     };
-    let Some(cluster) = Cluster::start("cluster chat through nginx", options).await else {
-        return;
-    };
+    let cluster = Cluster::start(options).await;
     let lb = cluster.lb().to_owned();
     // Consecutive connections: round robin gives them different nodes.
     let mut alice = new_user(&lb, "alice").await;
@@ -144,11 +152,8 @@ async fn users_through_nginx_land_on_different_nodes_and_chat() {
     drop(others);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_on_the_other_node_kicks_the_first_session() {
-    let Some(cluster) = Cluster::start("cluster kick", ClusterOptions::default()).await else {
-        return;
-    };
+    let cluster = Cluster::start(ClusterOptions::default()).await;
     let (a, b) = (cluster.node(0), cluster.node(1));
     let mut first = new_user(&a.addr, "alice").await;
     let mut sender = new_user(&a.addr, "sender").await;

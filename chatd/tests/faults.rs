@@ -17,15 +17,33 @@
 
 mod support;
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use chat_testkit::proxy::{Mode, Proxy};
+use chat_testkit::{eventually, trial};
 use chatcore::model::UserId;
-use support::proxy::Mode;
 use support::stream::{Checker, ReceiverHandle, Resend, SendPlan, SenderHandle};
-use support::{
-    Cluster, ClusterOptions, PASSWORD, Proxy, User, WAIT, eventually, login, new_user, next_texts,
-};
+use support::{Cluster, ClusterOptions, PASSWORD, User, WAIT, login, new_user, next_texts};
 use tokio::io::AsyncWriteExt;
+
+fn main() -> ExitCode {
+    let with_nginx = [
+        trial!(sigkill_of_the_recipients_node),
+        trial!(sigkill_of_the_senders_node),
+    ]
+    .map(|test| test.needs(Cluster::NEEDS_WITH_NGINX));
+    let without = [
+        trial!(sigstop_of_a_node_within_and_past_its_lease),
+        trial!(redis_restart),
+        trial!(database_connection_cut_and_restored),
+        trial!(half_open_client_found_by_heartbeat),
+        trial!(a_client_that_stops_reading_is_disconnected_and_resumes),
+    ]
+    .map(|test| test.needs(Cluster::NEEDS));
+    let tests = with_nginx.into_iter().chain(without);
+    chat_testkit::harness::run(tests.map(|test| test.multi_thread(2)))
+}
 
 /// Presence must be right this long after a fault (or its end).
 const PRESENCE_BOUND: Duration = Duration::from_secs(10);
@@ -163,16 +181,13 @@ async fn kill_node_0(
     (fault, presence_settles(watcher, &want, fault).await)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_the_recipients_node() {
     let options = ClusterOptions {
         nginx: true,
         lease_ttl_secs: Some(LEASE_SECS),
         ..ClusterOptions::default()
     };
-    let Some(mut cluster) = Cluster::start("faults: recipient node SIGKILL", options).await else {
-        return;
-    };
+    let mut cluster = Cluster::start(options).await;
     let (a, b, lb) = (
         cluster.node(0).addr.clone(),
         cluster.node(1).addr.clone(),
@@ -213,16 +228,13 @@ async fn sigkill_of_the_recipients_node() {
     report.assert_clean();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_the_senders_node() {
     let options = ClusterOptions {
         nginx: true,
         lease_ttl_secs: Some(LEASE_SECS),
         ..ClusterOptions::default()
     };
-    let Some(mut cluster) = Cluster::start("faults: sender node SIGKILL", options).await else {
-        return;
-    };
+    let mut cluster = Cluster::start(options).await;
     let (a, b, lb) = (
         cluster.node(0).addr.clone(),
         cluster.node(1).addr.clone(),
@@ -269,7 +281,6 @@ async fn sigkill_of_the_senders_node() {
     report.assert_clean();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigstop_of_a_node_within_and_past_its_lease() {
     // Renewed every third of the TTL: a 1 s stop stays well inside it, a
     // 7 s one is well past it, even with a late renewal on a busy machine.
@@ -280,9 +291,7 @@ async fn sigstop_of_a_node_within_and_past_its_lease() {
         lease_ttl_secs: Some(LEASE),
         ..ClusterOptions::default()
     };
-    let Some(cluster) = Cluster::start("faults: SIGSTOP/SIGCONT", options).await else {
-        return;
-    };
+    let cluster = Cluster::start(options).await;
     let (a, b) = (cluster.node(0).addr.clone(), cluster.node(1).addr.clone());
     let AroundNode {
         movers: [r1, r2],
@@ -349,15 +358,12 @@ async fn sigstop_of_a_node_within_and_past_its_lease() {
     report.assert_clean();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart() {
     let options = ClusterOptions {
         private_redis: true,
         ..ClusterOptions::default()
     };
-    let Some(mut cluster) = Cluster::start("faults: Redis restart", options).await else {
-        return;
-    };
+    let mut cluster = Cluster::start(options).await;
     let (a, b) = (cluster.node(0).addr.clone(), cluster.node(1).addr.clone());
     let Crossed {
         checker,
@@ -372,7 +378,7 @@ async fn redis_restart() {
     redis.kill();
     let down = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    redis.start_again().await;
+    redis.start_again();
     let back = Instant::now();
     let presence = presence_settles(&watcher, &[(r1_id, true), (r2_id, true)], back).await;
     checker.wait_flowing(&convs, back, AFTER, FLOW).await;
@@ -406,7 +412,6 @@ async fn redis_restart() {
     assert_eq!(next_texts(&mut x, 1).await, ["and back"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_connection_cut_and_restored() {
     const CUT: Duration = Duration::from_secs(3);
     let options = ClusterOptions {
@@ -423,9 +428,7 @@ async fn database_connection_cut_and_restored() {
         .to_vec(),
         ..ClusterOptions::default()
     };
-    let Some(cluster) = Cluster::start("faults: database cut", options).await else {
-        return;
-    };
+    let cluster = Cluster::start(options).await;
     let (a, b) = (cluster.node(0).addr.clone(), cluster.node(1).addr.clone());
     let Crossed {
         checker,
@@ -469,16 +472,13 @@ async fn database_connection_cut_and_restored() {
     report.assert_clean();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_client_found_by_heartbeat() {
     const HEARTBEAT_SECS: u64 = 1;
     let options = ClusterOptions {
         node_args: vec!["--heartbeat-secs".to_owned(), HEARTBEAT_SECS.to_string()],
         ..ClusterOptions::default()
     };
-    let Some(cluster) = Cluster::start("faults: half-open client", options).await else {
-        return;
-    };
+    let cluster = Cluster::start(options).await;
     let (a, b) = (cluster.node(0).addr.clone(), cluster.node(1).addr.clone());
     // r1's network: a proxy that can freeze.
     let network = Proxy::start(&a).await;
@@ -541,7 +541,6 @@ async fn half_open_client_found_by_heartbeat() {
     report.assert_clean();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_disconnected_and_resumes() {
     const OUTBOX: usize = 16;
     // Large messages fill the socket buffers (a few MB on loopback) fast.
@@ -552,9 +551,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_resumes() {
             .to_vec(),
         ..ClusterOptions::default()
     };
-    let Some(cluster) = Cluster::start("faults: client stops reading", options).await else {
-        return;
-    };
+    let cluster = Cluster::start(options).await;
     let (a, b) = (cluster.node(0).addr.clone(), cluster.node(1).addr.clone());
     let (registrar, _) = support::connect(&a).await;
     let reader_id = registrar

@@ -4,19 +4,27 @@
 //! messages in its order, every acknowledged message stored.
 //!
 //! ```text
-//! CHAT_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306 cargo test -p chatd --test mysql_two_nodes
+//! CHAT_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306 cargo test --workspace --test mysql_two_nodes
 //! ```
-//!
-//! The throwaway database is made and dropped with the `mariadb` (or
-//! `mysql`) command-line client, which must be on the PATH.
 
 mod support;
 
 use std::collections::HashMap;
+use std::process::ExitCode;
 
+use chat_testkit::mysql::ThrowawayDatabase;
+use chat_testkit::{Service, trial};
 use chatcore::client::Client;
 use chatcore::model::{MessageId, Seq, Target, UserId};
-use support::{Chatd, MYSQL_URL_VAR, ThrowawayDatabase};
+use support::Chatd;
+
+fn main() -> ExitCode {
+    chat_testkit::harness::run([
+        trial!(senders_on_two_chatd_processes_give_one_inbox_seqs_1_to_n)
+            .needs(&[Service::Mysql])
+            .multi_thread(2),
+    ])
+}
 
 /// A node alone (no Redis) on `database_url`, its log in `log_dir`.
 fn spawn_chatd(name: &str, log_dir: &std::path::Path, database_url: &str) -> Chatd {
@@ -34,12 +42,8 @@ async fn register(addr: &str, name: &str) -> (Client, UserId) {
     (client, id)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn senders_on_two_chatd_processes_give_one_inbox_seqs_1_to_n() {
-    let Some(vars) = support::services("two chatd processes on MySQL", &[MYSQL_URL_VAR]) else {
-        return;
-    };
-    let database = ThrowawayDatabase::create(&vars[0]);
+    let database = ThrowawayDatabase::create().await;
     let logs = tempfile::tempdir().expect("tempdir");
 
     // Both start on the empty database at once: both try to migrate.

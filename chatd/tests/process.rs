@@ -3,10 +3,11 @@
 //! SIGTERM or SIGINT tells clients goodbye and exits 0.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use chat_testkit::free_port;
 use serde_json::{Value, json};
 
 struct Chatd {
@@ -19,13 +20,6 @@ impl Drop for Chatd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// Starts `chatd` in `dir` with only a listen address and cheap hashing,

@@ -12,14 +12,21 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_testkit::{Service, trial};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde_json::{Value, json};
-use support::{Chatd, NGINX_VAR, Nginx, services};
+use support::{Chatd, nginx};
+
+fn main() -> ExitCode {
+    chat_testkit::harness::run([trial!(clients_chat_through_nginx_terminating_tls)
+        .needs(&[Service::Nginx])
+        .multi_thread(2)])
+}
 
 /// A certificate for `localhost` and 127.0.0.1 signed by a throwaway CA,
 /// made with the openssl command: the certificate's PEM file and key (for
@@ -150,11 +157,7 @@ impl TlsClient {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_chat_through_nginx_terminating_tls() {
-    let Some(vars) = services("TLS in front", &[NGINX_VAR]) else {
-        return;
-    };
     let dir = tempfile::tempdir().expect("temp dir");
     let args = vec![
         "--database-url".to_owned(),
@@ -165,7 +168,7 @@ async fn clients_chat_through_nginx_terminating_tls() {
     let (crt, key, trusted) = certificates(dir.path());
     // Both upstream lines of the configuration point at the one node.
     let upstreams = [chatd.addr.as_str(), chatd.addr.as_str()];
-    let nginx = Nginx::start_tls(Path::new(&vars[0]), dir.path(), &upstreams, &crt, &key).await;
+    let nginx = nginx::start_tls(dir.path(), &upstreams, &crt, &key).await;
     let addr = nginx.addr.clone();
 
     let transcript = tokio::task::spawn_blocking(move || {

@@ -1,23 +1,26 @@
 //! Test harness: a real chat server in-process (SQLite in memory or in a
 //! file, stopped and started again on the same port for a restart), the
 //! `chatcli` binary driven through pipes, and a TCP proxy that can cut
-//! connections and lose chosen frames.
+//! connections and lose chosen frames (`chat_testkit::proxy`).
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+pub use chat_testkit::proxy::Proxy;
+use chat_testkit::proxy::{Direction, Verdict};
 use chatcore::client::Client;
 use chatcore::model::UserId;
 use chatcore::node::{self, Backends};
 use chatcore::server::{self, ServerConfig};
 use chatcore::service::{HashParams, Passwords, ServiceConfig};
 use chatcore::store::{SqlStore, SqlStoreOptions};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -305,87 +308,29 @@ pub struct Faults {
     pub cut_on_first_chat_ack: bool,
 }
 
-/// A TCP proxy in front of a server that can cut every connection.
-pub struct Proxy {
-    pub addr: SocketAddr,
-    cut: Arc<Mutex<CancellationToken>>,
-    task: JoinHandle<()>,
-}
-
-impl Proxy {
-    pub async fn start(upstream: SocketAddr, faults: Faults) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy addr");
-        let cut = Arc::new(Mutex::new(CancellationToken::new()));
-        let chat_ack_cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let cuts = Arc::clone(&cut);
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(upstream).await else {
-                    continue;
-                };
-                let token = cuts.lock().expect("lock").clone();
-                let cuts = Arc::clone(&cuts);
-                let chat_ack_cut = Arc::clone(&chat_ack_cut);
-                tokio::spawn(async move {
-                    let (cr, cw) = client.into_split();
-                    let (sr, sw) = server.into_split();
-                    let up = pump(cr, sw, move |frame| {
-                        !(faults.lose_acks
-                            && frame.contains("\"msgid\":14")
-                            && !frame.contains("\"rid\""))
-                    });
-                    let down = pump(sr, cw, move |frame| {
-                        if faults.cut_on_first_chat_ack
-                            && frame.contains("\"msgid\":13")
-                            && !chat_ack_cut.swap(true, std::sync::atomic::Ordering::SeqCst)
-                        {
-                            let mut token = cuts.lock().expect("lock");
-                            token.cancel();
-                            *token = CancellationToken::new();
-                            return false;
-                        }
-                        true
-                    });
-                    tokio::select! {
-                        _ = token.cancelled() => {}
-                        _ = up => {}
-                        _ = down => {}
-                    }
-                });
+/// A proxy (`chat_testkit::proxy`) in front of `upstream` that loses the
+/// frames `faults` names; its `cut` closes every connection open now.
+pub async fn faulty_proxy(upstream: SocketAddr, faults: Faults) -> Proxy {
+    let chat_ack_cut = AtomicBool::new(false);
+    Proxy::start_filtered(
+        &upstream.to_string(),
+        move |direction, frame| match direction {
+            Direction::Up
+                if faults.lose_acks
+                    && frame.contains("\"msgid\":14")
+                    && !frame.contains("\"rid\"") =>
+            {
+                Verdict::Drop
             }
-        });
-        Proxy { addr, cut, task }
-    }
-
-    /// Cuts every connection open now; later ones pass.
-    pub fn cut(&self) {
-        let mut token = self.cut.lock().expect("lock");
-        token.cancel();
-        *token = CancellationToken::new();
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Copies newline-ended frames from `from` to `to`, keeping those `keep`
-/// accepts.
-async fn pump(
-    from: impl AsyncRead + Unpin,
-    mut to: impl AsyncWrite + Unpin,
-    mut keep: impl FnMut(&str) -> bool,
-) {
-    let mut lines = BufReader::new(from).lines();
-    while let Ok(Some(frame)) = lines.next_line().await {
-        if !keep(&frame) {
-            continue;
-        }
-        if to.write_all(format!("{frame}\n").as_bytes()).await.is_err() {
-            break;
-        }
-    }
+            Direction::Down
+                if faults.cut_on_first_chat_ack
+                    && frame.contains("\"msgid\":13")
+                    && !chat_ack_cut.swap(true, Ordering::SeqCst) =>
+            {
+                Verdict::DropAndCut
+            }
+            _ => Verdict::Forward,
+        },
+    )
+    .await
 }

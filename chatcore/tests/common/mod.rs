@@ -7,13 +7,11 @@
 //! so that the same end-to-end suites run on both (CI runs both).
 #![allow(dead_code, unreachable_pub)]
 
-#[path = "../mysql_support/mod.rs"]
-pub mod mysql_support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_testkit::mysql::ThrowawayDatabase;
 use chatcore::client::{Client, Event};
 use chatcore::connection::ConnectionConfig;
 use chatcore::model::UserId;
@@ -37,7 +35,7 @@ pub struct TestServer {
     pub shutdown: CancellationToken,
     pub service: ChatService,
     task: JoinHandle<()>,
-    database: Option<mysql_support::ThrowawayDatabase>,
+    database: Option<ThrowawayDatabase>,
 }
 
 impl TestServer {
@@ -48,9 +46,8 @@ impl TestServer {
 
     pub async fn start_with(server: ServerConfig, service: ServiceConfig) -> TestServer {
         if std::env::var("CHAT_TEST_E2E_STORE").as_deref() == Ok("mysql") {
-            let database = mysql_support::ThrowawayDatabase::create("end-to-end on MySQL")
-                .await
-                .expect("CHAT_TEST_E2E_STORE=mysql needs CHAT_TEST_MYSQL_URL");
+            // Needs CHAT_TEST_MYSQL_URL (it panics naming it otherwise).
+            let database = ThrowawayDatabase::create().await;
             let store = SqlStore::connect(SqlStoreOptions::new(database.url.clone()))
                 .await
                 .expect("mysql store");

@@ -6,10 +6,10 @@ use std::panic;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_testkit::Service;
+use chat_testkit::mysql::ThrowawayDatabase;
 use chatcore::store::{MemoryStore, MeteredStore, SqlStore, SqlStoreOptions, Store};
 use tempfile::TempDir;
-
-use crate::mysql_support::ThrowawayDatabase;
 
 /// Longest a single check may run: a deadlocked backend fails the test
 /// instead of hanging the whole run.
@@ -29,8 +29,21 @@ pub(crate) enum Backend {
     /// writer, a pool of readers).
     SqliteFile,
     /// `SqlStore` on a throwaway database of the MySQL/MariaDB server named
-    /// by `CHAT_TEST_MYSQL_URL`; skipped when it is unset.
+    /// by `CHAT_TEST_MYSQL_URL`; ignored when it is unset.
     Mysql,
+}
+
+impl Backend {
+    /// What its tests need besides this process.
+    pub(crate) fn needs(self) -> &'static [Service] {
+        match self {
+            Backend::Mysql => &[Service::Mysql],
+            Backend::Memory
+            | Backend::MeteredMemory
+            | Backend::SqliteMemory
+            | Backend::SqliteFile => &[],
+        }
+    }
 }
 
 /// Opens a fresh store of `backend`, runs `check` on it and tears the store
@@ -40,9 +53,7 @@ where
     C: FnOnce(Arc<dyn Store>) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
-    let Some(fixture) = Fixture::open(backend).await else {
-        return;
-    };
+    let fixture = Fixture::open(backend).await;
     // A task of its own, so that a failed assertion still reaches the
     // teardown below (a MySQL database must not be left behind).
     let mut task = tokio::spawn(check(Arc::clone(&fixture.store)));
@@ -73,10 +84,8 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// `None` when the backend is not available here (MySQL without
-    /// `CHAT_TEST_MYSQL_URL`).
-    async fn open(backend: Backend) -> Option<Fixture> {
-        let fixture = match backend {
+    async fn open(backend: Backend) -> Fixture {
+        match backend {
             Backend::Memory => Fixture {
                 store: Arc::new(MemoryStore::new()),
                 sql: None,
@@ -97,13 +106,11 @@ impl Fixture {
                 Fixture::sql(sql_store(&url).await, Some(dir), None)
             }
             Backend::Mysql => {
-                // Skips (or, in CI, fails) when no server is named.
-                let database = ThrowawayDatabase::create("MySQL conformance").await?;
+                let database = ThrowawayDatabase::create().await;
                 let store = sql_store(&database.url).await;
                 Fixture::sql(store, None, Some(database))
             }
-        };
-        Some(fixture)
+        }
     }
 
     fn sql(store: SqlStore, dir: Option<TempDir>, mysql: Option<ThrowawayDatabase>) -> Fixture {

@@ -2,13 +2,14 @@
 //! throwaway MySQL/MariaDB database, Redis (shared or private), nginx in
 //! front, and the typed client to talk to them.
 //!
-//! Services come from the environment; a test whose service is not
-//! configured says that it skips and passes, unless
-//! `CHAT_TEST_REQUIRE_SERVICES` is set, when it fails instead:
+//! Services come from the environment (`chat_testkit::Service`): the
+//! suites that need them run on `chat_testkit::harness`, which reports a
+//! test whose service is not named as ignored, with the reason, unless
+//! `CHAT_TEST_REQUIRE_SERVICES` is set, when it fails instead. The
+//! helpers here may take the services as given:
 //!
 //! - `CHAT_TEST_MYSQL_URL`: a server URL, `mysql://USER[:PW]@HOST:PORT`
-//!   (databases are created per test and dropped after, with the `mariadb`
-//!   or `mysql` command-line client);
+//!   (databases are created per test and dropped after);
 //! - `CHAT_TEST_REDIS_URL`: a shared Redis, each test under a key prefix of
 //!   its own (its presence also means `redis-server` is installed, for
 //!   tests that run a private one);
@@ -19,99 +20,25 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod http;
-pub mod mysql;
 pub mod nginx;
 pub mod process;
-#[path = "../../../chatcore/tests/support/proxy.rs"]
-pub mod proxy;
 pub mod redis;
 pub mod stream;
 
-use std::future::Future;
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use chat_testkit::mysql::ThrowawayDatabase;
+use chat_testkit::nginx::Nginx;
+use chat_testkit::proxy::Proxy;
+use chat_testkit::redis::PrivateRedis;
+use chat_testkit::{Service, unique_name};
 use chatcore::client::{ChatMessage, Client, Event, LoginInfo};
 use chatcore::model::UserId;
 
-pub use mysql::ThrowawayDatabase;
-pub use nginx::Nginx;
 pub use process::Chatd;
-pub use proxy::Proxy;
-pub use redis::PrivateRedis;
-
-/// Set in CI: a test that would skip for want of a service fails instead.
-pub const REQUIRE_SERVICES_VAR: &str = "CHAT_TEST_REQUIRE_SERVICES";
-pub const MYSQL_URL_VAR: &str = "CHAT_TEST_MYSQL_URL";
-pub const REDIS_URL_VAR: &str = "CHAT_TEST_REDIS_URL";
-pub const NGINX_VAR: &str = "CHAT_TEST_NGINX";
 
 /// How long a test waits for something that should happen at once.
 pub const WAIT: Duration = Duration::from_secs(10);
-
-/// The value of each of `vars`, or `None` (after saying which are missing)
-/// when the test is to be skipped; panics instead when
-/// `CHAT_TEST_REQUIRE_SERVICES` is set.
-pub fn services(test: &str, vars: &[&str]) -> Option<Vec<String>> {
-    let mut values = Vec::new();
-    let mut missing = Vec::new();
-    for var in vars {
-        match std::env::var(var) {
-            Ok(value) if !value.is_empty() => values.push(value),
-            _ => missing.push(*var),
-        }
-    }
-    if missing.is_empty() {
-        return Some(values);
-    }
-    let missing = missing.join(", ");
-    assert!(
-        std::env::var_os(REQUIRE_SERVICES_VAR).is_none(),
-        "{test}: {missing} not set but {REQUIRE_SERVICES_VAR} is"
-    );
-    eprintln!("skipping {test}: {missing} not set");
-    None
-}
-
-/// A port nothing listens on right now (the OS picks it).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A name no other test (in this run or a concurrent one) uses:
-/// ASCII letters, digits and `_`, short enough for a database name.
-pub fn unique_name(kind: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{kind}_{}_{}_{nanos:x}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Polls `probe` every 50 ms until it holds; panics after `within`.
-/// Returns how long it took.
-pub async fn eventually<F, Fut>(what: &str, within: Duration, mut probe: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if probe().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// A process stopped by a signal (`kill -SIG pid`).
 pub fn send_signal(pid: u32, signal: &str) {
@@ -311,7 +238,7 @@ pub struct ClusterOptions {
     pub nodes: usize,
     /// `--lease-ttl-secs`; `None` for chatd's default.
     pub lease_ttl_secs: Option<u64>,
-    /// Put nginx in front (needs `CHAT_TEST_NGINX`).
+    /// Put nginx in front (needs [`Service::Nginx`]).
     pub nginx: bool,
     /// A `redis-server` of the test's own instead of the shared Redis.
     pub private_redis: bool,
@@ -352,33 +279,30 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts the cluster and waits until every part accepts connections;
-    /// `None` when the test is to be skipped.
-    pub async fn start(test: &str, options: ClusterOptions) -> Option<Cluster> {
-        let mut vars = vec![MYSQL_URL_VAR, REDIS_URL_VAR];
-        if options.nginx {
-            vars.push(NGINX_VAR);
-        }
-        let values = services(test, &vars)?;
+    /// What a cluster needs.
+    pub const NEEDS: &[Service] = &[Service::Mysql, Service::Redis];
+    /// What a cluster with nginx in front needs.
+    pub const NEEDS_WITH_NGINX: &[Service] = &[Service::Mysql, Service::Redis, Service::Nginx];
+
+    /// Starts the cluster and waits until every part accepts connections.
+    /// It needs MySQL, Redis and, with `nginx`, nginx ([`Cluster::NEEDS`],
+    /// [`Cluster::NEEDS_WITH_NGINX`]).
+    pub async fn start(options: ClusterOptions) -> Cluster {
         let logs = tempfile::Builder::new()
             .prefix("chatd-cluster-")
             .tempdir()
             .expect("tempdir");
-        let db = ThrowawayDatabase::create(&values[0]);
+        let db = ThrowawayDatabase::create().await;
         let redis = options
             .private_redis
-            .then(|| PrivateRedis::spawn(logs.path()));
+            .then(|| PrivateRedis::start_in(logs.path()));
         let redis_url = match &redis {
-            Some(redis) => {
-                redis.wait_ready().await;
-                redis.url()
-            }
-            None => values[1].clone(),
+            Some(redis) => redis.url(),
+            None => chat_testkit::redis::shared_url(),
         };
         let prefix = unique_name("chat_test");
         let db_proxy = if options.database_proxy {
-            let upstream = format!("{}:{}", db.server.host, db.server.port);
-            Some(Proxy::start(&upstream).await)
+            Some(Proxy::start(&db.server.addr).await)
         } else {
             None
         };
@@ -423,15 +347,10 @@ impl Cluster {
         }
         if options.nginx {
             let upstreams: Vec<&str> = cluster.nodes.iter().map(|n| n.addr.as_str()).collect();
-            let nginx = Nginx::start(
-                std::path::Path::new(&values[2]),
-                cluster.logs.path(),
-                &upstreams,
-            )
-            .await;
+            let nginx = nginx::start(cluster.logs.path(), &upstreams).await;
             cluster.nginx = Some(nginx);
         }
-        Some(cluster)
+        cluster
     }
 
     /// Node `i` (0-based).

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::free_port;
+use chat_testkit::free_port;
 
 /// A running `chatd`; dropping it kills it (SIGKILL, by pid).
 #[derive(Debug)]

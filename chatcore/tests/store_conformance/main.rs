@@ -8,67 +8,83 @@
 //! `cargo clippy -- -D warnings` rejects.
 //!
 //! ```text
-//! cargo test -p chatcore --test store_conformance
-//! CHAT_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306 cargo test -p chatcore --test store_conformance
+//! cargo test --workspace --test store_conformance
+//! CHAT_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306 cargo test --workspace --test store_conformance
 //! ```
 //!
 //! MySQL/MariaDB runs only when `CHAT_TEST_MYSQL_URL` names a server
 //! (without a database): each test creates its own database there and
-//! drops it afterwards. Without the variable those tests pass after
-//! printing that they were skipped.
+//! drops it afterwards. Without the variable those tests are reported as
+//! ignored (`harness = false`, see `chat_testkit::harness`).
 
-// The crate root of an integration test resolves `mod x;` next to itself
-// (`tests/x.rs`); the suite's modules live in `tests/store_conformance/`.
-#[path = "store_conformance/backend.rs"]
 mod backend;
-#[path = "store_conformance/friends.rs"]
 mod friends;
-#[path = "store_conformance/groups.rs"]
 mod groups;
-#[path = "store_conformance/health.rs"]
 mod health;
-#[path = "store_conformance/helpers.rs"]
 mod helpers;
-#[path = "store_conformance/history.rs"]
 mod history;
-#[path = "store_conformance/inbox.rs"]
 mod inbox;
-#[path = "mysql_support/mod.rs"]
-mod mysql_support;
-#[path = "store_conformance/send.rs"]
 mod send;
-#[path = "store_conformance/users.rs"]
 mod users;
 
-/// One `#[tokio::test]` per backend and check:
-/// `mod <backend> { mod <module> { async fn <check>() } }`.
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chatcore::store::Store;
+
+use backend::Backend;
+
+/// A check's future, boxed so that every check has one type.
+type Checking = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One check of the contract, in the module of the methods it pins down.
+#[derive(Clone, Copy)]
+struct Check {
+    module: &'static str,
+    name: &'static str,
+    run: fn(Arc<dyn Store>) -> Checking,
+}
+
+/// Every (backend, check) pair as one test, `<backend>::<module>::<check>`,
+/// on a multi-thread runtime of two workers.
 macro_rules! conformance_suite {
-    (@backend $backend:ident => $kind:expr, { $($module:ident { $($check:ident),* $(,)? })* }) => {
-        mod $backend {
-            $(
-                mod $module {
-                    $(
-                        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                        async fn $check() {
-                            crate::backend::run($kind, crate::$module::$check).await;
-                        }
-                    )*
-                }
-            )*
+    (backends { $($backend:ident => $kind:expr),* $(,)? }
+     checks { $($module:ident { $($check:ident),* $(,)? })* }) => {
+        fn backends() -> Vec<(&'static str, Backend)> {
+            vec![$((stringify!($backend), $kind)),*]
+        }
+
+        fn checks() -> Vec<Check> {
+            vec![$($(Check {
+                module: stringify!($module),
+                name: stringify!($check),
+                run: |store| Box::pin($module::$check(store)),
+            }),*),*]
         }
     };
-    (backends { $($backend:ident => $kind:expr),* $(,)? } checks $checks:tt) => {
-        $( conformance_suite!(@backend $backend => $kind, $checks); )*
-    };
+}
+
+fn main() -> ExitCode {
+    let tests = backends().into_iter().flat_map(|(backend_name, backend)| {
+        checks().into_iter().map(move |check| {
+            let name = format!("{backend_name}::{}::{}", check.module, check.name);
+            chat_testkit::test(name, move || backend::run(backend, check.run))
+                .needs(backend.needs())
+                .multi_thread(2)
+        })
+    });
+    chat_testkit::harness::run(tests)
 }
 
 conformance_suite! {
     backends {
-        memory => crate::backend::Backend::Memory,
-        metered_memory => crate::backend::Backend::MeteredMemory,
-        sqlite_memory => crate::backend::Backend::SqliteMemory,
-        sqlite_file => crate::backend::Backend::SqliteFile,
-        mysql => crate::backend::Backend::Mysql,
+        memory => Backend::Memory,
+        metered_memory => Backend::MeteredMemory,
+        sqlite_memory => Backend::SqliteMemory,
+        sqlite_file => Backend::SqliteFile,
+        mysql => Backend::Mysql,
     }
     checks {
         users {

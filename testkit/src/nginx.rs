@@ -1,0 +1,242 @@
+//! nginx in front of a test's servers, configured from a deployment's own
+//! configuration file rendered for the test: its own port, pid file and
+//! stream module path, one process (`master_process off`, so that killing
+//! its pid stops all of it) and an access log naming the upstream each
+//! client connection went to.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A deployment's nginx configuration (with a `stream {}` block and
+/// `daemon off;`) and the parts of it the rendering replaces.
+#[derive(Debug, Clone, Copy)]
+pub struct Template {
+    /// Its file name, for messages.
+    pub name: &'static str,
+    pub text: &'static str,
+    /// Its line loading the stream module, if any.
+    pub load_module: &'static str,
+    /// Its `pid ...;` line.
+    pub pid: &'static str,
+    /// The address it listens on.
+    pub listen: &'static str,
+    /// The addresses of its upstream servers, in order.
+    pub upstreams: &'static [&'static str],
+}
+
+/// One line per proxied connection, written when it closes.
+const LOG_FORMAT: &str = "log_format chat_test '$remote_port $upstream_addr $status';";
+
+impl Template {
+    /// The configuration for a test: listening on `listen`, in front of
+    /// `upstreams` (as many as the template has), with its files in `dir`,
+    /// the stream module from `module` (`None`: built in) and the `extra`
+    /// replacements (`from`, `to`). Panics when the template no longer
+    /// contains what is to be replaced.
+    pub fn render(
+        &self,
+        module: Option<&str>,
+        listen: &str,
+        upstreams: &[&str],
+        dir: &Path,
+        extra: &[(&str, String)],
+    ) -> String {
+        assert_eq!(
+            upstreams.len(),
+            self.upstreams.len(),
+            "{} has {} upstream servers",
+            self.name,
+            self.upstreams.len()
+        );
+        let load = match module {
+            Some(path) => format!("load_module {path};"),
+            None => String::new(),
+        };
+        let mut replacements = vec![
+            (self.load_module, load),
+            (self.pid, format!("pid {}/nginx.pid;", dir.display())),
+            ("daemon off;", "daemon off;\nmaster_process off;".to_owned()),
+            (self.listen, listen.to_owned()),
+        ];
+        replacements.extend(
+            self.upstreams
+                .iter()
+                .zip(upstreams)
+                .map(|(from, to)| (*from, (*to).to_owned())),
+        );
+        replacements.extend(extra.iter().map(|(from, to)| (*from, to.clone())));
+        replacements.push((
+            "stream {",
+            format!(
+                "stream {{\n    {LOG_FORMAT}\n    access_log {}/access.log chat_test;",
+                dir.display()
+            ),
+        ));
+        let mut conf = self.text.to_owned();
+        for (from, to) in replacements {
+            assert!(
+                conf.contains(from),
+                "{} no longer contains {from:?}: update its test template",
+                self.name
+            );
+            conf = conf.replace(from, &to);
+        }
+        conf
+    }
+}
+
+/// How `binary` gets its stream module: `None` when it is built in, else
+/// the `load_module` path (absolute: with `-p` a relative one resolves
+/// under the prefix).
+pub fn stream_module(binary: &Path) -> Option<String> {
+    let out = Command::new(binary)
+        .arg("-V")
+        .output()
+        .unwrap_or_else(|e| panic!("{} -V: {e}", binary.display()));
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let args: Vec<&str> = text.split_whitespace().collect();
+    if args.contains(&"--with-stream") {
+        return None;
+    }
+    let dir = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--modules-path="))
+        .unwrap_or("/usr/lib/nginx/modules");
+    Some(format!("{dir}/ngx_stream_module.so"))
+}
+
+/// A running nginx; dropping it kills it (by pid) and, when the test
+/// failed, prints its logs.
+#[derive(Debug)]
+pub struct Nginx {
+    child: Child,
+    /// Where clients connect: `127.0.0.1:PORT`.
+    pub addr: String,
+    pub access_log: PathBuf,
+    pub error_log: PathBuf,
+    pub conf: PathBuf,
+}
+
+impl Nginx {
+    /// Runs `binary` (the value of `CHAT_TEST_NGINX`) on `template`,
+    /// rendered for a free port, `upstreams` and `extra` (see
+    /// [`Template::render`]), with its files in `dir`, and waits until it
+    /// listens.
+    pub async fn start(
+        binary: &Path,
+        template: &Template,
+        dir: &Path,
+        upstreams: &[&str],
+        extra: &[(&str, String)],
+    ) -> Nginx {
+        let addr = format!("127.0.0.1:{}", crate::free_port());
+        let module = stream_module(binary);
+        let conf_text = template.render(module.as_deref(), &addr, upstreams, dir, extra);
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, conf_text).expect("write nginx.conf");
+        let error_log = dir.join("nginx-error.log");
+        let access_log = dir.join("access.log");
+        let pid_file = dir.join("nginx.pid");
+        let stderr = File::create(&error_log).expect("nginx log file");
+        let mut prefix = dir.as_os_str().to_owned();
+        prefix.push("/");
+        let child = Command::new(binary)
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(&error_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} runs: {e}", binary.display()));
+        let mut nginx = Nginx {
+            child,
+            addr,
+            access_log,
+            error_log,
+            conf,
+        };
+        // nginx writes its pid file after it opened its listening sockets;
+        // waiting for it (rather than connecting) leaves the upstreams'
+        // round robin untouched.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let pid = nginx.child.id().to_string();
+        loop {
+            let written = std::fs::read_to_string(&pid_file).unwrap_or_default();
+            if written.trim() == pid {
+                break;
+            }
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                panic!(
+                    "nginx exited ({status}):\n{}\nconfiguration:\n{}",
+                    nginx.log_text(),
+                    std::fs::read_to_string(&nginx.conf).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start:\n{}",
+                nginx.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        nginx
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.error_log).unwrap_or_default()
+    }
+
+    pub fn print_log(&self) {
+        eprintln!(
+            "----- nginx error log -----\n{}\n----- nginx access log -----\n{}",
+            self.log_text(),
+            std::fs::read_to_string(&self.access_log).unwrap_or_default()
+        );
+    }
+
+    /// The upstream nginx proxied the client connection from local port
+    /// `client_port` to, once that connection has closed (nginx logs a
+    /// stream session at its end).
+    pub fn upstream_of(&self, client_port: u16) -> Option<String> {
+        let log = std::fs::read_to_string(&self.access_log).unwrap_or_default();
+        log.lines().find_map(|line| {
+            let mut fields = line.split_whitespace();
+            let port = fields.next()?;
+            let upstream = fields.next()?;
+            (port == client_port.to_string()).then(|| upstream.to_owned())
+        })
+    }
+
+    /// [`Nginx::upstream_of`], waiting up to `within` for the log line.
+    pub async fn wait_upstream_of(&self, client_port: u16, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(upstream) = self.upstream_of(client_port) {
+                return upstream;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nginx logged no connection from port {client_port} within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_log();
+        }
+        // One process (master_process off): killing it stops everything.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
