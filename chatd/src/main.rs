@@ -43,11 +43,12 @@ async fn main() -> anyhow::Result<()> {
         .map(Admin::install)
         .transpose()?;
 
-    let store: Arc<dyn Store> = Arc::new(
+    let sql = Arc::new(
         SqlStore::connect(config.store_options())
             .await
             .with_context(|| format!("opening the database {}", config.redacted_database_url()))?,
     );
+    let store: Arc<dyn Store> = Arc::clone(&sql) as Arc<dyn Store>;
     let passwords =
         Passwords::new(config.hash_params(), config.hash_threads).map_err(anyhow::Error::msg)?;
     let shutdown = CancellationToken::new();
@@ -110,6 +111,11 @@ async fn main() -> anyhow::Result<()> {
         if let Err(e) = presence.release_node().await {
             tracing::warn!(error = %e, "could not release this node's presence");
         }
+    }
+    // Last, when no connection can send any more: the batch writers store
+    // what is queued, and SQLite checkpoints its log into the database file.
+    if let Err(e) = sql.close().await {
+        tracing::warn!(error = %e, "could not close the database cleanly");
     }
     tracing::info!("chatd stopped");
     Ok(())

@@ -136,6 +136,10 @@ fn the_default_server_keeps_messages_in_a_sqlite_file_across_restarts() {
         stderr.contains("SIGTERM"),
         "logs say why it stopped: {stderr}"
     );
+    // The store was closed: SQLite's log went into the database file.
+    let wal = dir.path().join("chat.db-wal");
+    let logged = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert_eq!(logged, 0, "{} checkpointed at shutdown", wal.display());
 
     // Restarted on the same directory, bob gets the message offline.
     let mut chatd = start(dir.path());
