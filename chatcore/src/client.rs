@@ -249,6 +249,7 @@ pub struct ClientSender {
     out: mpsc::Sender<Vec<u8>>,
     pending: Pending,
     next_rid: Arc<AtomicU64>,
+    pings_answered: Arc<AtomicU64>,
     timeout: Duration,
 }
 
@@ -320,18 +321,21 @@ impl Client {
         let (out, out_rx) = mpsc::channel::<Vec<u8>>(SEND_QUEUE);
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
+        let pings_answered = Arc::new(AtomicU64::new(0));
         tokio::spawn(run_connection(
             io,
             silence,
             out_rx,
             events_tx,
             Arc::clone(&pending),
+            Arc::clone(&pings_answered),
         ));
         Client {
             sender: ClientSender {
                 out,
                 pending,
                 next_rid: Arc::new(AtomicU64::new(1)),
+                pings_answered,
                 timeout: DEFAULT_TIMEOUT,
             },
             events: Events { events },
@@ -369,6 +373,7 @@ async fn run_connection<IO>(
     mut out_rx: mpsc::Receiver<Vec<u8>>,
     events: mpsc::Sender<Event>,
     pending: Pending,
+    pings_answered: Arc<AtomicU64>,
 ) where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -431,6 +436,7 @@ async fn run_connection<IO>(
                 if writer.write_all(&pong).await.is_err() {
                     break;
                 }
+                pings_answered.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             ServerFrame::Push { seq, message } => {
@@ -759,6 +765,13 @@ impl ClientSender {
             other => Err(unexpected(&other)),
         }
     }
+
+    /// How many of the server's PINGs this connection has answered (the
+    /// connection answers them itself): what a load generator reports to
+    /// show that idle connections were kept alive.
+    pub fn pings_answered(&self) -> u64 {
+        self.pings_answered.load(Ordering::Relaxed)
+    }
 }
 
 /// The body of a `LOGIN_ACK`, after a login or a resume.
@@ -827,6 +840,26 @@ mod tests {
             next_frame(&mut server).await.is_none(),
             "the client closed its side"
         );
+    }
+
+    #[tokio::test]
+    async fn the_servers_pings_are_answered_and_counted() {
+        let (client, server) = connected();
+        let (read, mut write) = tokio::io::split(server);
+        let mut read = BufReader::new(read);
+        assert_eq!(client.pings_answered(), 0);
+        for answered in 1..=2 {
+            let mut ping = Vec::new();
+            ServerFrame::Ping.encode(Dialect::Native, &mut ping);
+            write.write_all(&ping).await.expect("ping");
+            let mut line = String::new();
+            read.read_line(&mut line).await.expect("an answer");
+            let pong = ClientFrame::decode(line.trim_end().as_bytes()).expect("a frame");
+            assert_eq!(pong.request, Request::Pong);
+            // One thread: the client's task counted the answer in the
+            // same step that wrote it, before this task could read it.
+            assert_eq!(client.pings_answered(), answered);
+        }
     }
 
     #[tokio::test(start_paused = true)]
