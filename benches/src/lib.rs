@@ -4,9 +4,11 @@
 //! # Layout
 //!
 //! - [`options`]: the command line, parsed once.
-//! - [`scenario`]: `one-to-one`, `group`, `idle`, `login`: set-up, load,
-//!   and what each fills into the summary.
-//! - [`conn`]: lean client connections in both dialects.
+//! - [`scenario`]: `one-to-one`, `group`, `idle`, `login`, `resume`,
+//!   `backlog`: set-up, load, and what each fills into the summary. Native
+//!   clients are `chatcore::client::Client`s.
+//! - [`legacy`]: a connection in the seed's dialect, as its console client
+//!   speaks it.
 //! - [`payload`]: the numbered text each message carries (sender, sequence
 //!   number, due time), from which receivers tell loss, duplicates,
 //!   reordering and latency.
@@ -16,7 +18,7 @@
 //! - [`system`]: sockets from chosen source addresses, the open-files
 //!   limit, server memory from /proc.
 
-pub mod conn;
+pub mod legacy;
 pub mod metrics;
 pub mod options;
 pub mod payload;

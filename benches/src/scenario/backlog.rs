@@ -7,14 +7,15 @@
 
 use std::time::{Duration, Instant};
 
+use chatcore::client::{Client, ClientError, Event};
+use chatcore::model::UserId;
+use chatcore::protocol::{ErrorCode, msgid};
 use futures::future::join_all;
 
-use super::{Ctx, RunError};
-use crate::conn::{Conn, NativeConn, SetupError};
+use super::{Conn, Ctx, RunError};
 use crate::metrics::{Counters, Latency, SeqSet};
 use crate::payload::{Stamp, now_us};
 use crate::report::Summary;
-use chatcore::protocol::{ErrorCode, msgid};
 
 /// What one recipient saw while it caught up.
 #[derive(Debug, Default)]
@@ -30,8 +31,15 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
 
     let mut pairs = Vec::new();
     let mut clients = clients.into_iter();
-    while let (Some((Conn::Native(sender), _)), Some((Conn::Native(recipient), id))) =
-        (clients.next(), clients.next())
+    while let (
+        Some((Conn::Native { client: sender, .. }, _)),
+        Some((
+            Conn::Native {
+                client: recipient, ..
+            },
+            id,
+        )),
+    ) = (clients.next(), clients.next())
     {
         pairs.push((sender, recipient, id));
     }
@@ -95,10 +103,10 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
 async fn fill(
     ctx: &Ctx,
     pair: u32,
-    sender: &mut NativeConn,
-    recipient: &mut NativeConn,
-    to: u64,
-) -> Result<(), SetupError> {
+    sender: &Client,
+    recipient: &Client,
+    to: UserId,
+) -> Result<(), ClientError> {
     recipient.logout().await?;
     for seq in 1..=ctx.opts.backlog {
         let stamp = Stamp {
@@ -109,14 +117,12 @@ async fn fill(
         let text = stamp.text(ctx.opts.message_size);
         loop {
             Counters::add(&ctx.counters.sent, 1);
-            match sender.send_chat(to, &text).await {
-                Ok(()) => break,
+            match sender.send_to(to, &text).await {
+                Ok(_) => break,
                 // The server's request rate limit: a refused send is not
                 // stored, so it is sent again after a pause, as a client
                 // should. (Runs that time the fill raise the limit.)
-                Err(SetupError::Refused { errno, .. })
-                    if errno == ErrorCode::RateLimited.errno() =>
-                {
+                Err(e) if e.errno() == Some(ErrorCode::RateLimited.errno()) => {
                     Counters::add(&ctx.counters.refused, 1);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -132,19 +138,27 @@ async fn fill(
 async fn catch_up(
     ctx: &Ctx,
     pair: u32,
-    recipient: &mut NativeConn,
-    id: u64,
+    recipient: &mut Client,
+    id: UserId,
     password: &str,
-) -> Result<CatchUp, SetupError> {
+) -> Result<CatchUp, ClientError> {
     recipient.login(id, password).await?;
+    let wait = ctx.opts.timeout();
     let mut seen = CatchUp::default();
     let (mut arrived, mut highest) = (SeqSet::default(), 0);
     while arrived.len() < ctx.opts.backlog {
-        let frame = recipient.next_frame().await?;
-        if frame.msgid != msgid::ONE_CHAT {
+        let event = tokio::time::timeout(wait, recipient.next_event())
+            .await
+            .map_err(|_| ClientError::Timeout(wait))?;
+        let message = match event {
+            Some(Event::Message(message)) => message,
+            Some(_) => continue,
+            None => return Err(ClientError::Closed),
+        };
+        if message.kind != msgid::ONE_CHAT {
             continue;
         }
-        let Some(stamp) = frame.msg.as_deref().and_then(Stamp::parse) else {
+        let Some(stamp) = Stamp::parse(&message.msg) else {
             continue;
         };
         if stamp.sender != pair {

@@ -7,39 +7,28 @@
 //! Group clients fill groups of `--group-size` in order; the first
 //! `--group-senders` members of each send to it.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chatcore::protocol::msgid;
+use chatcore::client::{Client, ClientError, ClientSender, Event, Sent};
+use chatcore::model::{GroupId, Target, UserId};
+use chatcore::protocol::{Chat, Request, SessionRequest};
 use futures::StreamExt;
-use futures::stream;
-use serde_json::json;
+use futures::stream::{self, FuturesUnordered};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{Semaphore, mpsc};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, RunError};
-use crate::conn::{Conn, LegacyConn, NativeConn, frame_bytes, legacy_bytes};
+use super::{Conn, Ctx, RunError};
+use crate::legacy::{self, LegacyConn};
 use crate::metrics::{Counters, Latency, Received, SeqSet};
 use crate::options::{Options, Scenario};
 use crate::payload::{Stamp, now_us};
 use crate::report::Summary;
 
-/// Frames queued for one connection's writer.
-const OUTBOX: usize = 1024;
 /// Pushes between two cumulative delivery acks.
 const ACK_EVERY: u32 = 64;
-
-/// Where a client sends.
-#[derive(Debug, Clone, Copy)]
-enum Target {
-    User(u64),
-    Group(u64),
-}
 
 /// Who sends where and who receives whom.
 #[derive(Debug, Default)]
@@ -59,7 +48,7 @@ fn groups(opts: &Options) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
-fn one_to_one_plan(users: &[u64]) -> Plan {
+fn one_to_one_plan(users: &[UserId]) -> Plan {
     let mut plan = Plan::default();
     for i in 0..users.len() {
         let partner = i ^ 1;
@@ -70,7 +59,7 @@ fn one_to_one_plan(users: &[u64]) -> Plan {
     plan
 }
 
-fn group_plan(opts: &Options, group_ids: &[u64]) -> Plan {
+fn group_plan(opts: &Options, group_ids: &[GroupId]) -> Plan {
     let mut plan = Plan {
         targets: vec![None; opts.clients],
         sources: vec![Vec::new(); opts.clients],
@@ -158,6 +147,32 @@ impl Load {
         (due_at, stamp)
     }
 
+    /// Counts the outcome of one native send; false once the connection
+    /// is gone.
+    fn record_send(
+        &self,
+        (seq, due_at, result): SendOutcome,
+        fanout: u64,
+        acked: &mut SeqSet,
+    ) -> bool {
+        match result {
+            Ok(_) => {
+                self.ack.record(due_at.elapsed());
+                acked.insert(seq);
+                Counters::add(&self.counters.acked, 1);
+                Counters::add(&self.counters.owed, fanout);
+            }
+            Err(ClientError::Server { errno, errmsg }) => {
+                tracing::debug!(errno, errmsg, "send refused");
+                Counters::add(&self.counters.refused, 1);
+            }
+            Err(ClientError::Closed) => return false,
+            // Unanswered: it stays outstanding, as a lost ack would.
+            Err(e) => tracing::warn!(error = %e, "send failed"),
+        }
+        true
+    }
+
     fn record_delivery(&self, received: &mut Received, text: Option<&str>) {
         Counters::add(&self.counters.delivered, 1);
         let now = now_us();
@@ -175,12 +190,12 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
     let opts = &ctx.opts;
     let setup_started = std::time::Instant::now();
     ctx.progress.phase("setup");
-    let mut clients = ctx.set_up_all(summary, setup_started).await?;
-    let users: Vec<u64> = clients.iter().map(|(_, id)| *id).collect();
+    let clients = ctx.set_up_all(summary, setup_started).await?;
+    let users: Vec<UserId> = clients.iter().map(|(_, id)| *id).collect();
     let plan = match opts.scenario {
         Scenario::Group => {
             ctx.progress.phase("groups");
-            let group_ids = make_groups(ctx, &mut clients).await?;
+            let group_ids = make_groups(ctx, &clients).await?;
             group_plan(opts, &group_ids)
         }
         _ => one_to_one_plan(&users),
@@ -201,30 +216,23 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
         message_size: opts.message_size,
         stop: CancellationToken::new(),
     });
+    // A send waits for its ack as long as the run may: an ack that comes
+    // late is late, not lost.
+    let send_timeout = opts.duration() + opts.grace() + opts.timeout();
     let mut tasks = Vec::with_capacity(clients.len());
     for (index, (conn, id)) in clients.into_iter().enumerate() {
         let load = Arc::clone(&load);
         let target = plan.targets[index];
         let fanout = plan.fanout[index];
         let first_due = load.first_due(index, opts.clients);
-        let name = format!("{}{index}", ctx.prefix);
         tasks.push(tokio::spawn(async move {
             match conn {
-                Conn::Native(conn) => {
-                    native_client(index as u32, conn, target, fanout, first_due, load).await
+                Conn::Native { mut client, .. } => {
+                    client.set_timeout(send_timeout);
+                    native_client(index as u32, client, target, fanout, first_due, load).await
                 }
                 Conn::Legacy(conn) => {
-                    legacy_client(
-                        index as u32,
-                        id,
-                        name,
-                        conn,
-                        target,
-                        fanout,
-                        first_due,
-                        load,
-                    )
-                    .await
+                    legacy_client(index as u32, id, conn, target, fanout, first_due, load).await
                 }
             }
         }));
@@ -295,27 +303,32 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
 }
 
 /// The first member of each group creates it; the others join.
-async fn make_groups(ctx: &Ctx, clients: &mut [(Conn, u64)]) -> Result<Vec<u64>, RunError> {
+async fn make_groups(ctx: &Ctx, clients: &[(Conn, UserId)]) -> Result<Vec<GroupId>, RunError> {
     let opts = &ctx.opts;
     let mut group_ids = Vec::new();
     for (number, members) in groups(opts).into_iter().enumerate() {
-        let Conn::Native(creator) = &mut clients[members.start].0 else {
+        let Conn::Native {
+            client: creator, ..
+        } = &clients[members.start].0
+        else {
             return Err(RunError::Options("groups need the native dialect".into()));
         };
         let id = creator
-            .create_group(&format!("{}group{number}", ctx.prefix))
+            .create_group(&format!("{}group{number}", ctx.prefix), "chat-load")
             .await
             .map_err(|e| RunError::Setup(format!("creating group {number}: {e}")))?;
         group_ids.push(id);
     }
     let group_size = opts.group_size;
-    let joins = stream::iter(clients.iter_mut().enumerate())
+    let joins = stream::iter(clients.iter().enumerate())
         .filter(|(index, _)| std::future::ready(index % group_size != 0))
         .map(|(index, (conn, _))| {
             let group = group_ids[index / group_size];
             async move {
                 match conn {
-                    Conn::Native(conn) => conn.join_group(group).await.map_err(|e| (index, e)),
+                    Conn::Native { client, .. } => {
+                        client.join_group(group).await.map_err(|e| (index, e))
+                    }
                     Conn::Legacy(_) => Ok(()),
                 }
             }
@@ -331,174 +344,150 @@ async fn make_groups(ctx: &Ctx, clients: &mut [(Conn, u64)]) -> Result<Vec<u64>,
     Ok(group_ids)
 }
 
-/// Writes queued frames, coalescing what is queued into one write.
-async fn write_batched(mut writer: OwnedWriteHalf, mut frames: mpsc::Receiver<Vec<u8>>) {
-    let mut buf = Vec::with_capacity(16 * 1024);
-    while let Some(frame) = frames.recv().await {
-        buf.clear();
-        buf.extend_from_slice(&frame);
-        while buf.len() < 64 * 1024 {
-            match frames.try_recv() {
-                Ok(frame) => buf.extend_from_slice(&frame),
-                Err(_) => break,
-            }
-        }
-        if writer.write_all(&buf).await.is_err() {
-            break;
-        }
-    }
-    let _ = writer.shutdown().await;
-}
+/// One native send's number, when it was due, and its reply.
+type SendOutcome = (u64, Instant, Result<Sent, ClientError>);
 
-/// Sends ack latencies' start times, by request id, to the reader.
-type Pending = Arc<Mutex<HashMap<u64, Instant>>>;
-
-/// One native client: a sender task (if it sends), a writer task, and
-/// this task reading acks and deliveries.
+/// One native client: a sender task (if it sends) and this task reading
+/// deliveries and acknowledging them.
 async fn native_client(
     index: u32,
-    conn: NativeConn,
+    client: Client,
     target: Option<Target>,
     fanout: u64,
     first_due: Instant,
     load: Arc<Load>,
 ) -> ClientResult {
-    let (mut reader, writer) = conn.into_parts();
-    let (out, frames) = mpsc::channel(OUTBOX);
-    let writing = tokio::spawn(write_batched(writer, frames));
-    let pending: Pending = Arc::default();
-    let window = Arc::new(Semaphore::new(load.window));
+    let (sender, mut events) = client.split();
+    // Ends the sender with the run, or when this connection ends.
+    let done = load.stop.child_token();
     let sending = target.map(|target| {
         tokio::spawn(send_native(
             index,
             target,
+            fanout,
             first_due,
-            out.clone(),
-            Arc::clone(&pending),
-            Arc::clone(&window),
+            sender.clone(),
             Arc::clone(&load),
+            done.clone(),
         ))
     });
 
     let mut result = ClientResult::default();
     let mut unacked_pushes = 0;
     loop {
-        let bytes = tokio::select! {
+        let event = tokio::select! {
             _ = load.stop.cancelled() => break,
-            frame = futures::StreamExt::next(&mut reader) => match frame {
-                Some(Ok(bytes)) => bytes,
-                _ => {
+            event = events.next() => match event {
+                Some(event) => event,
+                None => {
                     Counters::add(&load.counters.closed, 1);
                     break;
                 }
             },
         };
-        let Ok(frame) = serde_json::from_slice::<crate::conn::Frame>(&bytes) else {
-            tracing::warn!("unreadable server frame");
-            continue;
-        };
-        match frame.msgid {
-            msgid::CHAT_ACK | msgid::ERROR => {
-                let Some(rid) = frame.rid else { continue };
-                let due = pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&rid);
-                let Some(due) = due else { continue };
-                window.add_permits(1);
-                if frame.msgid == msgid::CHAT_ACK {
-                    load.ack.record(due.elapsed());
-                    result.basis.insert(rid);
-                    Counters::add(&load.counters.acked, 1);
-                    Counters::add(&load.counters.owed, fanout);
-                } else {
-                    tracing::debug!(errno = ?frame.errno, errmsg = ?frame.errmsg, "send refused");
-                    Counters::add(&load.counters.refused, 1);
-                }
-            }
-            msgid::ONE_CHAT | msgid::GROUP_CHAT => {
-                load.record_delivery(&mut result.received, frame.msg.as_deref());
-                if let Some(seq) = frame.seq {
+        match event {
+            Event::Message(message) => {
+                load.record_delivery(&mut result.received, Some(&message.msg));
+                if let Some(seq) = message.seq {
                     unacked_pushes += 1;
                     if unacked_pushes >= ACK_EVERY {
                         unacked_pushes = 0;
-                        // Best effort: a full outbox only delays the cursor.
-                        let _ = out
-                            .try_send(frame_bytes(&json!({"msgid": msgid::DELIVERED, "seq": seq})));
+                        // Best effort: a closed connection is seen above.
+                        let _ = sender.ack(seq).await;
                     }
                 }
             }
-            msgid::PING => {
-                Counters::add(&load.counters.pings, 1);
-                let _ = out.send(frame_bytes(&json!({"msgid": msgid::PONG}))).await;
-            }
-            msgid::KICKED => {
+            Event::Kicked { errno, errmsg } => {
+                tracing::debug!(errno, errmsg, "kicked");
                 Counters::add(&load.counters.kicked, 1);
                 break;
             }
-            _ => {}
+            Event::Error { errno, errmsg } => tracing::debug!(errno, errmsg, "server error"),
         }
     }
+    done.cancel();
     if let Some(sending) = sending {
-        sending.abort();
+        result.basis = sending.await.unwrap_or_default();
     }
-    drop(out);
-    let _ = writing.await;
+    Counters::add(&load.counters.pings, sender.pings_answered());
     result
 }
 
+/// Sends numbered messages to `target` on the client's schedule, each
+/// awaiting its ack while the next go out, at most `window` at once;
+/// returns the numbers acked before `done`.
 async fn send_native(
     index: u32,
     target: Target,
+    fanout: u64,
     first_due: Instant,
-    out: mpsc::Sender<Vec<u8>>,
-    pending: Pending,
-    window: Arc<Semaphore>,
+    sender: ClientSender,
     load: Arc<Load>,
-) {
+    done: CancellationToken,
+) -> SeqSet {
+    let mut acked = SeqSet::default();
+    let mut in_flight = FuturesUnordered::new();
     let mut due = first_due;
-    for seq in 1.. {
-        if !load.wait_turn(&mut due).await {
-            break;
+    'sending: for seq in 1.. {
+        // Its turn; acks are counted meanwhile.
+        {
+            let turn = load.wait_turn(&mut due);
+            tokio::pin!(turn);
+            loop {
+                tokio::select! {
+                    go = &mut turn => if go { break } else { break 'sending },
+                    Some(outcome) = in_flight.next() => {
+                        if !load.record_send(outcome, fanout, &mut acked) {
+                            break 'sending;
+                        }
+                    }
+                    _ = done.cancelled() => return acked,
+                }
+            }
         }
-        let permit = tokio::select! {
-            permit = window.acquire() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = sleep_until(load.deadline) => break,
-        };
-        permit.forget();
+        // A place in the window of unacknowledged sends, until the load
+        // phase ends.
+        while in_flight.len() >= load.window {
+            tokio::select! {
+                Some(outcome) = in_flight.next() => {
+                    if !load.record_send(outcome, fanout, &mut acked) {
+                        break 'sending;
+                    }
+                }
+                _ = sleep_until(load.deadline) => break 'sending,
+                _ = done.cancelled() => return acked,
+            }
+        }
         // Open loop: a send held up by a full window is charged from when
         // it was due; unlimited: from now.
         let (due_at, stamp) = load.stamp(index, seq, due);
         let text = stamp.text(load.message_size);
-        let request = match target {
-            Target::User(to) => {
-                json!({"msgid": msgid::ONE_CHAT, "toid": to, "msg": text, "rid": seq})
-            }
-            Target::Group(group) => {
-                json!({"msgid": msgid::GROUP_CHAT, "groupid": group, "msg": text, "rid": seq})
-            }
-        };
-        pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(seq, due_at);
-        if out.send(frame_bytes(&request)).await.is_err() {
-            break;
-        }
+        let sender = &sender;
+        in_flight.push(async move { (seq, due_at, sender.send(target, &text, None).await) });
         Counters::add(&load.counters.sent, 1);
     }
+    // The acks of the last sends, until the run or the connection ends.
+    loop {
+        tokio::select! {
+            outcome = in_flight.next() => match outcome {
+                Some(outcome) => {
+                    if !load.record_send(outcome, fanout, &mut acked) {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = done.cancelled() => break,
+        }
+    }
+    acked
 }
 
 /// One legacy client: no acks, so what counts is what was written; every
 /// request is its own write, as the seed's client does.
-#[allow(clippy::too_many_arguments)]
 async fn legacy_client(
     index: u32,
-    id: u64,
-    name: String,
+    id: UserId,
     conn: LegacyConn,
     target: Option<Target>,
     fanout: u64,
@@ -512,7 +501,7 @@ async fn legacy_client(
     // deliveries to this client arrive.
     let sending = tokio::spawn(async move {
         let mut sent = SeqSet::default();
-        let Some(Target::User(to)) = target else {
+        let Some(target @ Target::User(_)) = target else {
             return (sent, Some(writer));
         };
         let load = sender_load;
@@ -522,12 +511,12 @@ async fn legacy_client(
                 break;
             }
             let (_, stamp) = load.stamp(index, seq, due);
-            let request = json!({
-                "msgid": msgid::ONE_CHAT, "id": id, "name": name, "toid": to,
-                "msg": stamp.text(load.message_size),
-                "time": chatcore::protocol::format_time((stamp.due_us / 1000) as i64),
-            });
-            let bytes = legacy_bytes(&request);
+            let bytes = legacy::request_bytes(Request::Session(SessionRequest::Chat(Chat {
+                id: Some(id),
+                target,
+                msg: stamp.text(load.message_size),
+                cmid: None,
+            })));
             let written = tokio::select! {
                 written = writer.write_all(&bytes) => written,
                 _ = sleep_until(load.deadline) => break,
@@ -554,7 +543,7 @@ async fn legacy_client(
                 }
             },
         };
-        if frame.msgid == msgid::ONE_CHAT || frame.msgid == msgid::GROUP_CHAT {
+        if frame.is_chat() {
             load.record_delivery(&mut result.received, frame.msg.as_deref());
         }
     }

@@ -5,16 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chatcore::protocol::msgid;
+use chatcore::client::Event;
 use futures::StreamExt;
 use futures::stream;
-use serde_json::json;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, RunError};
-use crate::conn::{Conn, frame_bytes};
+use super::{Conn, Ctx, RunError};
 use crate::metrics::Counters;
 use crate::report::Summary;
 use crate::system::{open_fds, rss_kib};
@@ -107,34 +104,28 @@ fn sum_over(pids: &[u32], what: &str, read: fn(u32) -> std::io::Result<u64>) -> 
 /// open then.
 async fn hold(conn: Conn, counters: Arc<Counters>, stop: CancellationToken) -> bool {
     match conn {
-        Conn::Native(conn) => {
-            let (mut reader, mut writer) = conn.into_parts();
-            loop {
-                let bytes = tokio::select! {
-                    _ = stop.cancelled() => return true,
-                    frame = reader.next() => match frame {
-                        Some(Ok(bytes)) => bytes,
-                        _ => break,
-                    },
-                };
-                let Ok(frame) = serde_json::from_slice::<crate::conn::Frame>(&bytes) else {
-                    continue;
-                };
-                match frame.msgid {
-                    msgid::PING => {
-                        let pong = frame_bytes(&json!({"msgid": msgid::PONG}));
-                        if writer.write_all(&pong).await.is_err() {
-                            break;
+        // The client answers PINGs itself; this task only watches for the
+        // end of the session.
+        Conn::Native { client, .. } => {
+            let (sender, mut events) = client.split();
+            let held = loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break true,
+                    event = events.next() => match event {
+                        Some(Event::Kicked { .. }) => {
+                            Counters::add(&counters.kicked, 1);
+                            break false;
                         }
-                        Counters::add(&counters.pings, 1);
-                    }
-                    msgid::KICKED => {
-                        Counters::add(&counters.kicked, 1);
-                        return false;
-                    }
-                    _ => {}
+                        Some(_) => {}
+                        None => {
+                            Counters::add(&counters.closed, 1);
+                            break false;
+                        }
+                    },
                 }
-            }
+            };
+            Counters::add(&counters.pings, sender.pings_answered());
+            held
         }
         Conn::Legacy(conn) => {
             let (mut reader, _writer) = conn.into_parts();
@@ -143,12 +134,13 @@ async fn hold(conn: Conn, counters: Arc<Counters>, stop: CancellationToken) -> b
                     _ = stop.cancelled() => return true,
                     frame = reader.next() => match frame {
                         Ok(Some(_)) => {}
-                        _ => break,
+                        _ => {
+                            Counters::add(&counters.closed, 1);
+                            return false;
+                        }
                     },
                 }
             }
         }
     }
-    Counters::add(&counters.closed, 1);
-    false
 }

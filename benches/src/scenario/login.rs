@@ -11,8 +11,11 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Ctx, RunError};
-use crate::conn::{Conn, NativeConn};
+use chatcore::client::{Client, ClientError};
+use chatcore::model::UserId;
+use chatcore::protocol::ResumeToken;
+
+use super::{Conn, Ctx, RunError, connect, native_client};
 use crate::metrics::{Counters, Latency};
 use crate::options::Scenario;
 use crate::report::Summary;
@@ -38,13 +41,17 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
         let resume = opts.scenario == Scenario::Resume;
         tasks.push(tokio::spawn(async move {
             match conn {
-                Conn::Native(conn) if resume => {
+                Conn::Native {
+                    client,
+                    resume: token,
+                } if resume => {
                     let reconnect = Reconnect {
                         addr,
                         source,
                         timeout,
                     };
-                    resume_repeatedly(conn, &reconnect, deadline, &counters, &latency).await;
+                    resume_repeatedly(client, token, &reconnect, deadline, &counters, &latency)
+                        .await;
                 }
                 conn => log_in_repeatedly(conn, id, &password, deadline, &counters, &latency).await,
             }
@@ -64,7 +71,7 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
 
 async fn log_in_repeatedly(
     mut conn: Conn,
-    id: u64,
+    id: UserId,
     password: &str,
     deadline: tokio::time::Instant,
     counters: &Counters,
@@ -72,13 +79,13 @@ async fn log_in_repeatedly(
 ) {
     while tokio::time::Instant::now() < deadline {
         if let Err(e) = conn.logout(id).await {
-            tracing::warn!(id, error = %e, "logout failed; client stops");
+            tracing::warn!(%id, error = %e, "logout failed; client stops");
             Counters::add(&counters.refused, 1);
             return;
         }
         let started = Instant::now();
         if let Err(e) = conn.login(id, password).await {
-            tracing::warn!(id, error = %e, "login failed; client stops");
+            tracing::warn!(%id, error = %e, "login failed; client stops");
             Counters::add(&counters.refused, 1);
             return;
         }
@@ -94,28 +101,31 @@ struct Reconnect {
     timeout: Duration,
 }
 
+/// Drops `client`'s connection and logs in on a new one with `token`, in
+/// a loop; each login hands out the token of the next.
 async fn resume_repeatedly(
-    mut conn: NativeConn,
+    mut client: Client,
+    mut token: Option<ResumeToken>,
     to: &Reconnect,
     deadline: tokio::time::Instant,
     counters: &Counters,
     latency: &Latency,
 ) {
     while tokio::time::Instant::now() < deadline {
-        let Some(token) = conn.resume_token().cloned() else {
+        let Some(this) = token.take() else {
             tracing::warn!("the server handed out no resume token; client stops");
             Counters::add(&counters.refused, 1);
             return;
         };
-        drop(conn);
+        drop(client);
         let started = Instant::now();
         let resumed = async {
-            let mut fresh = NativeConn::open(&to.addr, to.source, to.timeout).await?;
-            fresh.resume(&token).await?;
-            Ok::<_, crate::conn::SetupError>(fresh)
+            let fresh = native_client(connect(&to.addr, to.source, to.timeout).await?, to.timeout);
+            let login = fresh.resume(&this.token).await?;
+            Ok::<_, ClientError>((fresh, login.resume))
         };
-        conn = match resumed.await {
-            Ok(fresh) => fresh,
+        (client, token) = match resumed.await {
+            Ok(resumed) => resumed,
             Err(e) => {
                 tracing::warn!(error = %e, "resume failed; client stops");
                 Counters::add(&counters.refused, 1);

@@ -6,17 +6,99 @@ mod chat;
 mod idle;
 mod login;
 
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use chatcore::client::{Client, ClientError};
+use chatcore::model::UserId;
+use chatcore::protocol::ResumeToken;
 use futures::StreamExt;
 use futures::stream;
+use tokio::net::TcpStream;
 
-use crate::conn::{Conn, SetupError};
+use crate::legacy::LegacyConn;
 use crate::metrics::Counters;
 use crate::options::{Options, Scenario};
 use crate::progress::Progress;
 use crate::report::{Summary, load_average};
+use crate::system;
+
+/// A client of the run, in the dialect the run speaks.
+#[derive(Debug)]
+enum Conn {
+    Native {
+        client: Client,
+        /// The resume token of the last login.
+        resume: Option<ResumeToken>,
+    },
+    Legacy(LegacyConn),
+}
+
+impl Conn {
+    /// Connects in the native dialect, or the legacy one, within `timeout`;
+    /// each request then waits `timeout` for its reply.
+    async fn open(
+        legacy: bool,
+        addr: &str,
+        source: Option<Ipv4Addr>,
+        timeout: Duration,
+    ) -> Result<Conn, ClientError> {
+        let stream = connect(addr, source, timeout).await?;
+        Ok(if legacy {
+            Conn::Legacy(LegacyConn::new(stream, timeout))
+        } else {
+            Conn::Native {
+                client: native_client(stream, timeout),
+                resume: None,
+            }
+        })
+    }
+
+    async fn register(&mut self, name: &str, password: &str) -> Result<UserId, ClientError> {
+        match self {
+            Conn::Native { client, .. } => client.register(name, password).await,
+            Conn::Legacy(conn) => conn.register(name, password).await,
+        }
+    }
+
+    async fn login(&mut self, id: UserId, password: &str) -> Result<(), ClientError> {
+        match self {
+            Conn::Native { client, resume } => {
+                *resume = client.login(id, password).await?.resume;
+                Ok(())
+            }
+            Conn::Legacy(conn) => conn.login(id, password).await,
+        }
+    }
+
+    async fn logout(&mut self, id: UserId) -> Result<(), ClientError> {
+        match self {
+            Conn::Native { client, .. } => client.logout().await,
+            Conn::Legacy(conn) => conn.logout(id).await,
+        }
+    }
+}
+
+/// A TCP connection to `addr` from `source`, within `timeout`.
+async fn connect(
+    addr: &str,
+    source: Option<Ipv4Addr>,
+    timeout: Duration,
+) -> Result<TcpStream, ClientError> {
+    tokio::time::timeout(timeout, system::connect(addr, source))
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))?
+        .map_err(ClientError::Io)
+}
+
+/// A native client over `stream` whose requests wait `timeout` for their
+/// reply.
+fn native_client(stream: TcpStream, timeout: Duration) -> Client {
+    let mut client = Client::new(stream);
+    client.set_timeout(timeout);
+    client
+}
 
 /// What every part of a run shares.
 #[derive(Debug)]
@@ -29,7 +111,7 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn setup_failed(&self, index: usize, error: &SetupError) {
+    fn setup_failed(&self, index: usize, error: &ClientError) {
         Counters::add(&self.counters.setup_failed, 1);
         tracing::debug!(index, %error, "setup failed");
         let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -37,7 +119,7 @@ impl Ctx {
     }
 
     /// Opens client `index`'s connection, registers its user and logs in.
-    async fn open_and_log_in(&self, index: usize) -> Result<(Conn, u64), SetupError> {
+    async fn open_and_log_in(&self, index: usize) -> Result<(Conn, UserId), ClientError> {
         let opts = &self.opts;
         let mut conn = Conn::open(
             opts.legacy,
@@ -64,8 +146,8 @@ impl Ctx {
         &self,
         summary: &mut Summary,
         started: Instant,
-    ) -> Result<Vec<(Conn, u64)>, RunError> {
-        let results: Vec<Result<(Conn, u64), SetupError>> = stream::iter(0..self.opts.clients)
+    ) -> Result<Vec<(Conn, UserId)>, RunError> {
+        let results: Vec<Result<(Conn, UserId), ClientError>> = stream::iter(0..self.opts.clients)
             .map(|index| async move {
                 let result = self.open_and_log_in(index).await;
                 if let Err(e) = &result {
@@ -89,7 +171,7 @@ impl Ctx {
 
     /// Sets up every client and records the setup in `summary`, for the
     /// scenarios whose setup is nothing more.
-    async fn set_up(&self, summary: &mut Summary) -> Result<Vec<(Conn, u64)>, RunError> {
+    async fn set_up(&self, summary: &mut Summary) -> Result<Vec<(Conn, UserId)>, RunError> {
         let started = Instant::now();
         self.progress.phase("setup");
         let clients = self.set_up_all(summary, started).await?;
