@@ -409,14 +409,22 @@ async fn run_connection<IO>(
     let (reader, mut writer) = tokio::io::split(io);
     let mut frames =
         FramedRead::with_capacity(reader, FrameCodec::new(MAX_SERVER_FRAME), READ_BUFFER);
+    // Frames for the socket, the first partly written. Writing never holds
+    // up reading: a server that stops reading until its own writes drain
+    // would otherwise wait on a client waiting on it.
+    let mut outgoing = Outgoing::default();
     let mut probing = false;
     let mut quiet_since = tokio::time::Instant::now();
     loop {
         let bytes = tokio::select! {
-            request = out_rx.recv() => {
+            request = out_rx.recv(), if outgoing.is_empty() => {
                 // Every sender gone (and so the `Client`): close.
                 let Some(request) = request else { break };
-                if writer.write_all(&request).await.is_err() {
+                outgoing.push(request);
+                continue;
+            }
+            written = outgoing.write_to(&mut writer) => {
+                if written.is_err() {
                     break;
                 }
                 continue;
@@ -433,10 +441,7 @@ async fn run_connection<IO>(
                 }
                 probing = true;
                 quiet_since = tokio::time::Instant::now();
-                let ping = encode(&ClientFrame { rid: None, request: Request::Ping });
-                if writer.write_all(&ping).await.is_err() {
-                    break;
-                }
+                outgoing.push(encode(&ClientFrame { rid: None, request: Request::Ping }));
                 continue;
             }
         };
@@ -458,14 +463,15 @@ async fn run_connection<IO>(
         }
         let event = match frame {
             ServerFrame::Ping => {
-                let pong = encode(&ClientFrame {
-                    rid: None,
-                    request: Request::Pong,
-                });
-                if writer.write_all(&pong).await.is_err() {
-                    break;
+                // A server that PINGs faster than it reads gets no more
+                // answers than fit: it will close an unanswering client.
+                if outgoing.len() < MAX_OUTGOING {
+                    outgoing.push(encode(&ClientFrame {
+                        rid: None,
+                        request: Request::Pong,
+                    }));
+                    pings_answered.fetch_add(1, Ordering::Relaxed);
                 }
-                pings_answered.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             ServerFrame::Push { seq, message } => Unasked::Push(seq, message),
@@ -480,6 +486,50 @@ async fn run_connection<IO>(
     // Waiters, present and future, learn that the connection is gone.
     lock(&pending).take();
     let _ = writer.shutdown().await;
+}
+
+/// Frames queued for the socket beside the requests' own queue: the
+/// connection's PINGs and PONGs.
+const MAX_OUTGOING: usize = 16;
+
+/// Frames waiting for the socket, in order; `written` bytes of the first
+/// are already out.
+#[derive(Debug, Default)]
+struct Outgoing {
+    frames: std::collections::VecDeque<Vec<u8>>,
+    written: usize,
+}
+
+impl Outgoing {
+    fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    fn push(&mut self, frame: Vec<u8>) {
+        self.frames.push_back(frame);
+    }
+
+    /// Writes some of the first frame; never resolves while none waits.
+    /// Cancelling it loses nothing: what was written is counted.
+    async fn write_to<W: AsyncWrite + Unpin>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        let Some(frame) = self.frames.front() else {
+            return std::future::pending().await;
+        };
+        let n = writer.write(&frame[self.written..]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        self.written += n;
+        if self.written == frame.len() {
+            self.frames.pop_front();
+            self.written = 0;
+        }
+        Ok(())
+    }
 }
 
 fn encode(frame: &ClientFrame) -> Vec<u8> {
@@ -888,6 +938,30 @@ mod tests {
             // same step that wrote it, before this task could read it.
             assert_eq!(client.pings_answered(), answered);
         }
+    }
+
+    #[tokio::test]
+    async fn a_server_that_writes_without_reading_is_still_read() {
+        // A pipe that holds little: a client that stopped reading while
+        // its answers cannot be written would block the server for good.
+        let (client_end, server_end) = tokio::io::duplex(64);
+        let client = Client::new(client_end);
+        let (mut read, mut write) = tokio::io::split(server_end);
+        let mut pings = Vec::new();
+        for _ in 0..1000 {
+            ServerFrame::Ping.encode(Dialect::Native, &mut pings);
+        }
+        tokio::time::timeout(Duration::from_secs(10), write.write_all(&pings))
+            .await
+            .expect("the client kept reading while its PONGs waited")
+            .expect("written");
+        // It answered what it could hold, and still serves calls.
+        let mut answers = vec![0u8; 4096];
+        let n = tokio::io::AsyncReadExt::read(&mut read, &mut answers)
+            .await
+            .expect("read");
+        assert!(n > 0, "some PINGs were answered");
+        assert!(client.pings_answered() >= 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -195,7 +195,8 @@ struct Connection<T> {
 
 impl<T: Transport> Connection<T> {
     async fn run(&mut self, shutdown: &CancellationToken) -> Exit {
-        let mut batch = Vec::with_capacity(DELIVERY_BATCH);
+        // Allocated when deliveries come: an idle connection holds none.
+        let mut batch = Vec::new();
         loop {
             let heartbeat_due = self.last_inbound.max(self.last_ping) + self.config.heartbeat;
             let (login_deadline, retry_refill_at, heartbeat_on) = match &self.state {
