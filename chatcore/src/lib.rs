@@ -15,7 +15,8 @@
 //!   values, in both dialects.
 //! - [`service`]: [`ChatService`], one handler per request kind; returns
 //!   typed outcomes, never touches sockets or connection state.
-//! - [`hub`]: this node's sessions and the loop feeding them bus events.
+//! - `hub` (internal): this node's sessions and the loop feeding them bus
+//!   events.
 //! - [`store`], [`bus`], [`presence`]: the backend traits with their
 //!   implementations; [`node`] wires them into a running service.
 //! - [`limit`]: per-connection request rate and failed-login backoff.
@@ -34,7 +35,7 @@ pub mod bus;
 pub mod client;
 pub mod codec;
 pub mod connection;
-pub mod hub;
+mod hub;
 pub mod limit;
 pub mod model;
 pub mod node;

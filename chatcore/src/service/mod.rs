@@ -263,7 +263,7 @@ fn check_identity(session: &Session, claimed: Option<UserId>) -> Result<(), Serv
 impl ChatService {
     /// A service over the given backends; `hub` holds this node's sessions
     /// and hands them what arrives on `bus`.
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn Store>,
         presence: Arc<dyn Presence>,
         bus: Arc<dyn Bus>,
@@ -289,9 +289,10 @@ impl ChatService {
         &self.inner.store
     }
 
-    /// This node's sessions.
-    pub fn hub(&self) -> &Hub {
-        &self.inner.hub
+    /// How many sessions this node holds now: logged-in connections that
+    /// have not ended yet (a user may have several).
+    pub fn session_count(&self) -> usize {
+        self.inner.hub.len()
     }
 
     /// The service's limits.
