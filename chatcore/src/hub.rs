@@ -95,9 +95,8 @@ pub(crate) enum FeedEvent {
 }
 
 impl SessionFeed {
-    /// The next delivery, for an embedder that drives sessions itself (the
-    /// connection uses [`SessionFeed::next`]); `None` once the hub let go
-    /// of the session.
+    /// The next delivery, for an embedder that drives sessions itself;
+    /// `None` once the hub let go of the session.
     pub async fn recv(&mut self) -> Option<SessionEvent> {
         self.events.recv().await
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-pub use self::redis::{BusStats, RedisBus};
+pub use self::redis::RedisBus;
 pub use local::{LocalBroker, LocalBus};
 pub use metered::MeteredBus;
 

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use password::{HashParams, Passwords};
-pub use resume::{Claims, KEY_BYTES, ResumeConfig, ResumeKey, TokenError};
+pub use resume::{ResumeConfig, ResumeKey};
 
 use crate::bus::Bus;
 use crate::hub::Hub;
@@ -77,14 +77,14 @@ impl Default for ServiceConfig {
 /// A refused request: what the client is told.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code:?}: {detail}")]
-pub struct ServiceError {
-    pub code: ErrorCode,
-    pub detail: String,
+pub(crate) struct ServiceError {
+    pub(crate) code: ErrorCode,
+    pub(crate) detail: String,
 }
 
 impl ServiceError {
     /// An error with the code's default message.
-    pub fn new(code: ErrorCode) -> ServiceError {
+    pub(crate) fn new(code: ErrorCode) -> ServiceError {
         ServiceError {
             code,
             detail: code.message().to_owned(),
@@ -92,7 +92,7 @@ impl ServiceError {
     }
 
     /// An error with its own message.
-    pub fn with_detail(code: ErrorCode, detail: impl Into<String>) -> ServiceError {
+    pub(crate) fn with_detail(code: ErrorCode, detail: impl Into<String>) -> ServiceError {
         ServiceError {
             code,
             detail: detail.into(),
@@ -100,7 +100,7 @@ impl ServiceError {
     }
 
     /// A server-side failure: logged in full, reported plainly.
-    pub fn internal(detail: impl Into<String>) -> ServiceError {
+    pub(crate) fn internal(detail: impl Into<String>) -> ServiceError {
         let detail = detail.into();
         tracing::error!(%detail, "internal error");
         ServiceError::new(ErrorCode::Internal)
@@ -300,11 +300,6 @@ impl ChatService {
         &self.inner.config
     }
 
-    /// This node's count of failed logins.
-    pub fn login_guard(&self) -> &LoginGuard {
-        &self.inner.login_guard
-    }
-
     /// Handles a request of a connection that is not logged in.
     pub async fn handle_anonymous(
         &self,
@@ -395,7 +390,7 @@ impl ChatService {
 
     /// Reads the inbox of a session after `after`, for the connection's
     /// sync and refill.
-    pub async fn inbox_after(
+    pub(crate) async fn inbox_after(
         &self,
         session: &Session,
         after: Seq,
@@ -409,7 +404,7 @@ impl ChatService {
 
     /// Records that a legacy session's inbox up to `seq` was written to its
     /// socket (legacy clients never ack).
-    pub async fn mark_delivered(&self, session: &Session, seq: Seq) -> Result<(), ServiceError> {
+    pub(crate) async fn mark_delivered(&self, session: &Session, seq: Seq) -> Result<(), ServiceError> {
         self.inner.store.ack(session.user.id, seq).await?;
         Ok(())
     }

@@ -100,7 +100,7 @@ impl Passwords {
     }
 
     /// A PHC string for `password` with a fresh random salt.
-    pub async fn hash(&self, password: &str) -> Result<String, ServiceError> {
+    pub(crate) async fn hash(&self, password: &str) -> Result<String, ServiceError> {
         let password = password.to_owned();
         self.blocking(move |argon| {
             argon
@@ -113,7 +113,7 @@ impl Passwords {
 
     /// Whether `password` matches `stored`; `None` (no such user) never
     /// matches but takes as long as a real check.
-    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, ServiceError> {
+    pub(crate) async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, ServiceError> {
         let known = stored.is_some();
         let phc = stored.map_or_else(|| Arc::clone(&self.dummy), Arc::from);
         let password = password.to_owned();

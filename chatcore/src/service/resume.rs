@@ -26,7 +26,7 @@ use crate::protocol::ResumeToken;
 
 const VERSION: &str = "r1";
 /// Bytes of a generated key; a configured secret must be at least this long.
-pub const KEY_BYTES: usize = 32;
+pub(crate) const KEY_BYTES: usize = 32;
 
 /// The secret that signs resume tokens. Its `Debug` never shows it.
 #[derive(Clone)]
@@ -85,14 +85,14 @@ impl Default for ResumeConfig {
 
 /// What a valid signature vouches for; the caller still checks the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Claims {
-    pub user: UserId,
-    pub epoch: u64,
+pub(crate) struct Claims {
+    pub(crate) user: UserId,
+    pub(crate) epoch: u64,
 }
 
 /// Why a token was refused (for the log; the client hears one reason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("malformed token")]
     Malformed,
     #[error("bad signature")]
@@ -115,7 +115,7 @@ impl ResumeConfig {
     }
 
     /// Checks the signature and expiry of `token` at `now` (Unix seconds).
-    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+    pub(crate) fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
         let (payload, tag) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let tag = URL_SAFE_NO_PAD
             .decode(tag)
