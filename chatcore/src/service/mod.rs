@@ -17,8 +17,8 @@ mod resume;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use password::{HashParams, Passwords};
-pub use resume::{ResumeConfig, ResumeKey};
+pub use password::{HashParams, Passwords, PasswordsError};
+pub use resume::{ResumeConfig, ResumeKey, ResumeKeyError};
 
 use crate::bus::Bus;
 use crate::hub::Hub;
@@ -404,7 +404,11 @@ impl ChatService {
 
     /// Records that a legacy session's inbox up to `seq` was written to its
     /// socket (legacy clients never ack).
-    pub(crate) async fn mark_delivered(&self, session: &Session, seq: Seq) -> Result<(), ServiceError> {
+    pub(crate) async fn mark_delivered(
+        &self,
+        session: &Session,
+        seq: Seq,
+    ) -> Result<(), ServiceError> {
         self.inner.store.ack(session.user.id, seq).await?;
         Ok(())
     }
