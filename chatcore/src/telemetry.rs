@@ -304,6 +304,7 @@ pub(crate) fn user_logged_in(online: bool) {
 }
 
 /// The bus subscriber connection came back after a loss.
+#[cfg(feature = "redis")]
 pub(crate) fn bus_reconnected() {
     counter(static_key!(names::BUS_RECONNECTS)).increment(1);
 }
