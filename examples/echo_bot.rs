@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
 
-    let passwords = Passwords::new(HashParams::default(), 2).map_err(anyhow::Error::msg)?;
+    let passwords = Passwords::new(HashParams::default(), 2)?;
     let service = node::start(
         Backends::local(Arc::new(MemoryStore::new())),
         passwords,

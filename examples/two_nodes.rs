@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut addrs = Vec::new();
     for _ in 0..2 {
-        let passwords = Passwords::new(HashParams::default(), 2).map_err(anyhow::Error::msg)?;
+        let passwords = Passwords::new(HashParams::default(), 2)?;
         let service = node::start(
             Backends::joining(Arc::clone(&store), &broker, &presence),
             passwords,

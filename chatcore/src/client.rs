@@ -155,7 +155,7 @@ pub struct LoginInfo {
     pub groups: Vec<Group>,
     /// The acked cursor; the backlog after it arrives as events.
     pub cursor: Seq,
-    /// Logs in again without the password ([`Client::resume`]), until it
+    /// Logs in again without the password ([`ClientSender::resume`]), until it
     /// expires or the user logs out or changes the password.
     pub resume: Option<ResumeToken>,
 }

@@ -95,9 +95,8 @@ pub(crate) enum FeedEvent {
 }
 
 impl SessionFeed {
-    /// The next delivery, for an embedder that drives sessions itself (the
-    /// connection uses [`SessionFeed::next`]); `None` once the hub let go
-    /// of the session.
+    /// The next delivery, for an embedder that drives sessions itself;
+    /// `None` once the hub let go of the session.
     pub async fn recv(&mut self) -> Option<SessionEvent> {
         self.events.recv().await
     }
@@ -127,7 +126,7 @@ impl SessionFeed {
 
 /// This node's sessions; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Hub {
+pub(crate) struct Hub {
     inner: Arc<HubInner>,
 }
 
@@ -141,7 +140,7 @@ struct HubInner {
 impl Hub {
     /// A hub with no sessions, publishing on and subscribing to `bus`,
     /// delivering only while `lease` holds.
-    pub fn new(bus: Arc<dyn Bus>, lease: Lease) -> Hub {
+    pub(crate) fn new(bus: Arc<dyn Bus>, lease: Lease) -> Hub {
         Hub {
             inner: Arc::new(HubInner {
                 bus,
@@ -192,17 +191,12 @@ impl Hub {
     }
 
     /// How many sessions this node holds.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.sessions().values().map(Vec::len).sum()
     }
 
-    /// True when this node holds no session.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Ends one session of `user`, if this node holds it.
-    pub fn end(&self, user: UserId, session: SessionId, reason: ErrorCode) {
+    pub(crate) fn end(&self, user: UserId, session: SessionId, reason: ErrorCode) {
         for local in self.sessions().get(&user).into_iter().flatten() {
             if local.id == session {
                 local.control.end(reason);
@@ -211,14 +205,14 @@ impl Hub {
     }
 
     /// Ends every session of this node.
-    pub fn end_all(&self, reason: ErrorCode) {
+    pub(crate) fn end_all(&self, reason: ErrorCode) {
         for local in self.sessions().values().flatten() {
             local.control.end(reason);
         }
     }
 
     /// Hands one bus event to the sessions it concerns.
-    pub fn dispatch(&self, event: BusEvent) {
+    pub(crate) fn dispatch(&self, event: BusEvent) {
         if !self.inner.lease.is_valid() {
             // Another node may serve these users now: this one must not
             // deliver. Its clients reconnect and resume from their cursors.
@@ -260,7 +254,7 @@ impl Hub {
 
     /// Hands every event from `events` to local sessions until the bus
     /// closes or `shutdown` fires.
-    pub async fn run(self, mut events: BusReceiver, shutdown: CancellationToken) {
+    pub(crate) async fn run(self, mut events: BusReceiver, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,

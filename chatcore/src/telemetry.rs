@@ -11,34 +11,34 @@ use metrics::{Counter, Gauge, Histogram, Key, Level, Metadata, Unit};
 use crate::protocol::{Dialect, ErrorCode, ServerFrame, msgid};
 
 /// Metric names, each with its unit in the name.
-pub mod names {
+pub(crate) mod names {
     /// Gauge: client connections open on this node.
-    pub const CONNECTIONS: &str = "chat_connections";
+    pub(crate) const CONNECTIONS: &str = "chat_connections";
     /// Gauge: distinct users with a session on this node.
-    pub const LOGGED_IN_USERS: &str = "chat_logged_in_users";
+    pub(crate) const LOGGED_IN_USERS: &str = "chat_logged_in_users";
     /// Counter by `kind` (the msgid's name): frames read from clients.
-    pub const FRAMES_IN: &str = "chat_frames_in_total";
+    pub(crate) const FRAMES_IN: &str = "chat_frames_in_total";
     /// Counter by `kind`: frames written to clients.
-    pub const FRAMES_OUT: &str = "chat_frames_out_total";
+    pub(crate) const FRAMES_OUT: &str = "chat_frames_out_total";
     /// Counter by `code` (the error's name, as `rate_limited`): error
     /// replies sent to clients, the refusals of every limit among them.
-    pub const ERRORS: &str = "chat_errors_total";
+    pub(crate) const ERRORS: &str = "chat_errors_total";
     /// Counter by `outcome` (`ok`, `error`): chat send requests.
-    pub const SENDS: &str = "chat_sends_total";
+    pub(crate) const SENDS: &str = "chat_sends_total";
     /// Counter by `path` (`live` from the bus, `store` from a sync or
     /// refill): inbox entries written to a recipient's connection.
-    pub const DELIVERIES: &str = "chat_deliveries_total";
+    pub(crate) const DELIVERIES: &str = "chat_deliveries_total";
     /// Histogram by `op` (the `Store` method): store call latency.
-    pub const STORE_DURATION: &str = "chat_store_duration_seconds";
+    pub(crate) const STORE_DURATION: &str = "chat_store_duration_seconds";
     /// Counter by `op`: store calls that failed (unavailable or internal
     /// errors; answers such as "name taken" are not failures).
-    pub const STORE_ERRORS: &str = "chat_store_errors_total";
+    pub(crate) const STORE_ERRORS: &str = "chat_store_errors_total";
     /// Histogram: latency of one bus publish (a batch of events).
-    pub const BUS_PUBLISH_DURATION: &str = "chat_bus_publish_duration_seconds";
+    pub(crate) const BUS_PUBLISH_DURATION: &str = "chat_bus_publish_duration_seconds";
     /// Counter: bus publishes that failed.
-    pub const BUS_PUBLISH_ERRORS: &str = "chat_bus_publish_errors_total";
+    pub(crate) const BUS_PUBLISH_ERRORS: &str = "chat_bus_publish_errors_total";
     /// Counter: times a bus subscriber connection was re-established.
-    pub const BUS_RECONNECTS: &str = "chat_bus_reconnects_total";
+    pub(crate) const BUS_RECONNECTS: &str = "chat_bus_reconnects_total";
 }
 
 /// Registers the description and unit of every metric with the installed
@@ -304,6 +304,7 @@ pub(crate) fn user_logged_in(online: bool) {
 }
 
 /// The bus subscriber connection came back after a loss.
+#[cfg(feature = "redis")]
 pub(crate) fn bus_reconnected() {
     counter(static_key!(names::BUS_RECONNECTS)).increment(1);
 }

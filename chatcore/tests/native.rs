@@ -430,14 +430,14 @@ async fn a_client_that_keeps_sending_still_gets_its_deliveries_between_acks() {
 async fn shutdown_tells_clients_goodbye_and_ends_their_sessions() {
     let server = TestServer::start().await;
     let (mut alice, _) = server.user("alice").await;
-    let hub = server.service.hub().clone();
-    assert_eq!(hub.len(), 1);
+    let service = server.service.clone();
+    assert_eq!(service.session_count(), 1);
     server.stop().await;
     match alice.next_event_within(WAIT).await {
         Some(Event::Kicked { errno, .. }) => assert_eq!(errno, ErrorCode::ShuttingDown.errno()),
         other => panic!("expected goodbye, got {other:?}"),
     }
-    assert!(hub.is_empty(), "sessions released");
+    assert_eq!(service.session_count(), 0, "sessions released");
 }
 
 #[tokio::test]

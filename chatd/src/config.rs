@@ -9,7 +9,7 @@ use chatcore::codec::DEFAULT_MAX_FRAME;
 use chatcore::connection::ConnectionConfig;
 use chatcore::limit::{LoginGuardConfig, RateLimit};
 use chatcore::server::ServerConfig;
-use chatcore::service::{HashParams, ResumeConfig, ResumeKey, ServiceConfig};
+use chatcore::service::{HashParams, ResumeConfig, ResumeKey, ResumeKeyError, ServiceConfig};
 use chatcore::store::SqlStoreOptions;
 
 /// The default database: a SQLite file in the working directory, created on
@@ -236,7 +236,7 @@ impl Config {
         }
     }
 
-    pub(crate) fn service_config(&self) -> Result<ServiceConfig, String> {
+    pub(crate) fn service_config(&self) -> Result<ServiceConfig, ResumeKeyError> {
         let key = match &self.resume_key {
             Some(secret) => ResumeKey::from_secret(secret.as_bytes())?,
             None => {
@@ -376,6 +376,16 @@ mod tests {
 
         let off = Config::try_parse_from(["chatd", "--login-timeout-secs", "0"]).expect("flags");
         assert_eq!(off.server_config().connection.login_timeout, None);
+    }
+
+    #[test]
+    fn a_short_resume_key_is_refused_with_its_length() {
+        let config =
+            Config::try_parse_from(["chatd", "--resume-key", "too short"]).expect("flags parse");
+        assert_eq!(
+            config.service_config().map(|_| ()),
+            Err(ResumeKeyError::TooShort { len: 9, min: 32 })
+        );
     }
 
     #[test]

@@ -35,7 +35,9 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_new(&config.log).context("invalid --log filter")?,
         )
         .init();
-    let service_config = config.service_config().map_err(anyhow::Error::msg)?;
+    let service_config = config
+        .service_config()
+        .context("invalid --resume-key (CHAT_RESUME_KEY)")?;
     // Before anything is measured.
     let admin = config
         .admin_addr
@@ -49,8 +51,8 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("opening the database {}", config.redacted_database_url()))?,
     );
     let store: Arc<dyn Store> = Arc::clone(&sql) as Arc<dyn Store>;
-    let passwords =
-        Passwords::new(config.hash_params(), config.hash_threads).map_err(anyhow::Error::msg)?;
+    let passwords = Passwords::new(config.hash_params(), config.hash_threads)
+        .context("invalid --argon2-memory-kib or --argon2-iterations")?;
     let shutdown = CancellationToken::new();
     // The node's background tasks (bus subscriber, lease renewal, hub).
     let tasks = TaskTracker::new();

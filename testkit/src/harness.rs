@@ -59,7 +59,7 @@ where
     }
 }
 
-/// [`test`] named after the function it runs.
+/// [`test()`] named after the function it runs.
 #[macro_export]
 macro_rules! trial {
     ($body:ident) => {

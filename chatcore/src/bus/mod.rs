@@ -9,6 +9,7 @@
 
 mod local;
 mod metered;
+#[cfg(feature = "redis")]
 mod redis;
 
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-pub use self::redis::{BusStats, RedisBus};
+#[cfg(feature = "redis")]
+pub use self::redis::RedisBus;
 pub use local::{LocalBroker, LocalBus};
 pub use metered::MeteredBus;
 

@@ -139,7 +139,7 @@ fn decode(payload: &[u8]) -> Option<BusEvent> {
 
 /// Observes the subscriber connection, for metrics and tests.
 #[derive(Debug, Default)]
-pub struct BusStats {
+struct BusStats {
     /// Times the subscriber connection was (re)established.
     pub connects: std::sync::atomic::AtomicU64,
     /// Whether the subscriber connection is up now.
@@ -214,11 +214,6 @@ impl RedisBus {
             },
             rx,
         ))
-    }
-
-    /// Counters of the subscriber connection.
-    pub fn stats(&self) -> &Arc<BusStats> {
-        &self.stats
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-pub use transport::{FrameError, TcpTransport, Transport};
+pub(crate) use transport::{FrameError, TcpTransport, Transport};
 
 use crate::codec::DEFAULT_MAX_FRAME;
 use crate::hub::FeedEvent;
@@ -156,7 +156,7 @@ pub async fn serve<IO>(
 }
 
 /// Serves one client over any transport of whole frames; see [`serve`].
-pub async fn serve_transport<T: Transport>(
+pub(crate) async fn serve_transport<T: Transport>(
     transport: T,
     peer: Option<IpAddr>,
     service: ChatService,

@@ -24,7 +24,7 @@ const READ_BUFFER: usize = 1024;
 
 /// Why a transport could not produce a frame.
 #[derive(Debug, thiserror::Error)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     /// The client sent a frame longer than the limit; the connection is
     /// answered and closed.
     #[error("frame longer than {limit} bytes")]
@@ -37,7 +37,7 @@ pub enum FrameError {
 /// Whole frames both ways. Frames out are handed over encoded, each
 /// ending in `\n` (JSON never contains a raw newline), so a transport that
 /// carries one frame per message can split them.
-pub trait Transport: Send {
+pub(crate) trait Transport: Send {
     /// The next frame from the client, without its terminator; `None` once
     /// the client closed.
     fn recv(&mut self) -> impl Future<Output = Option<Result<BytesMut, FrameError>>> + Send;
@@ -56,7 +56,7 @@ pub trait Transport: Send {
 
 /// TCP, or any byte stream: frames end in `\n` (or NUL, on input).
 #[derive(Debug)]
-pub struct TcpTransport<IO> {
+pub(crate) struct TcpTransport<IO> {
     frames: FramedRead<ReadHalf<IO>, FrameCodec>,
     writer: WriteHalf<IO>,
     write_timeout: Duration,
@@ -69,7 +69,7 @@ impl<IO: AsyncRead + AsyncWrite> TcpTransport<IO> {
     /// cannot finish in `write_timeout` fails, and legacy frames are
     /// written one per write, `legacy_pace` apart (the seed client's single
     /// `recv` would merge frames that arrive together).
-    pub fn new(
+    pub(crate) fn new(
         io: IO,
         max_frame: usize,
         write_timeout: Duration,

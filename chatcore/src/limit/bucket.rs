@@ -17,10 +17,6 @@ impl RateLimit {
         per_second: 0,
         burst: 0,
     };
-
-    pub fn is_off(&self) -> bool {
-        self.per_second == 0
-    }
 }
 
 impl Default for RateLimit {
@@ -35,7 +31,7 @@ impl Default for RateLimit {
 /// Holds up to `burst` tokens, refilled at `per_second`; each request takes
 /// one. Plain numbers and one `Instant`, so checking costs no allocation.
 #[derive(Debug, Clone)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     per_second: f64,
     capacity: f64,
     tokens: f64,
@@ -45,7 +41,7 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket as of `now`. A burst below one would refuse everything,
     /// so it is raised to one.
-    pub fn new(limit: RateLimit, now: Instant) -> TokenBucket {
+    pub(crate) fn new(limit: RateLimit, now: Instant) -> TokenBucket {
         let capacity = f64::from(limit.burst.max(1));
         TokenBucket {
             per_second: f64::from(limit.per_second),
@@ -57,7 +53,7 @@ impl TokenBucket {
 
     /// Takes one token if there is one; `false` means the request is over
     /// the limit. Always `true` when the limit is off.
-    pub fn try_take(&mut self, now: Instant) -> bool {
+    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         if self.per_second == 0.0 {
             return true;
         }

@@ -47,9 +47,9 @@ impl Default for LoginGuardConfig {
 /// Who is trying to log in: the user id claimed (when the request names
 /// one) and the peer's address (when the transport has one).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LoginKeys {
-    pub user: Option<UserId>,
-    pub address: Option<IpAddr>,
+pub(crate) struct LoginKeys {
+    pub(crate) user: Option<UserId>,
+    pub(crate) address: Option<IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,7 +81,7 @@ struct State {
 /// Counts failed logins and refuses further ones for a while; shared by
 /// every connection of one node (nodes do not share counts).
 #[derive(Debug)]
-pub struct LoginGuard {
+pub(crate) struct LoginGuard {
     config: LoginGuardConfig,
     state: Mutex<State>,
 }
@@ -105,7 +105,7 @@ fn address_key(address: IpAddr) -> IpAddr {
 }
 
 impl LoginGuard {
-    pub fn new(config: LoginGuardConfig) -> LoginGuard {
+    pub(crate) fn new(config: LoginGuardConfig) -> LoginGuard {
         LoginGuard {
             config,
             state: Mutex::new(State {
@@ -113,10 +113,6 @@ impl LoginGuard {
                 pruned_at: Instant::now(),
             }),
         }
-    }
-
-    pub fn config(&self) -> &LoginGuardConfig {
-        &self.config
     }
 
     /// The keys this guard counts for `keys`, with their thresholds.
@@ -145,7 +141,7 @@ impl LoginGuard {
 
     /// `Err(wait)` when a login for `keys` must be refused now, `wait`
     /// being how long until the refusal ends.
-    pub fn check(&self, keys: LoginKeys, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn check(&self, keys: LoginKeys, now: Instant) -> Result<(), Duration> {
         let state = self.state();
         let wait = self
             .keys(keys)
@@ -160,7 +156,7 @@ impl LoginGuard {
     }
 
     /// Counts a failed login for `keys`.
-    pub fn failed(&self, keys: LoginKeys, now: Instant) {
+    pub(crate) fn failed(&self, keys: LoginKeys, now: Instant) {
         let mut state = self.state();
         let forget_after = self.config.forget_after;
         if now.saturating_duration_since(state.pruned_at) >= PRUNE_EVERY {
@@ -191,17 +187,8 @@ impl LoginGuard {
     /// Forgets the failures of `user` after a successful login. The
     /// address keeps its count: one good account must not reset the
     /// guesses made on others from the same place.
-    pub fn succeeded(&self, user: UserId) {
+    pub(crate) fn succeeded(&self, user: UserId) {
         self.state().entries.remove(&Key::User(user));
-    }
-
-    /// How many keys are remembered.
-    pub fn len(&self) -> usize {
-        self.state().entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn delay(&self, doublings: u32) -> Duration {
@@ -243,6 +230,17 @@ mod tests {
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    impl LoginGuard {
+        /// How many keys are remembered.
+        fn len(&self) -> usize {
+            self.state().entries.len()
+        }
+
+        fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+    }
 
     fn guard(per_user: u32, per_address: u32) -> LoginGuard {
         LoginGuard::new(LoginGuardConfig {

@@ -7,12 +7,14 @@
 
 mod lease;
 mod local;
+#[cfg(feature = "redis")]
 mod redis;
 
 use std::fmt;
 
 use async_trait::async_trait;
 
+#[cfg(feature = "redis")]
 pub use self::redis::{RedisPresence, RedisPresenceConfig};
 pub use lease::Lease;
 pub use local::LocalPresence;

@@ -96,7 +96,7 @@ pub enum Dialect {
 
 impl Dialect {
     /// The dialect asked for by the optional `proto` field.
-    pub fn from_proto(proto: Option<u32>) -> Dialect {
+    pub(crate) fn from_proto(proto: Option<u32>) -> Dialect {
         match proto {
             Some(v) if v >= NATIVE_PROTO => Dialect::Native,
             _ => Dialect::Legacy,

@@ -17,8 +17,8 @@ mod resume;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use password::{HashParams, Passwords};
-pub use resume::{Claims, KEY_BYTES, ResumeConfig, ResumeKey, TokenError};
+pub use password::{HashParams, Passwords, PasswordsError};
+pub use resume::{ResumeConfig, ResumeKey, ResumeKeyError};
 
 use crate::bus::Bus;
 use crate::hub::Hub;
@@ -77,14 +77,14 @@ impl Default for ServiceConfig {
 /// A refused request: what the client is told.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code:?}: {detail}")]
-pub struct ServiceError {
-    pub code: ErrorCode,
-    pub detail: String,
+pub(crate) struct ServiceError {
+    pub(crate) code: ErrorCode,
+    pub(crate) detail: String,
 }
 
 impl ServiceError {
     /// An error with the code's default message.
-    pub fn new(code: ErrorCode) -> ServiceError {
+    pub(crate) fn new(code: ErrorCode) -> ServiceError {
         ServiceError {
             code,
             detail: code.message().to_owned(),
@@ -92,7 +92,7 @@ impl ServiceError {
     }
 
     /// An error with its own message.
-    pub fn with_detail(code: ErrorCode, detail: impl Into<String>) -> ServiceError {
+    pub(crate) fn with_detail(code: ErrorCode, detail: impl Into<String>) -> ServiceError {
         ServiceError {
             code,
             detail: detail.into(),
@@ -100,7 +100,7 @@ impl ServiceError {
     }
 
     /// A server-side failure: logged in full, reported plainly.
-    pub fn internal(detail: impl Into<String>) -> ServiceError {
+    pub(crate) fn internal(detail: impl Into<String>) -> ServiceError {
         let detail = detail.into();
         tracing::error!(%detail, "internal error");
         ServiceError::new(ErrorCode::Internal)
@@ -263,7 +263,7 @@ fn check_identity(session: &Session, claimed: Option<UserId>) -> Result<(), Serv
 impl ChatService {
     /// A service over the given backends; `hub` holds this node's sessions
     /// and hands them what arrives on `bus`.
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn Store>,
         presence: Arc<dyn Presence>,
         bus: Arc<dyn Bus>,
@@ -289,19 +289,15 @@ impl ChatService {
         &self.inner.store
     }
 
-    /// This node's sessions.
-    pub fn hub(&self) -> &Hub {
-        &self.inner.hub
+    /// How many sessions this node holds now: logged-in connections that
+    /// have not ended yet (a user may have several).
+    pub fn session_count(&self) -> usize {
+        self.inner.hub.len()
     }
 
     /// The service's limits.
     pub fn config(&self) -> &ServiceConfig {
         &self.inner.config
-    }
-
-    /// This node's count of failed logins.
-    pub fn login_guard(&self) -> &LoginGuard {
-        &self.inner.login_guard
     }
 
     /// Handles a request of a connection that is not logged in.
@@ -394,7 +390,7 @@ impl ChatService {
 
     /// Reads the inbox of a session after `after`, for the connection's
     /// sync and refill.
-    pub async fn inbox_after(
+    pub(crate) async fn inbox_after(
         &self,
         session: &Session,
         after: Seq,
@@ -408,7 +404,11 @@ impl ChatService {
 
     /// Records that a legacy session's inbox up to `seq` was written to its
     /// socket (legacy clients never ack).
-    pub async fn mark_delivered(&self, session: &Session, seq: Seq) -> Result<(), ServiceError> {
+    pub(crate) async fn mark_delivered(
+        &self,
+        session: &Session,
+        seq: Seq,
+    ) -> Result<(), ServiceError> {
         self.inner.store.ack(session.user.id, seq).await?;
         Ok(())
     }

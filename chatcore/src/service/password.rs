@@ -44,6 +44,21 @@ impl HashParams {
     }
 }
 
+/// Why [`Passwords::new`] could not make a hasher; either way, choose
+/// other [`HashParams`].
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordsError {
+    /// argon2 refuses these parameters (for instance a memory cost below
+    /// 8 KiB per lane, no passes, or no lanes).
+    #[error("argon2 refuses these parameters")]
+    InvalidParams(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The parameters are valid but a trial hash with them failed: not
+    /// enough memory for the memory cost, or the operating system's random
+    /// source failed.
+    #[error("argon2 could not hash with these parameters")]
+    TrialHashFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// Hashes and verifies passwords.
 #[derive(Clone)]
 pub struct Passwords {
@@ -64,18 +79,20 @@ impl fmt::Debug for Passwords {
 
 impl Passwords {
     /// A hasher with `params`, running at most `concurrency` hashes at once.
-    pub fn new(params: HashParams, concurrency: usize) -> Result<Passwords, String> {
+    /// It hashes one password to try them, so a memory cost the host
+    /// cannot afford fails here rather than at the first login.
+    pub fn new(params: HashParams, concurrency: usize) -> Result<Passwords, PasswordsError> {
         let params = Params::new(
             params.memory_kib,
             params.iterations,
             params.parallelism,
             None,
         )
-        .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+        .map_err(|e| PasswordsError::InvalidParams(Box::new(e)))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let dummy = argon
             .hash_password(b"not a password anybody has")
-            .map_err(|e| format!("argon2 failed: {e}"))?
+            .map_err(|e| PasswordsError::TrialHashFailed(Box::new(e)))?
             .to_string();
         Ok(Passwords {
             argon: Arc::new(argon),
@@ -100,7 +117,7 @@ impl Passwords {
     }
 
     /// A PHC string for `password` with a fresh random salt.
-    pub async fn hash(&self, password: &str) -> Result<String, ServiceError> {
+    pub(crate) async fn hash(&self, password: &str) -> Result<String, ServiceError> {
         let password = password.to_owned();
         self.blocking(move |argon| {
             argon
@@ -113,7 +130,11 @@ impl Passwords {
 
     /// Whether `password` matches `stored`; `None` (no such user) never
     /// matches but takes as long as a real check.
-    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, ServiceError> {
+    pub(crate) async fn verify(
+        &self,
+        password: &str,
+        stored: Option<&str>,
+    ) -> Result<bool, ServiceError> {
         let known = stored.is_some();
         let phc = stored.map_or_else(|| Arc::clone(&self.dummy), Arc::from);
         let password = password.to_owned();
@@ -143,5 +164,17 @@ mod tests {
         assert!(pw.verify("s3cret ✓", Some(&hash)).await.expect("verify"));
         assert!(!pw.verify("s3cret", Some(&hash)).await.expect("verify"));
         assert!(!pw.verify("s3cret ✓", None).await.expect("verify"));
+    }
+
+    #[test]
+    fn parameters_argon2_refuses_are_an_invalid_params_error() {
+        let no_passes = HashParams {
+            iterations: 0,
+            ..HashParams::insecure_fast()
+        };
+        assert!(matches!(
+            Passwords::new(no_passes, 1),
+            Err(PasswordsError::InvalidParams(_))
+        ));
     }
 }

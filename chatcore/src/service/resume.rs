@@ -26,7 +26,16 @@ use crate::protocol::ResumeToken;
 
 const VERSION: &str = "r1";
 /// Bytes of a generated key; a configured secret must be at least this long.
-pub const KEY_BYTES: usize = 32;
+pub(crate) const KEY_BYTES: usize = 32;
+
+/// Why a configured secret cannot be a [`ResumeKey`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeKeyError {
+    /// The secret is too short to sign with: configure one of at least
+    /// `min` bytes (32 random bytes, base64-encoded, will do).
+    #[error("a resume key must be at least {min} bytes, got {len}")]
+    TooShort { len: usize, min: usize },
+}
 
 /// The secret that signs resume tokens. Its `Debug` never shows it.
 #[derive(Clone)]
@@ -41,13 +50,14 @@ impl ResumeKey {
         ResumeKey(Arc::from(key.as_slice()))
     }
 
-    /// A key from a configured secret shared by the nodes of a cluster.
-    pub fn from_secret(secret: &[u8]) -> Result<ResumeKey, String> {
+    /// A key from a configured secret shared by the nodes of a cluster; it
+    /// must be at least 32 bytes long.
+    pub fn from_secret(secret: &[u8]) -> Result<ResumeKey, ResumeKeyError> {
         if secret.len() < KEY_BYTES {
-            return Err(format!(
-                "a resume key must be at least {KEY_BYTES} bytes, got {}",
-                secret.len()
-            ));
+            return Err(ResumeKeyError::TooShort {
+                len: secret.len(),
+                min: KEY_BYTES,
+            });
         }
         Ok(ResumeKey(Arc::from(secret)))
     }
@@ -85,14 +95,14 @@ impl Default for ResumeConfig {
 
 /// What a valid signature vouches for; the caller still checks the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Claims {
-    pub user: UserId,
-    pub epoch: u64,
+pub(crate) struct Claims {
+    pub(crate) user: UserId,
+    pub(crate) epoch: u64,
 }
 
 /// Why a token was refused (for the log; the client hears one reason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("malformed token")]
     Malformed,
     #[error("bad signature")]
@@ -115,7 +125,7 @@ impl ResumeConfig {
     }
 
     /// Checks the signature and expiry of `token` at `now` (Unix seconds).
-    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+    pub(crate) fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
         let (payload, tag) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let tag = URL_SAFE_NO_PAD
             .decode(tag)
@@ -210,6 +220,10 @@ mod tests {
     #[test]
     fn short_secrets_are_refused() {
         assert!(ResumeKey::from_secret(b"short").is_err());
+        assert_eq!(
+            ResumeKey::from_secret(b"short").map(|_| ()),
+            Err(ResumeKeyError::TooShort { len: 5, min: 32 })
+        );
         assert!(format!("{:?}", ResumeKey::random()).contains(".."));
     }
 }

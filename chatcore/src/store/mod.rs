@@ -8,12 +8,14 @@
 
 mod memory;
 mod metered;
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 mod sql;
 
 use async_trait::async_trait;
 
 pub use memory::MemoryStore;
 pub use metered::MeteredStore;
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub use sql::{SqlStore, SqlStoreOptions};
 
 use crate::model::{

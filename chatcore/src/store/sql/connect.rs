@@ -1,23 +1,27 @@
 //! Opening the database: the pools and their options, SQLite's pragmas
 //! (WAL, one writer connection, read-only readers), MySQL's statement
-//! cache, and migrations (on MySQL under a server-wide named lock).
+//! cache, and migrations (on MySQL under a server-wide named lock). Each
+//! backend's part builds with its cargo feature (`sqlite`, `mysql`).
 
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
+#[cfg(feature = "sqlite")]
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
-};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+#[cfg(feature = "mysql")]
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use super::SqlStoreOptions;
 use super::error::{Fail, map_db_err};
 use crate::store::StoreError;
 
 /// How long a SQLite connection waits for a lock before `SQLITE_BUSY`.
+#[cfg(feature = "sqlite")]
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Prepared statements each MySQL connection keeps (sqlx: 100). Bounded
 /// statement shapes (see `shape.rs`) stay below it.
+#[cfg(feature = "mysql")]
 const MYSQL_STATEMENT_CACHE: usize = 256;
 
 /// The connections of one store.
@@ -35,11 +39,7 @@ pub(super) async fn open(opts: &SqlStoreOptions) -> Result<Pools, StoreError> {
     if opts.url.starts_with("sqlite:") {
         open_sqlite(opts).await
     } else if opts.url.starts_with("mysql:") {
-        let pool = connect(opts, mysql_options(opts)).await?;
-        Ok(Pools {
-            writer: pool.clone(),
-            reader: pool,
-        })
+        open_mysql(opts).await
     } else {
         Err(StoreError::Internal(
             "unsupported database URL: expected sqlite: or mysql:".to_owned(),
@@ -47,7 +47,36 @@ pub(super) async fn open(opts: &SqlStoreOptions) -> Result<Pools, StoreError> {
     }
 }
 
+/// The one pool of a MySQL/MariaDB database.
+#[cfg(feature = "mysql")]
+async fn open_mysql(opts: &SqlStoreOptions) -> Result<Pools, StoreError> {
+    let pool = connect(opts, mysql_options(opts)).await?;
+    Ok(Pools {
+        writer: pool.clone(),
+        reader: pool,
+    })
+}
+
+#[cfg(not(feature = "mysql"))]
+async fn open_mysql(_: &SqlStoreOptions) -> Result<Pools, StoreError> {
+    Err(not_built("MySQL", "mysql"))
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn open_sqlite(_: &SqlStoreOptions) -> Result<Pools, StoreError> {
+    Err(not_built("SQLite", "sqlite"))
+}
+
+/// The refusal of a URL whose backend this build left out.
+#[cfg(not(all(feature = "sqlite", feature = "mysql")))]
+fn not_built(backend: &str, feature: &str) -> StoreError {
+    StoreError::Internal(format!(
+        "this build of chatcore has no {backend} backend (cargo feature `{feature}`)"
+    ))
+}
+
 /// The writer and the reader connections of a SQLite database.
+#[cfg(feature = "sqlite")]
 async fn open_sqlite(opts: &SqlStoreOptions) -> Result<Pools, StoreError> {
     // Separate connections to `sqlite::memory:` would be separate
     // databases, and the last one closing would drop it: one connection
@@ -96,6 +125,7 @@ async fn open_sqlite(opts: &SqlStoreOptions) -> Result<Pools, StoreError> {
 }
 
 /// Options shared by every pool of one store.
+#[cfg(feature = "sqlite")]
 fn sqlite_options(opts: &SqlStoreOptions) -> ConnectOptions {
     let mut options = base_options(opts);
     // A local file: no point pinging a connection before handing it out.
@@ -103,6 +133,7 @@ fn sqlite_options(opts: &SqlStoreOptions) -> ConnectOptions {
     options
 }
 
+#[cfg(feature = "mysql")]
 fn mysql_options(opts: &SqlStoreOptions) -> ConnectOptions {
     let mut options = base_options(opts);
     options
@@ -138,11 +169,12 @@ async fn connect(
         })?
         .map_err(Fail::from)?;
     if opts.run_migrations {
+        #[cfg(feature = "mysql")]
         if db.get_database_backend() == DbBackend::MySql {
             migrate_locked(opts).await?;
-        } else {
-            migrate(&db).await?;
+            return Ok(db);
         }
+        migrate(&db).await?;
     }
     Ok(db)
 }
@@ -153,6 +185,7 @@ async fn connect(
 /// a named lock of the database server, held by one dedicated connection
 /// (so the lock and the migrations share it) and freed with it should the
 /// process die.
+#[cfg(feature = "mysql")]
 async fn migrate_locked(opts: &SqlStoreOptions) -> Result<(), StoreError> {
     const WAIT_SECS: u32 = 120;
     let mut options = mysql_options(opts);

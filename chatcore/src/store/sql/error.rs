@@ -4,6 +4,7 @@
 use std::ops::Deref;
 
 use sea_orm::sqlx::error::DatabaseError;
+#[cfg(feature = "mysql")]
 use sea_orm::sqlx::mysql::MySqlDatabaseError;
 use sea_orm::{DbErr, RuntimeErr, SqlErr, sqlx};
 
@@ -135,15 +136,31 @@ fn database_error(err: &DbErr) -> Option<&dyn DatabaseError> {
     }
 }
 
+/// MySQL's error number; `None` for another backend's error.
+#[cfg(feature = "mysql")]
 fn mysql_number(db: &dyn DatabaseError) -> Option<u16> {
     db.try_downcast_ref::<MySqlDatabaseError>()
         .map(MySqlDatabaseError::number)
 }
 
-/// SQLite's extended result code (sqlx reports it as the error code).
+/// A build without MySQL has no MySQL errors.
+#[cfg(not(feature = "mysql"))]
+fn mysql_number(_: &dyn DatabaseError) -> Option<u16> {
+    None
+}
+
+/// SQLite's extended result code (sqlx reports it as the error code);
+/// `None` for another backend's error.
+#[cfg(feature = "sqlite")]
 fn sqlite_code(db: &dyn DatabaseError) -> Option<i32> {
     db.try_downcast_ref::<sqlx::sqlite::SqliteError>()?
         .code()?
         .parse()
         .ok()
+}
+
+/// A build without SQLite has no SQLite errors.
+#[cfg(not(feature = "sqlite"))]
+fn sqlite_code(_: &dyn DatabaseError) -> Option<i32> {
+    None
 }

@@ -316,5 +316,5 @@ impl Store for SqlStore {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests;
