@@ -137,22 +137,25 @@ enum Exit {
 /// closes, the session is ended, or `shutdown` fires. `peer` is the
 /// client's address when the transport has one (failed logins are also
 /// counted per address).
-pub async fn serve<IO>(
+pub fn serve<IO>(
     io: IO,
     peer: Option<IpAddr>,
     service: ChatService,
     config: ConnectionConfig,
     shutdown: CancellationToken,
-) where
+) -> impl Future<Output = ()> + Send
+where
     IO: AsyncRead + AsyncWrite + Send + Unpin,
 {
+    // Not an `async fn`: the transport is built here and only the inner
+    // future is kept, so an idle connection's task holds one copy of it.
     let transport = TcpTransport::new(
         io,
         config.max_frame,
         config.write_timeout,
         config.legacy_pace,
     );
-    serve_transport(transport, peer, service, config, shutdown).await;
+    serve_transport(transport, peer, service, config, shutdown)
 }
 
 /// Serves one client over any transport of whole frames; see [`serve`].
@@ -179,6 +182,7 @@ pub(crate) async fn serve_transport<T: Transport>(
     };
     let exit = conn.run(&shutdown).await;
     conn.finish(exit).await;
+    conn.out.close().await;
 }
 
 /// One client's connection.
@@ -217,13 +221,15 @@ impl<T: Transport> Connection<T> {
             let result = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Exit::Kicked(ErrorCode::ShuttingDown),
+                // Work that comes is boxed, as requests are below: only
+                // while it runs does the task carry its state.
                 fed = self.state.feed(&mut batch) => match fed {
                     FeedEvent::Ended(code) => return Exit::Kicked(code),
-                    FeedEvent::Deliveries => self.deliver(&mut batch).await,
-                    FeedEvent::Refill => self.refill().await,
+                    FeedEvent::Deliveries => Box::pin(self.deliver(&mut batch)).await,
+                    FeedEvent::Refill => Box::pin(self.refill()).await,
                 },
                 _ = sleep_until(retry_refill_at.unwrap_or_else(Instant::now)), if retry_refill_at.is_some() => {
-                    self.refill().await
+                    Box::pin(self.refill()).await
                 }
                 _ = sleep_until(login_deadline.unwrap_or_else(Instant::now)), if login_deadline.is_some() => {
                     return Exit::NoLogin(self.config.login_timeout.unwrap_or_default());
@@ -256,7 +262,7 @@ impl<T: Transport> Connection<T> {
                         return Exit::Kicked(ErrorCode::IdleTimeout);
                     }
                     self.last_ping = Instant::now();
-                    self.out.send(&ServerFrame::Ping, Dialect::Native).await
+                    Box::pin(self.out.send(&ServerFrame::Ping, Dialect::Native)).await
                 }
             };
             if let Err(e) = result {
@@ -265,10 +271,12 @@ impl<T: Transport> Connection<T> {
         }
     }
 
-    /// Says goodbye as `exit` calls for, ends the session, closes.
-    async fn finish(self, exit: Exit) {
+    /// Says goodbye as `exit` calls for and ends the session. By
+    /// reference: a future that took the connection by value would hold a
+    /// second copy of it in every idle connection's task.
+    async fn finish(&mut self, exit: Exit) {
         let dialect = self.state.dialect();
-        let mut out = self.out;
+        let out = &mut self.out;
         match exit {
             Exit::Kicked(code) => {
                 tracing::debug!(?code, "ending connection");
@@ -289,10 +297,9 @@ impl<T: Transport> Connection<T> {
             Exit::Error(e) => tracing::debug!(error = %e, "connection failed"),
             Exit::Closed => {}
         }
-        if let State::Live(live) = self.state {
+        if let State::Live(live) = &self.state {
             self.service.end_session(&live.session).await;
         }
-        out.close().await;
     }
 
     async fn deliver(&mut self, batch: &mut Vec<crate::hub::SessionEvent>) -> io::Result<()> {
