@@ -2,6 +2,7 @@
 //! first, then the body type that `msgid` names. Unknown keys are ignored,
 //! so the seed client's extra `name` and `time` are accepted (and unused).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
@@ -207,24 +208,26 @@ impl Chat {
     }
 }
 
+// Text as `Cow`: decoded it is owned, encoded it borrows the request's,
+// so that sending a message does not copy its body.
 #[derive(Serialize, Deserialize)]
-struct OneChatBody {
+struct OneChatBody<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<UserId>,
     toid: UserId,
-    msg: String,
+    msg: Cow<'a, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    cmid: Option<String>,
+    cmid: Option<Cow<'a, str>>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct GroupChatBody {
+struct GroupChatBody<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<UserId>,
     groupid: GroupId,
-    msg: String,
+    msg: Cow<'a, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    cmid: Option<String>,
+    cmid: Option<Cow<'a, str>>,
 }
 
 /// `ADD_FRIEND` (6).
@@ -375,21 +378,21 @@ impl ClientFrame {
             msgid::RESUME => Request::Anonymous(A::Resume(body(frame, &head)?)),
             msgid::CHANGE_PASSWORD => Request::Session(S::ChangePassword(body(frame, &head)?)),
             msgid::ONE_CHAT => {
-                let b: OneChatBody = body(frame, &head)?;
+                let b: OneChatBody<'_> = body(frame, &head)?;
                 Request::Session(S::Chat(Chat {
                     id: b.id,
                     target: Target::User(b.toid),
-                    msg: b.msg,
-                    cmid: b.cmid,
+                    msg: b.msg.into_owned(),
+                    cmid: b.cmid.map(Cow::into_owned),
                 }))
             }
             msgid::GROUP_CHAT => {
-                let b: GroupChatBody = body(frame, &head)?;
+                let b: GroupChatBody<'_> = body(frame, &head)?;
                 Request::Session(S::Chat(Chat {
                     id: b.id,
                     target: Target::Group(b.groupid),
-                    msg: b.msg,
-                    cmid: b.cmid,
+                    msg: b.msg.into_owned(),
+                    cmid: b.cmid.map(Cow::into_owned),
                 }))
             }
             msgid::ADD_FRIEND => Request::Session(S::AddFriend(body(frame, &head)?)),
@@ -458,8 +461,8 @@ impl ClientFrame {
                     let body = OneChatBody {
                         id: chat.id,
                         toid,
-                        msg: chat.msg.clone(),
-                        cmid: chat.cmid.clone(),
+                        msg: Cow::Borrowed(&chat.msg),
+                        cmid: chat.cmid.as_deref().map(Cow::Borrowed),
                     };
                     envelope(out, msgid, rid, &body)
                 }
@@ -467,8 +470,8 @@ impl ClientFrame {
                     let body = GroupChatBody {
                         id: chat.id,
                         groupid,
-                        msg: chat.msg.clone(),
-                        cmid: chat.cmid.clone(),
+                        msg: Cow::Borrowed(&chat.msg),
+                        cmid: chat.cmid.as_deref().map(Cow::Borrowed),
                     };
                     envelope(out, msgid, rid, &body)
                 }
