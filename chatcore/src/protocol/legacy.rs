@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::native::{ChatView, ErrorView, FriendView, GroupView, ListView, MemberView};
 use super::time::format_time;
-use super::{LoginOk, ServerFrame, msgid, push_json, to_json};
+use super::{GroupEntry, LoginOk, ServerFrame, msgid, push_json, to_json};
 use crate::model::{InboxEntry, UserId};
 
 /// The seed client reads each reply with one 1024-byte `recv` and needs
@@ -19,6 +19,12 @@ pub const LEGACY_READ_LIMIT: usize = 1024;
 
 fn strings<'a, T: 'a, V: Serialize + From<&'a T>>(items: &'a [T]) -> Vec<String> {
     items.iter().map(|i| to_json(&V::from(i))).collect()
+}
+
+/// A group as the seed shows it: a JSON string whose `users` are JSON
+/// strings too.
+fn group_string(g: &GroupEntry) -> String {
+    to_json(&GroupView::of(g, |m| to_json(&MemberView::from(m))))
 }
 
 #[derive(Serialize)]
@@ -46,11 +52,7 @@ pub fn encode_legacy_login(login: &LoginOk, backlog: &[InboxEntry], out: &mut Ve
         id: login.user.id,
         name: &login.user.name,
         friends: strings::<_, FriendView<'_>>(&login.friends),
-        groups: login
-            .groups
-            .iter()
-            .map(|g| to_json(&GroupView::of(g, |m| to_json(&MemberView::from(m)))))
-            .collect(),
+        groups: login.groups.iter().map(group_string).collect(),
         offlinemsg: Vec::new(),
     };
     let mut encoded = to_json(&view);
@@ -108,12 +110,7 @@ pub(super) fn encode(frame: &ServerFrame, out: &mut Vec<u8>) -> bool {
         }
         ServerFrame::Groups { rid, groups } => {
             let mut view = ListView::new(msgid::GROUPS_ACK, *rid);
-            view.groups = Some(
-                groups
-                    .iter()
-                    .map(|g| to_json(&GroupView::of(g, |m| to_json(&MemberView::from(m)))))
-                    .collect(),
-            );
+            view.groups = Some(groups.iter().map(group_string).collect());
             push_json(out, &view);
         }
         ServerFrame::Members {
