@@ -27,7 +27,8 @@ use crate::codec::DEFAULT_MAX_FRAME;
 use crate::hub::FeedEvent;
 use crate::limit::{RateLimit, TokenBucket};
 use crate::protocol::{
-    ClientFrame, Dialect, ErrorCode, ErrorReply, Request, ServerFrame, encode_legacy_login, msgid,
+    ClientFrame, Dialect, ErrorCode, ErrorReply, ParseError, Request, ServerFrame,
+    encode_legacy_login, msgid,
 };
 use crate::service::{Caller, ChatService, LoggedIn, Outcome};
 use crate::telemetry::{self, DeliveryPath};
@@ -320,17 +321,15 @@ impl<T: Transport> Connection<T> {
     /// Handles one frame from the client.
     async fn request(&mut self, bytes: &[u8]) -> io::Result<()> {
         let parsed = ClientFrame::decode(bytes);
+        // Only an anonymous connection takes this into account.
+        let announced = announced(&parsed);
         // Heartbeats are exempt: a liveness check must not fail because
         // the client was busy.
         let exempt = matches!(&parsed, Ok(f) if matches!(f.request, Request::Ping | Request::Pong));
         if !exempt && !self.bucket.try_take(Instant::now()) {
-            let (rid, req, announced) = match &parsed {
-                Ok(f) => (f.rid, Some(f.request.msgid()), announced(&f.request)),
-                Err(e) => (
-                    e.rid,
-                    e.msgid,
-                    e.proto.map(|p| Dialect::from_proto(Some(p))),
-                ),
+            let (rid, req) = match &parsed {
+                Ok(f) => (f.rid, Some(f.request.msgid())),
+                Err(e) => (e.rid, e.msgid),
             };
             telemetry::frame_in(req);
             let reply = ServerFrame::Error(ErrorReply::new(ErrorCode::RateLimited, req, rid));
@@ -346,9 +345,6 @@ impl<T: Transport> Connection<T> {
             }
             Err(e) => {
                 telemetry::frame_in(e.msgid);
-                // An anonymous client announces its dialect in the frame
-                // that failed to parse.
-                let announced = e.proto.map(|p| Dialect::from_proto(Some(p)));
                 let reply =
                     ServerFrame::Error(ErrorReply::with_detail(e.code, e.msgid, e.rid, e.detail));
                 return self
@@ -435,9 +431,15 @@ impl<T: Transport> Connection<T> {
 }
 
 /// The dialect a request announces on an anonymous connection.
-fn announced(request: &Request) -> Option<Dialect> {
-    match request {
-        Request::Anonymous(request) => Some(request.dialect()),
-        _ => None,
+fn announced(parsed: &Result<ClientFrame, ParseError>) -> Option<Dialect> {
+    match parsed {
+        Ok(ClientFrame {
+            request: Request::Anonymous(request),
+            ..
+        }) => Some(request.dialect()),
+        Ok(_) => None,
+        // A frame that failed to parse may still say which dialect its
+        // client speaks.
+        Err(e) => e.proto.map(|p| Dialect::from_proto(Some(p))),
     }
 }
