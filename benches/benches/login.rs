@@ -67,7 +67,7 @@ fn bench_login(c: &mut Criterion, rt: &Runtime, name: &str, params: HashParams) 
                     let started = Instant::now();
                     let outcome = node
                         .service
-                        .handle_anonymous(support::caller(), Some(1), request)
+                        .handle_anonymous(support::caller(), request.dialect(), Some(1), request)
                         .await;
                     elapsed += started.elapsed();
                     match outcome {

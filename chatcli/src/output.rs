@@ -108,4 +108,6 @@ pub(crate) enum Notice {
     ServerError { errno: u32, errmsg: String },
     /// Messages that never reached the server.
     Unsent(usize),
+    /// A friend came online or went offline.
+    Presence { who: Label, online: bool },
 }

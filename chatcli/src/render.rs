@@ -291,6 +291,8 @@ pub(crate) fn notice(style: Style, notice: &Notice) -> String {
         Notice::ServerError { errno, errmsg } => format!("server error {errno}: {errmsg}"),
         Notice::Unsent(1) => "1 message was not sent".to_string(),
         Notice::Unsent(n) => format!("{n} messages were not sent"),
+        Notice::Presence { who, online: true } => format!("{who} is online"),
+        Notice::Presence { who, online: false } => format!("{who} went offline"),
     };
     style.paint(YELLOW, &format!("* {}", sanitize(&text)))
 }

@@ -231,6 +231,11 @@ pub enum Event {
         errno: u32,
         errmsg: String,
     },
+    /// A friend came online or went offline.
+    Presence {
+        user: UserId,
+        online: bool,
+    },
 }
 
 /// An unasked frame on its way from the connection's task to the
@@ -243,6 +248,7 @@ enum Unasked {
     Push(Seq, Arc<Message>),
     Kicked(ErrorCode),
     Error(Box<ErrorReply>),
+    Presence(UserId, bool),
 }
 
 impl From<Unasked> for Event {
@@ -257,6 +263,7 @@ impl From<Unasked> for Event {
                 errno: e.code.errno(),
                 errmsg: e.detail,
             },
+            Unasked::Presence(user, online) => Event::Presence { user, online },
         }
     }
 }
@@ -477,6 +484,7 @@ async fn run_connection<IO>(
             ServerFrame::Push { seq, message } => Unasked::Push(seq, message),
             ServerFrame::Kicked { code } => Unasked::Kicked(code),
             ServerFrame::Error(e) => Unasked::Error(Box::new(e)),
+            ServerFrame::Presence { user, online } => Unasked::Presence(user, online),
             _ => continue,
         };
         // An events half nobody reads any more is no reason to close: the

@@ -22,13 +22,47 @@ pub enum SessionEvent {
     Deliver { seq: Seq, message: Arc<Message> },
 }
 
-/// The hub's side channel to one session: end it, or tell it to refill
-/// from the store because doorbells were dropped.
+/// Most friends whose presence changes a session keeps apart; beyond
+/// them it reads all its friends' presence again.
+const PRESENCE_CHANGES: usize = 64;
+
+/// Whose presence a session should read again, gathered until its
+/// connection looks: a friend who logs in and out twice meanwhile is read
+/// once, and nothing waits for the connection.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct PresenceChanges {
+    /// These friends' sessions started or ended.
+    pub(crate) friends: Vec<UserId>,
+    /// Some node died: every friend shown online may be offline now.
+    pub(crate) all: bool,
+}
+
+impl PresenceChanges {
+    fn is_empty(&self) -> bool {
+        self.friends.is_empty() && !self.all
+    }
+
+    fn add(&mut self, friend: UserId) {
+        if self.all || self.friends.contains(&friend) {
+            return;
+        }
+        if self.friends.len() >= PRESENCE_CHANGES {
+            self.friends = Vec::new();
+            self.all = true;
+        } else {
+            self.friends.push(friend);
+        }
+    }
+}
+
+/// The hub's side channel to one session: end it, tell it to refill from
+/// the store because doorbells were dropped, or to show friends' presence.
 #[derive(Debug, Default)]
 struct SessionControl {
     ended: CancellationToken,
     reason: OnceLock<ErrorCode>,
     refill: AtomicBool,
+    presence: Mutex<PresenceChanges>,
     wake: Notify,
 }
 
@@ -55,11 +89,29 @@ impl SessionControl {
         self.wake.notify_one();
     }
 
-    /// Resolves when a refill was requested, and clears the request.
-    async fn refill_requested(&self) {
+    fn presence(&self) -> MutexGuard<'_, PresenceChanges> {
+        self.presence.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells the session that `friend`'s presence changed, or (`None`)
+    /// that any friend's may have.
+    fn presence_changed(&self, friend: Option<UserId>) {
+        match friend {
+            Some(friend) => self.presence().add(friend),
+            None => self.presence().all = true,
+        }
+        self.wake.notify_one();
+    }
+
+    /// Resolves when a refill or a look at presence was asked for, and
+    /// clears the refill request (presence changes are taken apart).
+    async fn requested(&self) -> FeedEvent {
         loop {
             if self.refill.swap(false, Ordering::AcqRel) {
-                return;
+                return FeedEvent::Refill;
+            }
+            if !self.presence().is_empty() {
+                return FeedEvent::Presence;
             }
             self.wake.notified().await;
         }
@@ -92,6 +144,8 @@ pub(crate) enum FeedEvent {
     Deliveries,
     /// Doorbells were dropped: read the inbox from the store.
     Refill,
+    /// Friends' presence changed: see [`SessionFeed::presence_changes`].
+    Presence,
 }
 
 impl SessionFeed {
@@ -119,8 +173,13 @@ impl SessionFeed {
                     FeedEvent::Deliveries
                 }
             }
-            _ = self.control.refill_requested() => FeedEvent::Refill,
+            requested = self.control.requested() => requested,
         }
+    }
+
+    /// The friends whose presence changed since the last call.
+    pub(crate) fn presence_changes(&mut self) -> PresenceChanges {
+        std::mem::take(&mut *self.control.presence())
     }
 }
 
@@ -239,6 +298,11 @@ impl Hub {
                 drop(sessions);
                 self.end(user, session, ErrorCode::Kicked);
             }
+            BusEvent::Presence { user, friend } => {
+                for session in sessions.get(&user).into_iter().flatten() {
+                    session.control.presence_changed(Some(friend));
+                }
+            }
             BusEvent::Resync { user: Some(user) } => {
                 for session in sessions.get(&user).into_iter().flatten() {
                     session.control.request_refill();
@@ -249,6 +313,14 @@ impl Hub {
                     session.control.request_refill();
                 }
             }
+        }
+    }
+
+    /// Tells every session that any friend's presence may have changed
+    /// (a node died).
+    pub(crate) fn presence_changed_everywhere(&self) {
+        for session in self.sessions().values().flatten() {
+            session.control.presence_changed(None);
         }
     }
 

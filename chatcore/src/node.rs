@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -66,6 +66,11 @@ pub fn start(
     if let Some(lost) = backends.lost_sessions {
         tasks.spawn(end_lost_sessions(hub.clone(), lost, shutdown.clone()));
     }
+    let departures = backends.presence.departures();
+    // In-process presence has no departures to watch.
+    if departures.has_changed().is_ok() {
+        tasks.spawn(watch_departures(hub.clone(), departures, shutdown.clone()));
+    }
     tasks.spawn(hub.clone().run(backends.bus_events, shutdown));
     ChatService::new(
         backends.store,
@@ -75,6 +80,26 @@ pub fn start(
         passwords,
         config,
     )
+}
+
+/// Has every session look at its friends' presence again each time another
+/// node dies: the dead node's users went offline without logging out.
+async fn watch_departures(
+    hub: Hub,
+    mut departures: watch::Receiver<u64>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = departures.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+        hub.presence_changed_everywhere();
+    }
 }
 
 /// Ends the sessions presence reports lost; their clients reconnect and

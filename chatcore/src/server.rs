@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -52,22 +52,48 @@ fn tune(stream: &TcpStream, keepalive: Duration) {
     }
 }
 
+/// The connections a node serves at once, shared by all its listeners (TCP,
+/// WebSocket): `max_connections` counts them together.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlots(Arc<Semaphore>);
+
+/// One connection's place among the [`ConnectionSlots`]; freed on drop.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl ConnectionSlots {
+    /// Room for `max` connections (at least one).
+    pub fn new(max: usize) -> ConnectionSlots {
+        ConnectionSlots(Arc::new(Semaphore::new(max.max(1))))
+    }
+
+    /// A slot for a new connection, unless the node is full.
+    pub fn try_take(&self) -> Option<ConnectionSlot> {
+        Arc::clone(&self.0)
+            .try_acquire_owned()
+            .ok()
+            .map(|permit| ConnectionSlot { _permit: permit })
+    }
+}
+
+/// The frame a client gets, unasked, from a node that is full: errno 33.
+/// An anonymous connection has no dialect yet, and an error without a
+/// request reads the same in both.
+pub fn server_full_frame() -> Vec<u8> {
+    let mut buf = Vec::new();
+    ServerFrame::Error(ErrorReply::new(ErrorCode::ServerFull, None, None))
+        .encode(Dialect::Legacy, &mut buf);
+    buf
+}
+
 /// Clients being turned away at once; beyond it a refused socket is closed
 /// without waiting for the client to read the reason.
 const MAX_REFUSING: usize = 64;
 
 /// How long a refused client gets to read why before the socket closes.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
-
-/// The "server is full" frame. An anonymous connection has no dialect yet,
-/// so it is the legacy encoding, as for every anonymous reply; an error
-/// without a request reads the same in both dialects.
-fn server_full_frame() -> Vec<u8> {
-    let mut buf = Vec::new();
-    ServerFrame::Error(ErrorReply::new(ErrorCode::ServerFull, None, None))
-        .encode(Dialect::Legacy, &mut buf);
-    buf
-}
 
 /// Tells a client that the node is full and closes the connection.
 async fn refuse(mut stream: TcpStream, frame: Arc<[u8]>) {
@@ -93,8 +119,20 @@ pub async fn run(
     config: ServerConfig,
     shutdown: CancellationToken,
 ) {
+    let slots = ConnectionSlots::new(config.max_connections);
+    run_with_slots(listener, service, config, slots, shutdown).await;
+}
+
+/// [`run`], with connection slots shared with other listeners of the node;
+/// `config.max_connections` is then the slots' business.
+pub async fn run_with_slots(
+    listener: TcpListener,
+    service: ChatService,
+    config: ServerConfig,
+    slots: ConnectionSlots,
+    shutdown: CancellationToken,
+) {
     let tracker = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let full_frame: Arc<[u8]> = server_full_frame().into();
     loop {
@@ -113,7 +151,7 @@ pub async fn run(
         };
         // Accept first and refuse with a reason: a client left in the
         // backlog cannot tell a full node from a dead one.
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+        let Some(slot) = slots.try_take() else {
             tracing::debug!(%peer, "server full, refusing");
             telemetry::error_sent(ErrorCode::ServerFull);
             match Arc::clone(&refusing).try_acquire_owned() {
@@ -139,7 +177,7 @@ pub async fn run(
             tracing::debug!(%peer, "connected");
             serve(stream, Some(peer.ip()), service, connection, shutdown).await;
             tracing::debug!(%peer, "disconnected");
-            drop(permit);
+            drop(slot);
         });
     }
     tracker.close();

@@ -188,7 +188,7 @@ pub(crate) fn frame_out(frame: &ServerFrame, dialect: Dialect) {
 
 /// An error reply with `code` sent to a client (or, for a refused
 /// connection, tried: a refused client may be gone before it reads it).
-pub(crate) fn error_sent(code: ErrorCode) {
+pub fn error_sent(code: ErrorCode) {
     macro_rules! by_code {
         ($($code:ident => $name:literal,)*) => {
             match code {
@@ -251,6 +251,7 @@ pub(crate) fn wire_msgid(frame: &ServerFrame, dialect: Dialect) -> u32 {
         // The seed's client gets a chat line from `system` instead.
         ServerFrame::Kicked { .. } if legacy => msgid::ONE_CHAT,
         ServerFrame::Kicked { .. } => msgid::KICKED,
+        ServerFrame::Presence { .. } => msgid::PRESENCE,
     }
 }
 

@@ -107,7 +107,7 @@ impl BenchNode {
         });
         match self
             .service
-            .handle_anonymous(caller(), Some(1), register)
+            .handle_anonymous(caller(), register.dialect(), Some(1), register)
             .await
         {
             Outcome::Reply(ServerFrame::RegisterOk { id, .. }) => id,
@@ -127,9 +127,10 @@ impl BenchNode {
     /// A session of `user`, whose deliveries a reader task takes out of
     /// its outbox.
     pub(crate) async fn login(&mut self, user: UserId) -> Session {
+        let request = BenchNode::login_request(user);
         let outcome = self
             .service
-            .handle_anonymous(caller(), Some(1), BenchNode::login_request(user))
+            .handle_anonymous(caller(), request.dialect(), Some(1), request)
             .await;
         let Outcome::LoggedIn(login) = outcome else {
             panic!("logging in {user}: {outcome:?}");

@@ -403,6 +403,7 @@ async fn native_client(
                 break;
             }
             Event::Error { errno, errmsg } => tracing::debug!(errno, errmsg, "server error"),
+            Event::Presence { .. } => {}
         }
     }
     done.cancel();

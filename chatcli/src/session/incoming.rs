@@ -87,6 +87,12 @@ impl Session {
                 self.emit(Output::Notice(Notice::ServerError { errno, errmsg }))
                     .await;
             }
+            Event::Presence { user, online } => {
+                self.roster.set_online(user, online);
+                let who = self.roster.user(user);
+                self.emit(Output::Notice(Notice::Presence { who, online }))
+                    .await;
+            }
         }
         Flow::Continue
     }

@@ -39,6 +39,13 @@ impl Roster {
         self.groups = groups;
     }
 
+    /// Records a friend's presence as the server pushed it.
+    pub(super) fn set_online(&mut self, id: UserId, online: bool) {
+        for friend in self.friends.iter_mut().filter(|f| f.id == id) {
+            friend.state = if online { "online" } else { "offline" }.to_string();
+        }
+    }
+
     pub(super) fn remove_friend(&mut self, id: UserId) {
         self.friends.retain(|f| f.id != id);
     }

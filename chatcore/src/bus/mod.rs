@@ -36,6 +36,10 @@ pub enum BusEvent {
     },
     /// End `session` of `user`: a newer login replaced it.
     Kick { user: UserId, session: SessionId },
+    /// `friend`'s session started or ended: `user` shows its presence.
+    /// The event carries no state: the receiver reads the current one, so
+    /// that events overtaking each other cannot leave a wrong one shown.
+    Presence { user: UserId, friend: UserId },
     /// Events for `user` (every user when `None`) may have been missed,
     /// e.g. while a subscription was down: refill from the store.
     Resync { user: Option<UserId> },
@@ -45,7 +49,9 @@ impl BusEvent {
     /// The user the event is about, if it is about one.
     pub fn user(&self) -> Option<UserId> {
         match self {
-            BusEvent::Deliver { user, .. } | BusEvent::Kick { user, .. } => Some(*user),
+            BusEvent::Deliver { user, .. }
+            | BusEvent::Kick { user, .. }
+            | BusEvent::Presence { user, .. } => Some(*user),
             BusEvent::Resync { user } => *user,
         }
     }

@@ -48,6 +48,8 @@ enum Wire {
     Deliver { u: UserId, s: Seq, m: WireMessage },
     #[serde(rename = "k")]
     Kick { u: UserId, sid: u64 },
+    #[serde(rename = "p")]
+    Presence { u: UserId, f: UserId },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,6 +118,10 @@ fn encode(event: &BusEvent) -> Option<(UserId, String)> {
             u: *user,
             sid: session.0,
         },
+        BusEvent::Presence { user, friend } => Wire::Presence {
+            u: *user,
+            f: *friend,
+        },
         // Resync is a node's own business, never published.
         BusEvent::Resync { .. } => return None,
     };
@@ -134,6 +140,7 @@ fn decode(payload: &[u8]) -> Option<BusEvent> {
             user: u,
             session: SessionId(sid),
         }),
+        Wire::Presence { u, f } => Some(BusEvent::Presence { user: u, friend: f }),
     }
 }
 
@@ -413,6 +420,10 @@ mod tests {
             BusEvent::Kick {
                 user: UserId(2),
                 session: SessionId(u64::MAX),
+            },
+            BusEvent::Presence {
+                user: UserId(2),
+                friend: UserId(3),
             },
         ] {
             let (user, json) = encode(&event).expect("encodes");

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::presence::ShownPresence;
 use super::transport::Transport;
 use super::writer::Writer;
 use crate::hub::{SessionEvent, SessionFeed};
@@ -32,6 +33,8 @@ pub(super) struct Live {
     delivered: Seq,
     /// When a refill that failed is tried again.
     retry_refill_at: Option<Instant>,
+    /// Friends' presence as the client was shown it (native only).
+    pub(super) presence: ShownPresence,
 }
 
 /// Of a batch of doorbells, the run that continues `delivered` without a
@@ -53,14 +56,35 @@ fn in_order(delivered: Seq, batch: Vec<SessionEvent>) -> (Vec<(Seq, Arc<Message>
 }
 
 impl Live {
-    /// A session whose inbox was acked up to `cursor`.
-    pub(super) fn new(session: Session, feed: SessionFeed, cursor: Seq) -> Live {
+    /// A session whose inbox was acked up to `cursor`, whose client was
+    /// shown `presence`.
+    pub(super) fn new(
+        session: Session,
+        feed: SessionFeed,
+        cursor: Seq,
+        presence: ShownPresence,
+    ) -> Live {
         Live {
             session,
             feed,
             delivered: cursor,
             retry_refill_at: None,
+            presence,
         }
+    }
+
+    /// Shows the client the presence changes the hub gathered (a legacy
+    /// client has nowhere to show them).
+    pub(super) async fn show_presence<T: Transport>(
+        &mut self,
+        service: &ChatService,
+        out: &mut Writer<T>,
+    ) -> io::Result<()> {
+        let changes = self.feed.presence_changes();
+        if self.dialect() != Dialect::Native {
+            return Ok(());
+        }
+        self.presence.update(service, out, changes).await
     }
 
     pub(super) fn dialect(&self) -> Dialect {
@@ -231,8 +255,9 @@ mod tests {
             password: "pw".into(),
             proto: Some(NATIVE_PROTO),
         });
-        let Outcome::Reply(ServerFrame::RegisterOk { id, .. }) =
-            service.handle_anonymous(CALLER, None, register).await
+        let Outcome::Reply(ServerFrame::RegisterOk { id, .. }) = service
+            .handle_anonymous(CALLER, register.dialect(), None, register)
+            .await
         else {
             panic!("registered");
         };
@@ -241,7 +266,10 @@ mod tests {
             password: "pw".into(),
             proto: Some(NATIVE_PROTO),
         });
-        match service.handle_anonymous(CALLER, None, login).await {
+        match service
+            .handle_anonymous(CALLER, login.dialect(), None, login)
+            .await
+        {
             Outcome::LoggedIn(login) => *login,
             other => panic!("logged in: {other:?}"),
         }
@@ -274,7 +302,12 @@ mod tests {
             let outcome = service.handle(&alice.session, None, chat).await;
             assert!(matches!(outcome, Outcome::Reply(ServerFrame::ChatAck(_))));
         }
-        let mut live = Live::new(bob.session, bob.feed, bob.reply.cursor);
+        let mut live = Live::new(
+            bob.session,
+            bob.feed,
+            bob.reply.cursor,
+            ShownPresence::default(),
+        );
         let mut out = Writer::new(Recorder::default());
 
         // Doorbell 3 while 1 and 2 were never written: a gap.

@@ -7,9 +7,11 @@
 //!   the dialect of a connection;
 //! - `transport.rs`: whole frames in and out; TCP with its legacy pacing;
 //! - `writer.rs`: encoding and counting what is written;
-//! - `delivery.rs`: a live session's cursor, doorbells and refills.
+//! - `delivery.rs`: a live session's cursor, doorbells and refills;
+//! - `presence.rs`: friends' presence as a native session shows it.
 
 mod delivery;
+mod presence;
 mod transport;
 mod writer;
 
@@ -21,7 +23,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use transport::{FrameError, TcpTransport, Transport};
+use transport::TcpTransport;
+pub use transport::{FrameError, Transport};
 
 use crate::codec::DEFAULT_MAX_FRAME;
 use crate::hub::FeedEvent;
@@ -159,8 +162,9 @@ where
     serve_transport(transport, peer, service, config, shutdown)
 }
 
-/// Serves one client over any transport of whole frames; see [`serve`].
-pub(crate) async fn serve_transport<T: Transport>(
+/// Serves one client over any transport of whole frames (a WebSocket, for
+/// one); see [`serve`].
+pub async fn serve_transport<T: Transport>(
     transport: T,
     peer: Option<IpAddr>,
     service: ChatService,
@@ -168,9 +172,11 @@ pub(crate) async fn serve_transport<T: Transport>(
     shutdown: CancellationToken,
 ) {
     let _open = telemetry::OpenConnection::count();
+    let fixed = transport.dialect();
     let mut conn = Connection {
         service,
-        state: State::anonymous(Dialect::Legacy, &config),
+        state: State::anonymous(fixed.unwrap_or(Dialect::Legacy), &config),
+        fixed,
         out: Writer::new(transport),
         caller: Caller {
             peer,
@@ -191,6 +197,8 @@ struct Connection<T> {
     service: ChatService,
     config: ConnectionConfig,
     state: State,
+    /// The transport's own dialect, which overrides what requests announce.
+    fixed: Option<Dialect>,
     out: Writer<T>,
     caller: Caller,
     last_inbound: Instant,
@@ -228,6 +236,7 @@ impl<T: Transport> Connection<T> {
                     FeedEvent::Ended(code) => return Exit::Kicked(code),
                     FeedEvent::Deliveries => Box::pin(self.deliver(&mut batch)).await,
                     FeedEvent::Refill => Box::pin(self.refill()).await,
+                    FeedEvent::Presence => Box::pin(self.show_presence()).await,
                 },
                 _ = sleep_until(retry_refill_at.unwrap_or_else(Instant::now)), if retry_refill_at.is_some() => {
                     Box::pin(self.refill()).await
@@ -311,6 +320,13 @@ impl<T: Transport> Connection<T> {
         }
     }
 
+    async fn show_presence(&mut self) -> io::Result<()> {
+        match &mut self.state {
+            State::Live(live) => live.show_presence(&self.service, &mut self.out).await,
+            State::Anonymous { .. } => Ok(()),
+        }
+    }
+
     async fn refill(&mut self) -> io::Result<()> {
         match &mut self.state {
             State::Live(live) => live.refill(&self.service, &mut self.out).await,
@@ -322,7 +338,7 @@ impl<T: Transport> Connection<T> {
     async fn request(&mut self, bytes: &[u8]) -> io::Result<()> {
         let parsed = ClientFrame::decode(bytes);
         // Only an anonymous connection takes this into account.
-        let announced = announced(&parsed);
+        let announced = self.fixed.or_else(|| announced(&parsed));
         // Heartbeats are exempt: a liveness check must not fail because
         // the client was busy.
         let exempt = matches!(&parsed, Ok(f) if matches!(f.request, Request::Ping | Request::Pong));
@@ -360,9 +376,9 @@ impl<T: Transport> Connection<T> {
             (State::Anonymous { dialect, .. }, Request::Anonymous(request)) => {
                 // Only an anonymous connection picks its dialect, and it
                 // keeps it even when the attempt fails.
-                *dialect = request.dialect();
+                *dialect = self.fixed.unwrap_or_else(|| request.dialect());
                 self.service
-                    .handle_anonymous(self.caller, rid, request)
+                    .handle_anonymous(self.caller, *dialect, rid, request)
                     .await
             }
             (State::Live(live), Request::Session(request)) => {
@@ -399,7 +415,11 @@ impl<T: Transport> Connection<T> {
             backlog,
         } = login;
         let dialect = session.dialect();
-        let live = Box::new(Live::new(session, feed, reply.cursor));
+        let shown = match dialect {
+            Dialect::Native => presence::ShownPresence::new(&reply.friends),
+            Dialect::Legacy => presence::ShownPresence::default(),
+        };
+        let live = Box::new(Live::new(session, feed, reply.cursor, shown));
         let carried = match dialect {
             // Native clients get the backlog as pushes.
             Dialect::Native => {

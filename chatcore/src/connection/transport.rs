@@ -24,7 +24,7 @@ const READ_BUFFER: usize = 1024;
 
 /// Why a transport could not produce a frame.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum FrameError {
+pub enum FrameError {
     /// The client sent a frame longer than the limit; the connection is
     /// answered and closed.
     #[error("frame longer than {limit} bytes")]
@@ -37,7 +37,14 @@ pub(crate) enum FrameError {
 /// Whole frames both ways. Frames out are handed over encoded, each
 /// ending in `\n` (JSON never contains a raw newline), so a transport that
 /// carries one frame per message can split them.
-pub(crate) trait Transport: Send {
+pub trait Transport: Send {
+    /// The dialect every client of this transport speaks, when the
+    /// transport decides it (a WebSocket carries the native dialect only);
+    /// `None` lets each login or register announce its own.
+    fn dialect(&self) -> Option<Dialect> {
+        None
+    }
+
     /// The next frame from the client, without its terminator; `None` once
     /// the client closed.
     fn recv(&mut self) -> impl Future<Output = Option<Result<BytesMut, FrameError>>> + Send;

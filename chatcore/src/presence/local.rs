@@ -77,12 +77,13 @@ impl Presence for LocalPresence {
             .map(|(_, previous)| previous))
     }
 
-    async fn release(&self, user: UserId, session: SessionId) -> Result<(), PresenceError> {
+    async fn release(&self, user: UserId, session: SessionId) -> Result<bool, PresenceError> {
         let mut shared = self.lock();
-        if shared.sessions.get(&user).map(|&(_, s)| s) == Some(session) {
+        let current = shared.sessions.get(&user).map(|&(_, s)| s) == Some(session);
+        if current {
             shared.sessions.remove(&user);
         }
-        Ok(())
+        Ok(current)
     }
 
     async fn online(&self, users: &[UserId]) -> Result<Vec<bool>, PresenceError> {

@@ -13,6 +13,7 @@ mod redis;
 use std::fmt;
 
 use async_trait::async_trait;
+use tokio::sync::watch;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisPresence, RedisPresenceConfig};
@@ -72,8 +73,9 @@ pub enum PresenceError {
 ///   replaced by exactly one claimer. A node whose lease does not hold
 ///   cannot claim (`Unavailable`): it may no longer hold its users.
 /// - `release` removes the user's session only while it is still
-///   `session`: releasing a replaced session does not touch the newer one,
-///   and releasing a session that is not recorded changes nothing.
+///   `session`, and says whether it did: releasing a replaced session does
+///   not touch the newer one, and releasing a session that is not recorded
+///   changes nothing (`false`).
 /// - `online` answers for each entry of `users`, in order (repeats
 ///   included; no users, no answers), whether the user has a session
 ///   recorded by a node whose lease holds. A node that stops renewing its
@@ -85,6 +87,11 @@ pub enum PresenceError {
 /// - `release_node` forgets every session this node recorded and its
 ///   lease, so its users show offline at once; other nodes' sessions stay.
 ///   It is the last call of a graceful shutdown.
+/// - `departures` changes each time this node learns that another node
+///   died (its lease ran out without `release_node`): its users are
+///   offline now, without anybody releasing them, and whoever shows their
+///   presence must look again. Nodes of an in-process implementation never
+///   die that way: its receiver never changes.
 #[async_trait]
 pub trait Presence: Send + Sync + fmt::Debug + 'static {
     /// Records `session` as the user's current session.
@@ -94,8 +101,9 @@ pub trait Presence: Send + Sync + fmt::Debug + 'static {
         session: SessionId,
     ) -> Result<Option<SessionId>, PresenceError>;
 
-    /// Forgets `session` if it is still the user's current one.
-    async fn release(&self, user: UserId, session: SessionId) -> Result<(), PresenceError>;
+    /// Forgets `session` if it is still the user's current one; `true` if
+    /// it was (the user is offline now).
+    async fn release(&self, user: UserId, session: SessionId) -> Result<bool, PresenceError>;
 
     /// Whether each of `users` is online, in the same order.
     async fn online(&self, users: &[UserId]) -> Result<Vec<bool>, PresenceError>;
@@ -107,4 +115,11 @@ pub trait Presence: Send + Sync + fmt::Debug + 'static {
     /// Forgets every session of this node and its lease (graceful
     /// shutdown), so its users show offline at once.
     async fn release_node(&self) -> Result<(), PresenceError>;
+
+    /// Counts the deaths of other nodes this node has seen; it changes with
+    /// each one.
+    fn departures(&self) -> watch::Receiver<u64> {
+        // The sender goes at once: the receiver keeps its first value.
+        watch::channel(0).1
+    }
 }

@@ -7,6 +7,13 @@
 //! - `<prefix>:session:<user>` = `<node>|<boot>|<session>`: the user's current
 //!   session. A login swaps it atomically (`SET ... GET`), so of racing
 //!   logins each learns exactly the session it replaced.
+//! - `<prefix>:nodes`, a hash of node → boot id: the nodes that took a
+//!   lease and did not release it. Every node looks at it each second: a
+//!   node listed there whose lease key is gone (or names another boot) died.
+//!   Whoever takes it off the list increments `<prefix>:departures`, as
+//!   does a node that restarts under its old name before anybody noticed;
+//!   each node watches that counter, so that the sessions showing the dead
+//!   node's users' presence look again.
 //!
 //! When renewal finds the lease key missing while the lease still held
 //! (Redis restarted and forgot everything), the node records the lease and
@@ -21,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use deadpool_redis::{Config, Pool, Runtime};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -33,6 +40,31 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0";
+
+/// Takes the lease and lists the node; a previous boot still listed died
+/// without anybody noticing, which counts as a departure.
+const ACQUIRE: &str = r"
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if old and old ~= ARGV[2] then
+  redis.call('INCR', KEYS[3])
+end
+return 1";
+
+/// Takes a dead node off the list (unless it came back under a new boot
+/// id) and counts its departure.
+const FORGET_NODE: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return redis.call('INCR', KEYS[2])
+end
+return 0";
+
+/// How often a node looks for nodes that died. A dead node's users are
+/// offline once its lease runs out; this is how much longer sessions
+/// showing their presence may take to notice.
+const DEPARTURE_CHECK: Duration = Duration::from_secs(1);
 
 /// 1: renewed; 0: the key is gone; -1: another boot id holds it.
 const RENEW: &str = r"
@@ -73,6 +105,8 @@ struct Inner {
     boot: Mutex<String>,
     /// Sessions this node recorded and has not released.
     mine: Mutex<HashMap<UserId, SessionId>>,
+    /// Deaths of other nodes seen so far.
+    departures: watch::Sender<u64>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> PresenceError {
@@ -89,6 +123,14 @@ fn new_boot() -> String {
 impl Inner {
     fn node_key(&self, node: &str) -> String {
         format!("{}:node:{node}", self.config.prefix)
+    }
+
+    fn nodes_key(&self) -> String {
+        format!("{}:nodes", self.config.prefix)
+    }
+
+    fn departures_key(&self) -> String {
+        format!("{}:departures", self.config.prefix)
     }
 
     fn session_key(&self, user: UserId) -> String {
@@ -115,16 +157,64 @@ impl Inner {
     async fn acquire(&self) -> Result<(), PresenceError> {
         let sent = Instant::now();
         let mut conn = self.conn().await?;
-        let _: () = redis::cmd("SET")
-            .arg(self.node_key(&self.config.node_id))
+        let _: i64 = redis::Script::new(ACQUIRE)
+            .key(self.node_key(&self.config.node_id))
+            .key(self.nodes_key())
+            .key(self.departures_key())
+            .arg(&self.config.node_id)
             .arg(self.boot())
-            .arg("PX")
             .arg(self.config.lease_ttl.as_millis() as u64)
-            .query_async(&mut *conn)
+            .invoke_async(&mut *conn)
             .await
             .map_err(unavailable)?;
         self.lease.extend(sent, self.config.lease_ttl);
         Ok(())
+    }
+
+    /// Takes listed nodes whose lease is gone off the list, and returns the
+    /// cluster's count of departures.
+    async fn departures(&self) -> Result<u64, PresenceError> {
+        let mut conn = self.conn().await?;
+        let (listed, count): (HashMap<String, String>, Option<u64>) = redis::pipe()
+            .cmd("HGETALL")
+            .arg(self.nodes_key())
+            .cmd("GET")
+            .arg(self.departures_key())
+            .query_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        let mut count = count.unwrap_or(0);
+        let others: Vec<(String, String)> = listed
+            .into_iter()
+            .filter(|(node, _)| *node != self.config.node_id)
+            .collect();
+        if others.is_empty() {
+            return Ok(count);
+        }
+        let mut leases = redis::pipe();
+        for (node, _) in &others {
+            leases.cmd("GET").arg(self.node_key(node));
+        }
+        let holders: Vec<Option<String>> =
+            leases.query_async(&mut *conn).await.map_err(unavailable)?;
+        for ((node, boot), holder) in others.iter().zip(holders) {
+            if holder.as_deref() == Some(boot.as_str()) {
+                continue;
+            }
+            let counted: u64 = redis::Script::new(FORGET_NODE)
+                .key(self.nodes_key())
+                .key(self.departures_key())
+                .arg(node)
+                .arg(boot)
+                .invoke_async(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+            if counted > 0 {
+                tracing::info!(%node, "a node's lease ran out: its users are offline");
+                count = count.max(counted);
+            }
+        }
+        Ok(count)
     }
 
     /// One renewal round; returns sessions to end.
@@ -217,10 +307,12 @@ impl RedisPresence {
             lease: Lease::expired(),
             boot: Mutex::new(new_boot()),
             mine: Mutex::new(HashMap::new()),
+            departures: watch::channel(0).0,
         });
         inner.acquire().await?;
         let (tx, rx) = mpsc::channel(64);
-        tasks.spawn(renew_loop(Arc::clone(&inner), tx, shutdown));
+        tasks.spawn(renew_loop(Arc::clone(&inner), tx, shutdown.clone()));
+        tasks.spawn(departure_loop(Arc::clone(&inner), shutdown));
         Ok((RedisPresence { inner }, rx))
     }
 }
@@ -250,6 +342,30 @@ async fn renew_loop(inner: Arc<Inner>, lost: mpsc::Sender<Lost>, shutdown: Cance
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Looks for dead nodes every [`DEPARTURE_CHECK`] until `shutdown`.
+async fn departure_loop(inner: Arc<Inner>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(DEPARTURE_CHECK) => {}
+        }
+        let found = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            found = inner.departures() => found,
+        };
+        match found {
+            Ok(count) => {
+                inner.departures.send_if_modified(|seen| {
+                    let changed = *seen != count;
+                    *seen = count;
+                    changed
+                });
+            }
+            Err(e) => tracing::debug!(error = %e, "could not look for departed nodes"),
         }
     }
 }
@@ -287,7 +403,7 @@ impl Presence for RedisPresence {
             .map(|(_, _, session)| session))
     }
 
-    async fn release(&self, user: UserId, session: SessionId) -> Result<(), PresenceError> {
+    async fn release(&self, user: UserId, session: SessionId) -> Result<bool, PresenceError> {
         {
             let mut mine = self.inner.mine();
             if mine.get(&user) == Some(&session) {
@@ -295,13 +411,13 @@ impl Presence for RedisPresence {
             }
         }
         let mut conn = self.inner.conn().await?;
-        let _: i64 = redis::Script::new(RELEASE)
+        let removed: i64 = redis::Script::new(RELEASE)
             .key(self.inner.session_key(user))
             .arg(self.inner.record(session))
             .invoke_async(&mut *conn)
             .await
             .map_err(unavailable)?;
-        Ok(())
+        Ok(removed > 0)
     }
 
     async fn online(&self, users: &[UserId]) -> Result<Vec<bool>, PresenceError> {
@@ -363,13 +479,23 @@ impl Presence for RedisPresence {
                 .await
                 .map_err(unavailable)?;
         }
-        let _: () = redis::cmd("DEL")
+        let _: () = redis::pipe()
+            .cmd("HDEL")
+            .arg(self.inner.nodes_key())
+            .arg(&self.inner.config.node_id)
+            .ignore()
+            .cmd("DEL")
             .arg(self.inner.node_key(&self.inner.config.node_id))
+            .ignore()
             .query_async(&mut *conn)
             .await
             .map_err(unavailable)?;
         self.inner.lease.revoke();
         Ok(())
+    }
+
+    fn departures(&self) -> watch::Receiver<u64> {
+        self.inner.departures.subscribe()
     }
 }
 

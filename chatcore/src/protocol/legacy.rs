@@ -102,7 +102,11 @@ pub(super) fn encode(frame: &ServerFrame, out: &mut Vec<u8>) -> bool {
                 },
             );
         }
-        ServerFrame::Ack(_) | ServerFrame::ChatAck(_) | ServerFrame::Ping => return false,
+        // The seed's client knows nothing of these.
+        ServerFrame::Ack(_)
+        | ServerFrame::ChatAck(_)
+        | ServerFrame::Ping
+        | ServerFrame::Presence { .. } => return false,
         ServerFrame::Friends { rid, friends } => {
             let mut view = ListView::new(msgid::FRIENDS_ACK, *rid);
             view.friends = Some(strings::<_, FriendView<'_>>(friends));

@@ -82,6 +82,8 @@ pub mod msgid {
     pub const RESUME: u32 = 30;
     /// C→S: change the password; revokes every resume token (native).
     pub const CHANGE_PASSWORD: u32 = 31;
+    /// S→C: a friend's session started or ended (native).
+    pub const PRESENCE: u32 = 32;
 }
 
 /// The two dialects a connection can speak, chosen at login or register.

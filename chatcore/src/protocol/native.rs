@@ -107,6 +107,14 @@ impl<'a> From<&'a FriendEntry> for FriendView<'a> {
     }
 }
 
+/// `PRESENCE` (32).
+#[derive(Serialize, Deserialize)]
+struct PresenceView<'a> {
+    msgid: u32,
+    id: UserId,
+    state: Cow<'a, str>,
+}
+
 impl FriendView<'_> {
     fn into_entry(self) -> FriendEntry {
         FriendEntry {
@@ -438,6 +446,14 @@ pub(super) fn encode(frame: &ServerFrame, out: &mut Vec<u8>) {
                 rid: *rid,
             },
         ),
+        ServerFrame::Presence { user, online } => push_json(
+            out,
+            &PresenceView {
+                msgid: msgid::PRESENCE,
+                id: *user,
+                state: Cow::Borrowed(state(*online)),
+            },
+        ),
         ServerFrame::Kicked { code } => push_json(
             out,
             &ErrorView {
@@ -521,6 +537,13 @@ pub(super) fn decode(frame: &[u8]) -> Result<ServerFrame, DecodeError> {
                 e.rid,
                 e.errmsg,
             ))
+        }
+        msgid::PRESENCE => {
+            let v: PresenceView<'_> = view(frame)?;
+            ServerFrame::Presence {
+                user: v.id,
+                online: v.state == "online",
+            }
         }
         msgid::KICKED => ServerFrame::Kicked {
             code: code(view::<ErrorView<'_>>(frame)?.errno)?,

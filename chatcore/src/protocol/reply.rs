@@ -59,6 +59,8 @@ pub enum ServerFrame {
     /// `KICKED` (29): the session ends; legacy gets a chat line from
     /// `system` instead.
     Kicked { code: ErrorCode },
+    /// `PRESENCE` (32): a friend came online or went offline; native only.
+    Presence { user: UserId, online: bool },
 }
 
 /// The body of a successful login.
@@ -225,7 +227,10 @@ impl ServerFrame {
             ServerFrame::Ack(ack) => ack.rid,
             ServerFrame::ChatAck(ack) => ack.rid,
             ServerFrame::Sync(page) => page.rid,
-            ServerFrame::Push { .. } | ServerFrame::Ping | ServerFrame::Kicked { .. } => None,
+            ServerFrame::Push { .. }
+            | ServerFrame::Ping
+            | ServerFrame::Kicked { .. }
+            | ServerFrame::Presence { .. } => None,
         }
     }
 }

@@ -199,6 +199,9 @@ impl ChatService {
                 return Err(e);
             }
         };
+        let online_friends = reply.friends.iter().filter(|f| f.online);
+        self.announce(user.id, online_friends.map(|f| f.user.id))
+            .await;
         if dialect == Dialect::Native {
             let resume = &self.inner.config.resume;
             reply.resume = Some(resume.issue(user.id, token_epoch, now_secs()));

@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub use password::{HashParams, Passwords, PasswordsError};
 pub use resume::{ResumeConfig, ResumeKey, ResumeKeyError};
 
-use crate::bus::Bus;
+use crate::bus::{Bus, BusEvent};
 use crate::hub::Hub;
 pub use crate::hub::{SessionEvent, SessionFeed};
 use crate::limit::{LoginGuard, LoginGuardConfig};
@@ -300,15 +300,17 @@ impl ChatService {
         &self.inner.config
     }
 
-    /// Handles a request of a connection that is not logged in.
+    /// Handles a request of a connection that is not logged in. `dialect`
+    /// is the one the connection speaks from now on: the one the request
+    /// announced, unless its transport fixes one.
     pub async fn handle_anonymous(
         &self,
         caller: Caller,
+        dialect: Dialect,
         rid: Option<u64>,
         request: AnonymousRequest,
     ) -> Outcome {
         let req = request.msgid();
-        let dialect = request.dialect();
         let result = match request {
             AnonymousRequest::Login(login) => self.login(caller, dialect, rid, login).await,
             AnonymousRequest::Register(register) => {
@@ -382,10 +384,48 @@ impl ChatService {
     pub async fn end_session(&self, session: &Session) {
         let user = session.user.id;
         self.inner.hub.unregister(user, session.id);
-        if let Err(e) = self.inner.presence.release(user, session.id).await {
-            tracing::warn!(error = %e, %user, "could not release presence");
+        match self.inner.presence.release(user, session.id).await {
+            // The user is offline now; a session a newer login replaced
+            // leaves the user online, and its friends see no blip.
+            Ok(true) => self.announce_offline(user).await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, %user, "could not release presence"),
         }
         tracing::info!(%user, session = %session.id, "session ended");
+    }
+
+    /// Whether each of `users` is online, in order.
+    pub(crate) async fn presence_of(&self, users: &[UserId]) -> Result<Vec<bool>, ServiceError> {
+        Ok(self.inner.presence.online(users).await?)
+    }
+
+    /// Tells the online ones of `friends` that `user`'s presence changed.
+    /// A lost announcement is not retried: presence is shown, never relied
+    /// on, and the next change shows the truth.
+    pub(super) async fn announce(&self, user: UserId, friends: impl IntoIterator<Item = UserId>) {
+        let events: Vec<BusEvent> = friends
+            .into_iter()
+            .map(|friend| BusEvent::Presence {
+                user: friend,
+                friend: user,
+            })
+            .collect();
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = self.inner.bus.publish(events).await {
+            tracing::debug!(error = %e, %user, "could not announce a presence change");
+        }
+    }
+
+    async fn announce_offline(&self, user: UserId) {
+        match self.friend_entries(user).await {
+            Ok(friends) => {
+                let online = friends.iter().filter(|f| f.online).map(|f| f.user.id);
+                self.announce(user, online).await;
+            }
+            Err(e) => tracing::debug!(error = %e, %user, "could not read friends to announce"),
+        }
     }
 
     /// Reads the inbox of a session after `after`, for the connection's
