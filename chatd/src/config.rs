@@ -12,6 +12,8 @@ use chatcore::server::ServerConfig;
 use chatcore::service::{HashParams, ResumeConfig, ResumeKey, ResumeKeyError, ServiceConfig};
 use chatcore::store::SqlStoreOptions;
 
+use crate::web::WebConfig;
+
 /// The default database: a SQLite file in the working directory, created on
 /// first start.
 pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://chat.db?mode=rwc";
@@ -186,6 +188,21 @@ pub(crate) struct Config {
     #[arg(long, env = "CHAT_RESUME_TTL_SECS", default_value_t = 24 * 3600)]
     pub(crate) resume_ttl_secs: u64,
 
+    /// Address (`HOST:PORT`) of the web listener: the browser client at `/`
+    /// and WebSocket connections at `/ws`. `off` turns it off.
+    #[arg(long, env = "CHAT_WEB_ADDR", default_value = "127.0.0.1:6080")]
+    pub(crate) web_addr: String,
+
+    /// An origin (`https://chat.example.org`) besides the web listener's
+    /// own whose pages may open WebSockets; repeatable (comma-separated in
+    /// the environment). Pages of any other site are refused with 403.
+    #[arg(
+        long = "web-allowed-origin",
+        env = "CHAT_WEB_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub(crate) web_allowed_origins: Vec<String>,
+
     /// Address (`HOST:PORT`) of the admin HTTP listener, off unless given.
     /// It serves `GET /health` (200 when the database and the bus answer,
     /// 503 with the reason otherwise) and `GET /metrics` (Prometheus text
@@ -263,6 +280,20 @@ impl Config {
             },
             ..ServiceConfig::default()
         })
+    }
+
+    /// The web listener's address, unless it is off.
+    pub(crate) fn web_addr(&self) -> Option<&str> {
+        (!self.web_addr.eq_ignore_ascii_case("off")).then_some(self.web_addr.as_str())
+    }
+
+    pub(crate) fn web_config(&self) -> WebConfig {
+        let server = self.server_config();
+        WebConfig {
+            connection: server.connection,
+            allowed_origins: self.web_allowed_origins.clone(),
+            shutdown_grace: server.shutdown_grace,
+        }
     }
 
     pub(crate) fn server_config(&self) -> ServerConfig {

@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod web;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use chatcore::bus::{MeteredBus, RedisBus};
 use chatcore::node::{self, Backends};
 use chatcore::presence::{Presence, RedisPresence, RedisPresenceConfig};
-use chatcore::server;
+use chatcore::server::{self, ConnectionSlots};
 use chatcore::service::Passwords;
 use chatcore::store::{MeteredStore, SqlStore, Store};
 
@@ -77,11 +78,25 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
+    let web_listener = match config.web_addr() {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the web address {addr}"))?,
+        ),
+        None => None,
+    };
     tracing::info!(
         listen = %listener.local_addr()?,
         database = %config.redacted_database_url(),
         "chatd ready"
     );
+    if let Some(web) = &web_listener {
+        tracing::info!(
+            "web client: open http://{}/ in a browser",
+            web.local_addr()?
+        );
+    }
 
     if let Some(admin) = admin {
         let admin_addr = admin.serve(probes, shutdown.clone()).await?;
@@ -103,8 +118,32 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     };
+    // TCP and WebSocket clients count against one `--max-connections`.
+    let slots = ConnectionSlots::new(server_config.max_connections);
+    let web = async {
+        if let Some(web_listener) = web_listener {
+            let served = web::serve(
+                web_listener,
+                service.clone(),
+                config.web_config(),
+                slots.clone(),
+                shutdown.clone(),
+            )
+            .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the web listener failed");
+            }
+        }
+    };
     tokio::join!(
-        server::run(listener, service, server_config, shutdown.clone()),
+        server::run_with_slots(
+            listener,
+            service.clone(),
+            server_config,
+            slots.clone(),
+            shutdown.clone()
+        ),
+        web,
         stopped
     );
     if let Some(presence) = presence {

@@ -26,10 +26,13 @@ impl Drop for Chatd {
 /// and waits until it accepts connections.
 fn start(dir: &std::path::Path) -> Chatd {
     let addr = format!("127.0.0.1:{}", free_port());
+    let web = format!("127.0.0.1:{}", free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_chatd"))
         .args([
             "--listen",
             &addr,
+            "--web-addr",
+            &web,
             "--argon2-memory-kib",
             "64",
             "--argon2-iterations",

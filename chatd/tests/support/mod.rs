@@ -212,7 +212,7 @@ pub async fn read_until_ended(user: &mut User, within: Duration) -> (Vec<ChatMes
                 );
                 return (messages, Ending::Kicked(errno));
             }
-            Some(Event::Error { .. }) => {}
+            Some(Event::Error { .. } | Event::Presence { .. }) => {}
             None => return (messages, Ending::Closed),
         }
     }

@@ -13,6 +13,8 @@ pub struct Chatd {
     child: Child,
     /// What it listens on: `127.0.0.1:PORT`.
     pub addr: String,
+    /// Its web listener (the browser client and WebSockets).
+    pub web: String,
     /// A name for messages, and its `--node-id` in a cluster.
     pub node_id: String,
     /// Its stderr (the log).
@@ -25,6 +27,7 @@ impl Chatd {
     /// variable of the test's environment reaches it.
     pub fn spawn(name: &str, log_dir: &Path, args: &[String]) -> Chatd {
         let addr = format!("127.0.0.1:{}", free_port());
+        let web = format!("127.0.0.1:{}", free_port());
         let log = log_dir.join(format!("{name}.log"));
         let stderr = File::create(&log).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_chatd"));
@@ -32,6 +35,8 @@ impl Chatd {
             .args([
                 "--listen",
                 &addr,
+                "--web-addr",
+                &web,
                 "--argon2-memory-kib",
                 "64",
                 "--argon2-iterations",
@@ -52,6 +57,7 @@ impl Chatd {
         Chatd {
             child,
             addr,
+            web,
             node_id: name.to_owned(),
             log,
         }
@@ -71,7 +77,9 @@ impl Chatd {
     pub async fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if tokio::net::TcpStream::connect(&self.addr).await.is_ok() {
+            if tokio::net::TcpStream::connect(&self.addr).await.is_ok()
+                && tokio::net::TcpStream::connect(&self.web).await.is_ok()
+            {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {

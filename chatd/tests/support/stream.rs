@@ -670,7 +670,7 @@ async fn run_receiver(
             }
             // A refused DELIVERED (errno 30 while the database is away):
             // the cursor stays behind, redeliveries are dropped by seq.
-            Some(Event::Error { .. }) => {}
+            Some(Event::Error { .. } | Event::Presence { .. }) => {}
             Some(Event::Kicked { .. }) | None => {
                 checker.book().reconnects += 1;
                 match reconnect(&user, &addrs, Duration::from_secs(60), &stop).await {
