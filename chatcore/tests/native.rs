@@ -7,7 +7,7 @@ use std::time::Duration;
 use chatcore::client::{Client, ClientError, Event};
 use chatcore::connection::ConnectionConfig;
 use chatcore::limit::RateLimit;
-use chatcore::model::{Seq, Target};
+use chatcore::model::{Seq, Target, UserId};
 use chatcore::protocol::ErrorCode;
 use chatcore::server::ServerConfig;
 use chatcore::service::ServiceConfig;
@@ -533,5 +533,45 @@ async fn calls_on_a_closed_connection_fail_at_once() {
     let started = std::time::Instant::now();
     assert!(matches!(first.ping().await, Err(ClientError::Closed)));
     assert!(started.elapsed() < Duration::from_secs(2));
+    server.stop().await;
+}
+
+/// The next presence event, skipping nothing else.
+async fn next_presence(client: &mut Client) -> (UserId, bool) {
+    match client.next_event_within(WAIT).await {
+        Some(Event::Presence { user, online }) => (user, online),
+        other => panic!("expected a presence event, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn friends_hear_of_logins_and_logouts_and_a_kick_shows_no_blip() {
+    let server = TestServer::start().await;
+    let (mut alice, alice_id) = server.user("alice").await;
+    let (bob, bob_id) = server.user("bob").await;
+    bob.add_friend(alice_id).await.expect("befriend");
+    // A new friend's presence is shown at once.
+    assert_eq!(next_presence(&mut alice).await, (bob_id, true));
+
+    bob.logout().await.expect("logout");
+    assert_eq!(next_presence(&mut alice).await, (bob_id, false));
+    let bob = server.client().await;
+    bob.login(bob_id, "pw-bob").await.expect("login");
+    assert_eq!(next_presence(&mut alice).await, (bob_id, true));
+
+    // A newer login replaces bob's session: alice hears "online" again at
+    // most, never "offline".
+    let newer = server.client().await;
+    newer.login(bob_id, "pw-bob").await.expect("login");
+    assert_eq!(next_presence(&mut alice).await, (bob_id, true));
+    assert_quiet(&mut alice).await;
+
+    // A dropped connection is a session's end too.
+    drop(bob);
+    drop(newer);
+    assert_eq!(next_presence(&mut alice).await, (bob_id, false));
+    // Strangers hear nothing.
+    let (_carol, _) = server.user("carol").await;
+    assert_quiet(&mut alice).await;
     server.stop().await;
 }

@@ -165,7 +165,7 @@ async fn a_login_on_the_other_node_kicks_the_first_session() {
         .expect("befriend alice");
 
     let mut second = support::login(&b.addr, first.id, "alice (second)").await;
-    match first.client.next_event_within(WAIT).await {
+    match support::next_event(&mut first).await {
         Some(Event::Kicked { errno, .. }) => {
             assert_eq!(errno, ErrorCode::Kicked.errno(), "KICKED errno");
         }

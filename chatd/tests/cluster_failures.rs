@@ -54,6 +54,21 @@ async fn receive_and_ack(user: &mut User, text: &str) {
     assert_eq!(cursor, seq);
 }
 
+/// Waits until `user` is told that `friend` went offline; being told that
+/// anybody else did fails the test.
+async fn next_presence_of(user: &mut User, friend: chatcore::model::UserId) -> bool {
+    loop {
+        match user.client.next_event().await {
+            Some(chatcore::client::Event::Presence { user: who, online: false }) => {
+                assert_eq!(who, friend, "only {friend} goes offline");
+                return false;
+            }
+            Some(_) => continue,
+            None => panic!("the connection closed"),
+        }
+    }
+}
+
 async fn a_killed_nodes_users_show_offline_and_resume_on_the_other_node() {
     // The default lease (9 s): the documented bound is "offline within the
     // TTL", which this test holds to 10 s from the kill.
@@ -61,7 +76,7 @@ async fn a_killed_nodes_users_show_offline_and_resume_on_the_other_node() {
     let (a, b) = (cluster.node(0).addr.clone(), cluster.node(1).addr.clone());
     let mut alice = new_user(&a, "alice").await;
     let dave = new_user(&a, "dave").await;
-    let watcher = new_user(&b, "watcher").await;
+    let mut watcher = new_user(&b, "watcher").await;
     let sender = new_user(&b, "sender").await;
     for friend in [&alice, &dave] {
         watcher.client.add_friend(friend.id).await.expect("friend");
@@ -98,6 +113,16 @@ async fn a_killed_nodes_users_show_offline_and_resume_on_the_other_node() {
     )
     .await;
     let offline_after = killed.elapsed();
+    // And the watcher is told so, within a second of the lease running
+    // out, without a word about dave, who never went offline.
+    let told = tokio::time::timeout_at(
+        (killed + Duration::from_secs(11)).into(),
+        next_presence_of(&mut watcher, alice.id),
+    )
+    .await
+    .expect("alice's friend is told she went offline within 11 s of the kill");
+    assert!(!told, "alice is shown offline");
+    let pushed_after = killed.elapsed();
     send_all(&sender, &alice, &away[3..]).await;
     assert!(
         sees_online(&watcher, dave.id).await,
@@ -112,7 +137,7 @@ async fn a_killed_nodes_users_show_offline_and_resume_on_the_other_node() {
     assert_eq!(next_texts(&mut alice2, 1).await, ["welcome back"]);
     eprintln!(
         "after SIGKILL: logged in again on the other node {relogin_after:?} after the kill, \
-         shown offline to friends {offline_after:?} after it"
+         shown offline to friends {offline_after:?} after it, pushed {pushed_after:?} after it"
     );
 }
 

@@ -2,9 +2,10 @@
 //! client was told are online, brought up to date when the hub says some
 //! may have changed. The state written is always read from presence, never
 //! taken from the event that announced a change, so events that overtake
-//! each other cannot leave a wrong state shown; a friend whose state did
-//! not change (a newer login of theirs replaced the old one) is not shown
-//! at all.
+//! each other cannot leave a wrong state shown. A friend named by a change
+//! is shown as they are now (a client may hear "online" twice: a newer
+//! login of theirs replaced the old one, which announces nothing); a
+//! recheck after a node died shows only the friends whose state differs.
 
 use std::collections::HashSet;
 use std::io;
@@ -35,16 +36,17 @@ impl ShownPresence {
         }
     }
 
-    /// Reads the presence of the friends in `changes` (with `all`, of
-    /// every friend shown online too) and writes a `PRESENCE` frame for
-    /// each whose state is not the one shown. A failed read shows nothing:
-    /// the next change or login shows the truth.
+    /// Reads the presence of the friends in `changes` and writes a
+    /// `PRESENCE` frame for each; with `all`, also for every friend shown
+    /// online who no longer is. A failed read shows nothing: the next
+    /// change or login shows the truth.
     pub(super) async fn update<T: Transport>(
         &mut self,
         service: &ChatService,
         out: &mut Writer<T>,
         changes: PresenceChanges,
     ) -> io::Result<()> {
+        let named = changes.friends.len();
         let mut users = changes.friends;
         if changes.all {
             let shown: Vec<UserId> = (self.online.iter())
@@ -64,13 +66,13 @@ impl ShownPresence {
             }
         };
         let mut written = 0;
-        for (user, online) in users.into_iter().zip(online) {
+        for (i, (user, online)) in users.into_iter().zip(online).enumerate() {
             let changed = if online {
                 self.online.insert(user)
             } else {
                 self.online.remove(&user)
             };
-            if changed {
+            if changed || i < named {
                 ServerFrame::Presence { user, online }.encode(Dialect::Native, out.buffer());
                 written += 1;
             }

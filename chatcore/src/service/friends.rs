@@ -17,10 +17,14 @@ impl ChatService {
                 "you cannot befriend yourself",
             ));
         }
-        self.inner
-            .store
-            .add_friend(session.user.id, req.friendid)
-            .await?;
+        let me = session.user.id;
+        if self.inner.store.add_friend(me, req.friendid).await? {
+            // Each of the two now shows the other's presence: both learn
+            // it as they would a change, so that each session's view of
+            // its friends includes the new one.
+            self.announce(req.friendid, [me]).await;
+            self.announce(me, [req.friendid]).await;
+        }
         Ok(super::inbox::ack(rid, msgid::ADD_FRIEND))
     }
 

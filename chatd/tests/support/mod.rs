@@ -24,6 +24,7 @@ pub mod nginx;
 pub mod process;
 pub mod redis;
 pub mod stream;
+pub mod ws;
 
 use std::time::Duration;
 
@@ -136,10 +137,21 @@ pub async fn resume(addr: &str, user: &User) -> User {
     User::logged_in(client, local_port, &user.name, info)
 }
 
+/// The next event on `user`'s connection that is not a friend's presence
+/// (which these tests do not follow), or `None` once it closed.
+pub async fn next_event(user: &mut User) -> Option<Event> {
+    loop {
+        match user.client.next_event_within(WAIT).await {
+            Some(Event::Presence { .. }) => continue,
+            other => return other,
+        }
+    }
+}
+
 /// The next chat message on `user`'s connection; panics on anything else
-/// (a kick, the connection closing) or after [`WAIT`].
+/// but presence (a kick, the connection closing) or after [`WAIT`].
 pub async fn next_message(user: &mut User) -> ChatMessage {
-    match user.client.next_event_within(WAIT).await {
+    match next_event(user).await {
         Some(Event::Message(m)) => m,
         other => panic!(
             "{} ({}) expected a chat message, got {other:?}",
