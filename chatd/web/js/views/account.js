@@ -13,6 +13,7 @@ export function mountAccount(store, session, ui) {
     if (store.me) {
       $('#account-name').textContent = store.me.name;
       $('#account-id').textContent = String(store.me.id);
+      $('#account-username').value = String(store.me.id);
     }
   }
 

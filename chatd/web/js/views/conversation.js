@@ -69,6 +69,7 @@ export function mountConversation(store, session, ui) {
     },
     h('span', { class: 'dot', 'aria-hidden': 'true' }),
     h('span', { class: 'member-name', text: m.name }),
+    m.role === 'creator' ? ' ' : null,
     m.role === 'creator' ? h('span', { class: 'role', text: 'creator' }) : null)));
     membersEl.hidden = members.length === 0;
   }
@@ -244,6 +245,8 @@ export function mountConversation(store, session, ui) {
   function autosize() {
     composer.style.height = 'auto';
     composer.style.height = `${Math.min(composer.scrollHeight, 180)}px`;
+    // A scrollbar only once the text outgrows the maximum height.
+    composer.style.overflowY = composer.scrollHeight > 180 ? 'auto' : 'hidden';
     sendBtn.disabled = !composer.value.trim();
   }
   composer.addEventListener('input', autosize);
