@@ -26,6 +26,7 @@ pub mod progress;
 pub mod report;
 pub mod scenario;
 pub mod system;
+pub mod ws;
 
 pub use options::Options;
 pub use report::Summary;

@@ -82,6 +82,12 @@ pub struct Options {
     #[arg(long)]
     pub legacy: bool,
 
+    /// How clients reach the server: `tcp` (the frame protocol on the
+    /// chat port) or `ws` (WebSockets at `/ws` of the web port, which
+    /// `--addr` must then name; native dialect only).
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    pub transport: Transport,
+
     /// Spread connections over this many source addresses 127.0.0.1,
     /// 127.0.0.2, ... (each has its own ~28,000 ephemeral ports).
     #[arg(long, default_value_t = 1)]
@@ -112,6 +118,16 @@ pub struct Options {
     /// Log filter, in `tracing` EnvFilter syntax.
     #[arg(long, env = "RUST_LOG", default_value = "warn")]
     pub log: String,
+}
+
+/// How `chat-load`'s clients reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// The frame protocol over TCP.
+    Tcp,
+    /// WebSockets at `/ws`.
+    Ws,
 }
 
 /// The scenarios `chat-load` can run.
@@ -172,6 +188,9 @@ impl Options {
             return Err(
                 "--window, --connect-concurrency and --source-ips must be at least 1".into(),
             );
+        }
+        if self.legacy && self.transport == Transport::Ws {
+            return Err("--legacy cannot run over `ws`: WebSockets speak native only".into());
         }
         match self.scenario {
             Scenario::OneToOne if !self.clients.is_multiple_of(2) => {

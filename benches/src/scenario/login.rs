@@ -15,9 +15,9 @@ use chatcore::client::{Client, ClientError};
 use chatcore::model::UserId;
 use chatcore::protocol::ResumeToken;
 
-use super::{Conn, Ctx, RunError, connect, native_client};
+use super::{Conn, Ctx, RunError, open_native};
 use crate::metrics::{Counters, Latency};
-use crate::options::Scenario;
+use crate::options::{Scenario, Transport};
 use crate::report::Summary;
 
 pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError> {
@@ -33,10 +33,11 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
         let latency = Arc::clone(&latency);
         let counters = Arc::clone(&ctx.counters);
         let password = opts.password.clone();
-        let (addr, source, timeout) = (
+        let (addr, source, timeout, transport) = (
             opts.addr_for(index).to_owned(),
             opts.source_for(index),
             opts.timeout(),
+            opts.transport,
         );
         let resume = opts.scenario == Scenario::Resume;
         tasks.push(tokio::spawn(async move {
@@ -46,6 +47,7 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
                     resume: token,
                 } if resume => {
                     let reconnect = Reconnect {
+                        transport,
                         addr,
                         source,
                         timeout,
@@ -96,6 +98,7 @@ async fn log_in_repeatedly(
 
 /// Where a `resume` client connects again.
 struct Reconnect {
+    transport: Transport,
     addr: String,
     source: Option<Ipv4Addr>,
     timeout: Duration,
@@ -120,7 +123,7 @@ async fn resume_repeatedly(
         drop(client);
         let started = Instant::now();
         let resumed = async {
-            let fresh = native_client(connect(&to.addr, to.source, to.timeout).await?, to.timeout);
+            let fresh = open_native(to.transport, &to.addr, to.source, to.timeout).await?;
             let login = fresh.resume(&this.token).await?;
             Ok::<_, ClientError>((fresh, login.resume))
         };

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 
 use crate::legacy::LegacyConn;
 use crate::metrics::Counters;
-use crate::options::{Options, Scenario};
+use crate::options::{Options, Scenario, Transport};
 use crate::progress::Progress;
 use crate::report::{Summary, load_average};
 use crate::system;
@@ -40,18 +40,18 @@ impl Conn {
     /// each request then waits `timeout` for its reply.
     async fn open(
         legacy: bool,
+        transport: Transport,
         addr: &str,
         source: Option<Ipv4Addr>,
         timeout: Duration,
     ) -> Result<Conn, ClientError> {
-        let stream = connect(addr, source, timeout).await?;
-        Ok(if legacy {
-            Conn::Legacy(LegacyConn::new(stream, timeout))
-        } else {
-            Conn::Native {
-                client: native_client(stream, timeout),
-                resume: None,
-            }
+        if legacy {
+            let stream = connect(addr, source, timeout).await?;
+            return Ok(Conn::Legacy(LegacyConn::new(stream, timeout)));
+        }
+        Ok(Conn::Native {
+            client: open_native(transport, addr, source, timeout).await?,
+            resume: None,
         })
     }
 
@@ -92,12 +92,27 @@ async fn connect(
         .map_err(ClientError::Io)
 }
 
-/// A native client over `stream` whose requests wait `timeout` for their
-/// reply.
-fn native_client(stream: TcpStream, timeout: Duration) -> Client {
-    let mut client = Client::new(stream);
+/// A native client connected to `addr` over `transport`, whose requests
+/// wait `timeout` for their reply.
+async fn open_native(
+    transport: Transport,
+    addr: &str,
+    source: Option<Ipv4Addr>,
+    timeout: Duration,
+) -> Result<Client, ClientError> {
+    let stream = connect(addr, source, timeout).await?;
+    let mut client = match transport {
+        Transport::Tcp => Client::new(stream),
+        Transport::Ws => {
+            let pipe = tokio::time::timeout(timeout, crate::ws::upgrade(addr, stream))
+                .await
+                .map_err(|_| ClientError::Timeout(timeout))?
+                .map_err(ClientError::Io)?;
+            Client::new(pipe)
+        }
+    };
     client.set_timeout(timeout);
-    client
+    Ok(client)
 }
 
 /// What every part of a run shares.
@@ -123,6 +138,7 @@ impl Ctx {
         let opts = &self.opts;
         let mut conn = Conn::open(
             opts.legacy,
+            opts.transport,
             opts.addr_for(index),
             opts.source_for(index),
             opts.timeout(),
