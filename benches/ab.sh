@@ -73,7 +73,9 @@ run() { # label chatd round
     local pids=() i=0
     for port in "${ports[@]}"; do
         i=$((i + 1))
-        CHAT_ARGON2_MEMORY_KIB=64 CHAT_ARGON2_ITERATIONS=1 CHAT_RESUME_KEY=$(printf 'ab%.0s' {1..32}) \
+        # The web listener's default port would be taken by the second node;
+        # an environment variable, which a build without it ignores.
+        CHAT_WEB_ADDR=off CHAT_ARGON2_MEMORY_KIB=64 CHAT_ARGON2_ITERATIONS=1 CHAT_RESUME_KEY=$(printf 'ab%.0s' {1..32}) \
             "$chatd" --listen "127.0.0.1:$port" --node-id "ab$i" \
             --database-url "$mysql_url/$db" --redis-url "$redis_url" --redis-prefix "ab-$db" \
             --login-max-failures-per-address 0 --log warn \
