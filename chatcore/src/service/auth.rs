@@ -276,6 +276,7 @@ impl ChatService {
             groupid: None,
             seq: None,
             resume,
+            mid: None,
         }))
     }
 
