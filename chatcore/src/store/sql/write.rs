@@ -535,7 +535,7 @@ pub(super) fn read_key(with: Target) -> (i16, i64) {
 }
 
 /// Checks the conversation on `reader`, then moves the position forward
-/// in one transaction on `writer`.
+/// on `writer`.
 pub(super) async fn mark_read(
     reader: &DatabaseConnection,
     writer: &DatabaseConnection,
@@ -561,6 +561,10 @@ pub(super) async fn mark_read(
     rerun_deadlocked("mark_read", || raise_read(writer, user, with, mid)).await
 }
 
+/// Three single statements, no transaction around them: each is atomic
+/// and the position only grows, so no lock is held across them (a
+/// transaction reading the missing row FOR UPDATE would take gap locks
+/// that racing first marks deadlock on).
 async fn raise_read(
     writer: &DatabaseConnection,
     user: UserId,
@@ -568,59 +572,53 @@ async fn raise_read(
     mid: MessageId,
 ) -> Result<MessageId, Fail> {
     let (kind, peer) = read_key(with);
-    let txn = begin_write(writer).await?;
-    // A locking read: on MySQL it sees (and holds) the latest row, not the
-    // transaction's snapshot.
-    let current = stored_read(&txn, user, kind, peer).await?;
-    match current {
-        None => {
-            let row = read_position::ActiveModel {
-                user_id: Set(user.0),
-                kind: Set(kind),
-                peer_id: Set(peer),
-                mid: Set(mid.0),
-            };
-            match read_position::Entity::insert(row)
-                .exec_without_returning(&txn)
-                .await
-            {
-                Ok(_) => {}
-                // A racing first mark inserted it: raise that one instead.
-                Err(e) if is_unique_violation(&e) => {
-                    raise_stored_read(&txn, user, with, mid).await?
-                }
-                Err(e) => return Err(e.into()),
+    if raise_stored_read(writer, user, with, mid).await? == 0 {
+        // No row, or one at `mid` or above already.
+        let row = read_position::ActiveModel {
+            user_id: Set(user.0),
+            kind: Set(kind),
+            peer_id: Set(peer),
+            mid: Set(mid.0),
+        };
+        match read_position::Entity::insert(row)
+            .exec_without_returning(writer)
+            .await
+        {
+            Ok(_) => {}
+            // It exists (maybe a racing first mark, maybe lower): raise it.
+            Err(e) if is_unique_violation(&e) => {
+                raise_stored_read(writer, user, with, mid).await?;
             }
+            Err(e) => return Err(e.into()),
         }
-        Some(old) if old < mid.0 => raise_stored_read(&txn, user, with, mid).await?,
-        Some(_) => {}
     }
-    let position = stored_read(&txn, user, kind, peer).await?.unwrap_or(mid.0);
-    txn.commit().await?;
+    let position = stored_read(writer, user, kind, peer)
+        .await?
+        .unwrap_or(mid.0);
     Ok(MessageId(position))
 }
 
-/// position = max(position, mid), as one statement.
+/// position = max(position, mid), as one statement; the rows it raised.
 async fn raise_stored_read(
-    txn: &DatabaseTransaction,
+    writer: &DatabaseConnection,
     user: UserId,
     with: Target,
     mid: MessageId,
-) -> Result<(), DbErr> {
+) -> Result<u64, DbErr> {
     let (kind, peer) = read_key(with);
-    read_position::Entity::update_many()
+    let raised = read_position::Entity::update_many()
         .col_expr(read_position::Column::Mid, Expr::val(mid.0).into())
         .filter(read_position::Column::UserId.eq(user.0))
         .filter(read_position::Column::Kind.eq(kind))
         .filter(read_position::Column::PeerId.eq(peer))
         .filter(read_position::Column::Mid.lt(mid.0))
-        .exec(txn)
+        .exec(writer)
         .await?;
-    Ok(())
+    Ok(raised.rows_affected)
 }
 
 async fn stored_read(
-    txn: &DatabaseTransaction,
+    writer: &DatabaseConnection,
     user: UserId,
     kind: i16,
     peer: i64,
@@ -628,8 +626,7 @@ async fn stored_read(
     read_position::Entity::find_by_id((user.0, kind, peer))
         .select_only()
         .column(read_position::Column::Mid)
-        .lock_exclusive()
         .into_tuple()
-        .one(txn)
+        .one(writer)
         .await
 }
