@@ -304,7 +304,7 @@ pub(super) async fn conversations(
         .into_iter()
         .filter(|&(_, id)| before.is_none_or(|before| id < before.0))
         .collect();
-    page.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    page.sort_unstable_by_key(|&(_, id)| std::cmp::Reverse(id));
     page.truncate(limit as usize);
     if page.is_empty() {
         return Ok(Vec::new());

@@ -607,7 +607,7 @@ async fn raise_stored_read(
 ) -> Result<u64, DbErr> {
     let (kind, peer) = read_key(with);
     let raised = read_position::Entity::update_many()
-        .col_expr(read_position::Column::Mid, Expr::val(mid.0).into())
+        .col_expr(read_position::Column::Mid, Expr::val(mid.0))
         .filter(read_position::Column::UserId.eq(user.0))
         .filter(read_position::Column::Kind.eq(kind))
         .filter(read_position::Column::PeerId.eq(peer))
