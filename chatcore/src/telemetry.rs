@@ -156,6 +156,7 @@ macro_rules! counter_by_kind {
             msgid::KICKED => static_key!($metric, "kind" => "kicked"),
             msgid::RESUME => static_key!($metric, "kind" => "resume"),
             msgid::CHANGE_PASSWORD => static_key!($metric, "kind" => "change_password"),
+            msgid::PRESENCE => static_key!($metric, "kind" => "presence"),
             msgid::READ => static_key!($metric, "kind" => "read"),
             msgid::CONVERSATIONS => static_key!($metric, "kind" => "conversations"),
             msgid::CONVERSATIONS_ACK => static_key!($metric, "kind" => "conversations_ack"),
