@@ -1,5 +1,10 @@
 //! The accept loop: TCP listener in, one tracked connection task per
-//! client, bounded in number, stopped by a token.
+//! client, bounded in number, stopped by a token; `proxy.rs`: the PROXY
+//! protocol header of trusted load balancers.
+
+mod proxy;
+
+pub use proxy::TrustedProxies;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +33,9 @@ pub struct ServerConfig {
     /// TCP keepalive idle time, which finds dead peers that never
     /// heartbeat (the seed's client).
     pub keepalive: Duration,
+    /// Load balancers whose PROXY protocol header names the client; none:
+    /// the protocol is off and every client is its socket's peer.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ServerConfig {
@@ -37,9 +45,14 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(5),
             keepalive: Duration::from_secs(60),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
+
+/// How long a connection may take to show whether it starts with a PROXY
+/// header (a proxy sends it at once).
+const PROXY_HEADER_WAIT: Duration = Duration::from_secs(10);
 
 /// What every accepted client socket gets, whichever listener took it:
 /// frames go out at once (no Nagle delay, which with the client's delayed
@@ -177,9 +190,22 @@ pub async fn run_with_slots(
         let service = service.clone();
         let connection = config.connection.clone();
         let shutdown = shutdown.clone();
+        let trusted = config.trusted_proxies.clone();
         tracker.spawn(async move {
-            tracing::debug!(%peer, "connected");
-            serve(stream, Some(peer.ip()), service, connection, shutdown).await;
+            let mut stream = stream;
+            let client = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                client = proxy::client_address(&mut stream, peer.ip(), &trusted, PROXY_HEADER_WAIT) => client,
+            };
+            let client = match client {
+                Ok(client) => client,
+                Err(e) => {
+                    tracing::info!(%peer, error = %e, "connection refused");
+                    return;
+                }
+            };
+            tracing::debug!(%peer, %client, "connected");
+            serve(stream, Some(client), service, connection, shutdown).await;
             tracing::debug!(%peer, "disconnected");
             drop(slot);
         });
