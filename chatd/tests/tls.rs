@@ -168,7 +168,8 @@ async fn clients_chat_through_nginx_terminating_tls() {
     let (crt, key, trusted) = certificates(dir.path());
     // Both upstream lines of the configuration point at the one node.
     let upstreams = [chatd.addr.as_str(), chatd.addr.as_str()];
-    let nginx = nginx::start_tls(dir.path(), &upstreams, &crt, &key).await;
+    let web = [chatd.web.as_str(), chatd.web.as_str()];
+    let nginx = nginx::start_tls(dir.path(), &upstreams, &web, &crt, &key).await;
     let addr = nginx.addr.clone();
 
     let transcript = tokio::task::spawn_blocking(move || {
