@@ -10,6 +10,12 @@ pub(crate) const DEFAULT_HISTORY: u32 = 20;
 /// The most `/history` asks for (the server's page limit).
 pub(crate) const MAX_HISTORY: u32 = 500;
 
+/// Conversations listed by `/chats` when no count is given, and the most.
+pub(crate) const DEFAULT_CHATS: u32 = 20;
+pub(crate) const MAX_CHATS: u32 = 200;
+/// Users listed by a prefix `/find`.
+pub(crate) const FIND_LIMIT: u32 = 20;
+
 /// A user or a group named by id or by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Who {
@@ -81,6 +87,20 @@ pub(crate) enum Command {
     History {
         with: Peer,
         limit: u32,
+    },
+    /// Mark a conversation read up to `mid` (`None`: its newest message).
+    Read {
+        with: Peer,
+        mid: Option<i64>,
+    },
+    /// The conversations, newest first, with unread counts.
+    Chats {
+        limit: u32,
+    },
+    /// Users named `name`, or whose names start with it.
+    Find {
+        name: String,
+        prefix: bool,
     },
     /// Connection state, user, pending messages.
     Status,
@@ -160,6 +180,24 @@ pub(crate) const SLASH_COMMANDS: &[(&str, &[&str], &str, &str)] = &[
         &["/h"],
         "/history FRIEND|#GROUP [COUNT]",
         "the last messages of a conversation (default 20)",
+    ),
+    (
+        "/chats",
+        &["/conversations"],
+        "/chats [COUNT]",
+        "your conversations, newest first, with unread counts (default 20)",
+    ),
+    (
+        "/read",
+        &[],
+        "/read FRIEND|#GROUP [MID]",
+        "mark a conversation read (up to its newest message, or to MID)",
+    ),
+    (
+        "/find",
+        &["/whois"],
+        "/find NAME|PREFIX*",
+        "find a user by exact name, or by a name prefix ending in *",
     ),
     ("/add", &["/addfriend"], "/add USERID", "befriend a user"),
     ("/unfriend", &[], "/unfriend FRIEND", "end a friendship"),
@@ -355,6 +393,47 @@ fn parse_slash(line: &str) -> Result<Command, ParseError> {
                 limit,
             })
         }
+        "/read" => {
+            let (with, mid) = first_word(rest);
+            if with.is_empty() {
+                return Err(usage_of(name));
+            }
+            let mid = match mid {
+                "" => None,
+                mid => match mid.parse::<i64>() {
+                    Ok(n) if n >= 0 => Some(n),
+                    _ => return Err(ParseError("MID must be a message id (0 or more)".into())),
+                },
+            };
+            Ok(Command::Read {
+                with: Peer::parse(with),
+                mid,
+            })
+        }
+        "/chats" => {
+            let limit = match rest {
+                "" => DEFAULT_CHATS,
+                count => match count.parse::<u32>() {
+                    Ok(n) if (1..=MAX_CHATS).contains(&n) => n,
+                    _ => {
+                        return Err(ParseError(format!(
+                            "the count must be a number from 1 to {MAX_CHATS}"
+                        )));
+                    }
+                },
+            };
+            Ok(Command::Chats { limit })
+        }
+        "/find" => one_arg().map(|arg| match arg.strip_suffix('*') {
+            Some(prefix) if !prefix.is_empty() => Command::Find {
+                name: prefix.to_string(),
+                prefix: true,
+            },
+            _ => Command::Find {
+                name: arg.to_string(),
+                prefix: false,
+            },
+        }),
         "/add" => id().map(|id| Command::AddFriend(UserId(id))),
         "/unfriend" => one_arg().map(|f| Command::RemoveFriend(Who::parse(f))),
         "/create" => {
@@ -586,6 +665,44 @@ mod tests {
             err("/frobnicate"),
             "unknown command /frobnicate; /help lists the commands"
         );
+    }
+
+    #[test]
+    fn conversation_commands_parse() {
+        assert_eq!(
+            ok("/read #3"),
+            Command::Read {
+                with: group(3),
+                mid: None
+            }
+        );
+        assert_eq!(
+            ok("/read 2 17"),
+            Command::Read {
+                with: user(2),
+                mid: Some(17)
+            }
+        );
+        assert_eq!(err("/read"), "usage: /read FRIEND|#GROUP [MID]");
+        assert_eq!(err("/read bob -1"), "MID must be a message id (0 or more)");
+        assert_eq!(ok("/chats"), Command::Chats { limit: 20 });
+        assert_eq!(ok("/conversations 5"), Command::Chats { limit: 5 });
+        assert_eq!(err("/chats 0"), "the count must be a number from 1 to 200");
+        assert_eq!(
+            ok("/find bob"),
+            Command::Find {
+                name: "bob".into(),
+                prefix: false
+            }
+        );
+        assert_eq!(
+            ok("/find bo*"),
+            Command::Find {
+                name: "bo".into(),
+                prefix: true
+            }
+        );
+        assert_eq!(err("/find"), "usage: /find NAME|PREFIX*");
     }
 
     #[test]

@@ -46,14 +46,14 @@ pub(crate) fn complete(line: &str, pos: usize, view: &View) -> (usize, Vec<Candi
             }
             let start = pos - rest.len();
             let wants = match canonical(word) {
-                Some("/msg" | "/to" | "/history") => Wants::Peer,
+                Some("/msg" | "/to" | "/history" | "/read") => Wants::Peer,
                 Some("/gmsg" | "/members" | "/leave") => Wants::Group,
                 Some("/unfriend") => Wants::Friend,
                 Some("/help") => Wants::Command,
                 _ => return (pos, Vec::new()),
             };
             let trailing = match canonical(word) {
-                Some("/msg" | "/gmsg" | "/history") => " ",
+                Some("/msg" | "/gmsg" | "/history" | "/read") => " ",
                 _ => "",
             };
             (start, names(rest, wants, trailing, view))

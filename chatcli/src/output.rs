@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use chatcore::client::{ChatMessage, Contact, Group, LoginInfo, Sent};
-use chatcore::model::{GroupId, Seq, UserId};
+use chatcore::client::{ChatMessage, Contact, ConversationEntry, Group, LoginInfo, Sent};
+use chatcore::model::{GroupId, MessageId, Seq, UserId};
 
 /// A user or a group as shown to the user: its id and, when known, its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,18 @@ pub(crate) enum Reply {
         messages: Vec<ChatMessage>,
         more: bool,
     },
+    /// A conversation's read position after `/read`.
+    Read {
+        with: Label,
+        mid: MessageId,
+    },
+    /// The conversations, newest first; `more` when older ones exist.
+    Chats {
+        conversations: Vec<ConversationEntry>,
+        more: bool,
+    },
+    /// Users found by `/find`.
+    Users(Vec<Contact>),
     /// The open conversation changed.
     Focus(Option<Label>),
     Status(Status),

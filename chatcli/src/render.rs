@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use chatcore::client::{ChatMessage, Contact, Group, LoginInfo};
+use chatcore::model::Target;
 
 use crate::command::{SEED_COMMANDS, SLASH_COMMANDS, canonical};
 use crate::output::{Label, Notice, Output, Reply, Status};
@@ -216,6 +217,53 @@ pub(crate) fn reply(style: Style, reply: &Reply, today: &str) -> String {
         }
         Reply::Members { group, users } => {
             let mut out = format!("members of {}:", style.label(group));
+            for user in users {
+                let _ = write!(out, "\n  {}", contact_line(style, user));
+            }
+            out
+        }
+        Reply::Read { with, mid } => ok(format!("{} read up to message {mid}", style.label(with))),
+        Reply::Chats { conversations, .. } if conversations.is_empty() => {
+            "no conversations yet".to_string()
+        }
+        Reply::Chats {
+            conversations,
+            more,
+        } => {
+            let mut out = "conversations:".to_string();
+            for c in conversations {
+                let label = match c.with {
+                    Target::User(id) => Label::User(id, Some(c.name.clone())),
+                    Target::Group(id) => Label::Group(id, Some(c.name.clone())),
+                };
+                let unread = if c.unread > 0 {
+                    style.paint(GREEN, &format!("{} unread", c.unread))
+                } else {
+                    style.paint(DIM, "read")
+                };
+                let group = matches!(c.with, Target::Group(_)).then_some(c.name.as_str());
+                let _ = write!(
+                    out,
+                    "\n  {} {unread}: {}",
+                    style.label(&label),
+                    message(style, &c.last, group, today)
+                );
+            }
+            if *more {
+                let _ = write!(
+                    out,
+                    "\n  {}",
+                    style.paint(
+                        DIM,
+                        "(older conversations exist: ask for more with a count)"
+                    )
+                );
+            }
+            out
+        }
+        Reply::Users(users) if users.is_empty() => "no such user".to_string(),
+        Reply::Users(users) => {
+            let mut out = "users:".to_string();
             for user in users {
                 let _ = write!(out, "\n  {}", contact_line(style, user));
             }

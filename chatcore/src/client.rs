@@ -24,12 +24,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 
 use crate::codec::FrameCodec;
-use crate::model::{GroupId, Message, MessageId, Seq, Target, UserId};
+use crate::model::{ConversationSummary, GroupId, Message, MessageId, Seq, Target, UserId};
 use crate::protocol::{
-    AddFriend, AddGroup, AnonymousRequest, ChangePassword, Chat, ClientFrame, CreateGroup,
-    DeliveryAck, ErrorCode, ErrorReply, FriendEntry, GroupEntry, History, Identity, LeaveGroup,
-    ListMembers, Login, MemberEntry, NATIVE_PROTO, Register, RemoveFriend, Request, Resume,
-    ResumeToken, ServerFrame, SessionRequest, SyncRequest, format_time, msgid,
+    AddFriend, AddGroup, AnonymousRequest, ChangePassword, Chat, ClientFrame, Conversations,
+    CreateGroup, DeliveryAck, ErrorCode, ErrorReply, FindUser, FriendEntry, GroupEntry, History,
+    Identity, LeaveGroup, ListMembers, Login, MemberEntry, NATIVE_PROTO, ReadMark, Register,
+    RemoveFriend, Request, Resume, ResumeToken, ServerFrame, SessionRequest, SyncRequest,
+    format_time, msgid,
 };
 
 /// Server frames can be large (a sync page); the client trusts its server
@@ -79,6 +80,33 @@ impl ClientError {
         match self {
             ClientError::Server { errno, .. } => Some(*errno),
             _ => None,
+        }
+    }
+}
+
+/// One conversation of the caller, as `CONVERSATIONS` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationEntry {
+    /// The other user of a one-to-one conversation, or the group.
+    pub with: Target,
+    /// That user's or group's name.
+    pub name: String,
+    /// The newest message.
+    pub last: ChatMessage,
+    /// Messages after `read` that the caller did not send.
+    pub unread: u64,
+    /// The caller's read position (0 when never set).
+    pub read: MessageId,
+}
+
+impl From<ConversationSummary> for ConversationEntry {
+    fn from(c: ConversationSummary) -> ConversationEntry {
+        ConversationEntry {
+            with: c.with,
+            name: c.name,
+            last: ChatMessage::new(None, &c.last),
+            unread: c.unread,
+            read: c.read,
         }
     }
 }
@@ -833,6 +861,62 @@ impl ClientSender {
                 messages.iter().map(|m| ChatMessage::new(None, m)).collect(),
                 more,
             )),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sets the read position of the conversation with `target` to `mid`
+    /// (it only moves forward); returns the position after the update.
+    pub async fn read(&self, target: Target, mid: MessageId) -> Result<MessageId, ClientError> {
+        let ack = self
+            .acked(SessionRequest::Read(ReadMark { target, mid }))
+            .await?;
+        ack.mid
+            .ok_or_else(|| ClientError::Protocol("READ acknowledged without `mid`".into()))
+    }
+
+    /// The caller's conversations whose last message is before `before`,
+    /// newest first, and whether older ones exist.
+    pub async fn conversations(
+        &self,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<(Vec<ConversationEntry>, bool), ClientError> {
+        let request = SessionRequest::Conversations(Conversations {
+            before,
+            limit: Some(limit),
+        });
+        match self.session(request).await? {
+            ServerFrame::Conversations {
+                conversations,
+                more,
+                ..
+            } => Ok((
+                conversations
+                    .into_iter()
+                    .map(ConversationEntry::from)
+                    .collect(),
+                more,
+            )),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The user named `name` (none or one), or with `prefix` up to `limit`
+    /// users whose names start with it, ascending by name, with presence.
+    pub async fn find_users(
+        &self,
+        name: &str,
+        prefix: bool,
+        limit: u32,
+    ) -> Result<Vec<Contact>, ClientError> {
+        let request = SessionRequest::FindUser(FindUser {
+            name: name.to_owned(),
+            prefix,
+            limit: Some(limit),
+        });
+        match self.session(request).await? {
+            ServerFrame::Users { users, .. } => Ok(users.into_iter().map(Contact::from).collect()),
             other => Err(unexpected(&other)),
         }
     }

@@ -200,3 +200,19 @@ impl Conversation {
         }
     }
 }
+
+/// One conversation of a user as its conversation list shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationSummary {
+    /// Seen from the user: the other user of a one-to-one conversation
+    /// (the user itself for notes to self), or the group.
+    pub with: Target,
+    /// That user's or group's name.
+    pub name: String,
+    /// The newest message.
+    pub last: Message,
+    /// Messages with an id above `read` that the user did not send.
+    pub unread: u64,
+    /// The user's read position; `MessageId(0)` when never set.
+    pub read: MessageId,
+}

@@ -156,6 +156,12 @@ macro_rules! counter_by_kind {
             msgid::KICKED => static_key!($metric, "kind" => "kicked"),
             msgid::RESUME => static_key!($metric, "kind" => "resume"),
             msgid::CHANGE_PASSWORD => static_key!($metric, "kind" => "change_password"),
+            msgid::PRESENCE => static_key!($metric, "kind" => "presence"),
+            msgid::READ => static_key!($metric, "kind" => "read"),
+            msgid::CONVERSATIONS => static_key!($metric, "kind" => "conversations"),
+            msgid::CONVERSATIONS_ACK => static_key!($metric, "kind" => "conversations_ack"),
+            msgid::FIND_USER => static_key!($metric, "kind" => "find_user"),
+            msgid::USERS_ACK => static_key!($metric, "kind" => "users_ack"),
             _ => static_key!($metric, "kind" => "unknown"),
         })
     };
@@ -246,6 +252,8 @@ pub(crate) fn wire_msgid(frame: &ServerFrame, dialect: Dialect) -> u32 {
         ServerFrame::Friends { .. } => msgid::FRIENDS_ACK,
         ServerFrame::Groups { .. } => msgid::GROUPS_ACK,
         ServerFrame::Members { .. } => msgid::MEMBERS_ACK,
+        ServerFrame::Conversations { .. } => msgid::CONVERSATIONS_ACK,
+        ServerFrame::Users { .. } => msgid::USERS_ACK,
         ServerFrame::Ping => msgid::PING,
         ServerFrame::Pong { .. } => msgid::PONG,
         // The seed's client gets a chat line from `system` instead.

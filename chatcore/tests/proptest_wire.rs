@@ -7,13 +7,15 @@
 use std::sync::Arc;
 
 use chatcore::model::{
-    GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, Role, Seq, Target, UserId, UserInfo,
+    ConversationSummary, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, Role, Seq,
+    Target, UserId, UserInfo,
 };
 use chatcore::protocol::{
     Ack, AddFriend, AddGroup, AnonymousRequest, ChangePassword, Chat, ChatAck, ClientFrame,
-    CreateGroup, DeliveryAck, Dialect, ErrorCode, ErrorReply, FriendEntry, GroupEntry, History,
-    Identity, LeaveGroup, ListMembers, Login, LoginOk, MemberEntry, MessagePage, Register,
-    RemoveFriend, Request, Resume, ResumeToken, ServerFrame, SessionRequest, SyncRequest,
+    Conversations, CreateGroup, DeliveryAck, Dialect, ErrorCode, ErrorReply, FindUser, FriendEntry,
+    GroupEntry, History, Identity, LeaveGroup, ListMembers, Login, LoginOk, MemberEntry,
+    MessagePage, ReadMark, Register, RemoveFriend, Request, Resume, ResumeToken, ServerFrame,
+    SessionRequest, SyncRequest,
 };
 use proptest::prelude::*;
 
@@ -83,6 +85,24 @@ fn session_request() -> impl Strategy<Value = SessionRequest> {
         (maybe(uid()), uid())
             .prop_map(|(id, friendid)| S::RemoveFriend(RemoveFriend { id, friendid })),
         (maybe(uid()), gid()).prop_map(|(id, groupid)| S::LeaveGroup(LeaveGroup { id, groupid })),
+        // `mid` is never negative on the wire (a negative one is refused).
+        (target(), 0..=i64::MAX).prop_map(|(target, mid)| S::Read(ReadMark {
+            target,
+            mid: MessageId(mid)
+        })),
+        (maybe(any::<i64>()), maybe(any::<u32>())).prop_map(|(before, limit)| {
+            S::Conversations(Conversations {
+                before: before.map(MessageId),
+                limit,
+            })
+        }),
+        (text(), any::<bool>(), maybe(any::<u32>())).prop_map(|(name, prefix, limit)| S::FindUser(
+            FindUser {
+                name,
+                prefix,
+                limit
+            }
+        )),
     ]
 }
 
@@ -132,6 +152,18 @@ fn entry() -> impl Strategy<Value = InboxEntry> {
         seq: Seq(seq),
         message,
     })
+}
+
+fn conversation() -> impl Strategy<Value = ConversationSummary> {
+    (target(), text(), message(), any::<u64>(), any::<i64>()).prop_map(
+        |(with, name, last, unread, read)| ConversationSummary {
+            with,
+            name,
+            last,
+            unread,
+            read: MessageId(read),
+        },
+    )
 }
 
 fn friend() -> impl Strategy<Value = FriendEntry> {
@@ -202,15 +234,19 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             any::<u32>(),
             maybe(gid()),
             maybe(any::<i64>()),
-            maybe(token())
+            maybe(token()),
+            maybe(any::<i64>())
         )
-            .prop_map(|(rid, req, groupid, seq, resume)| ServerFrame::Ack(Ack {
-                rid,
-                req,
-                groupid,
-                seq: seq.map(Seq),
-                resume,
-            })),
+            .prop_map(
+                |(rid, req, groupid, seq, resume, mid)| ServerFrame::Ack(Ack {
+                    rid,
+                    req,
+                    groupid,
+                    seq: seq.map(Seq),
+                    resume,
+                    mid: mid.map(MessageId),
+                })
+            ),
         (
             rid(),
             any::<u32>(),
@@ -249,6 +285,18 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                 users,
             }
         }),
+        (
+            rid(),
+            prop::collection::vec(conversation(), 0..4),
+            any::<bool>()
+        )
+            .prop_map(|(rid, conversations, more)| ServerFrame::Conversations {
+                rid,
+                conversations,
+                more
+            }),
+        (rid(), prop::collection::vec(friend(), 0..4))
+            .prop_map(|(rid, users)| ServerFrame::Users { rid, users }),
         Just(ServerFrame::Ping),
         rid().prop_map(|rid| ServerFrame::Pong { rid }),
         code().prop_map(|code| ServerFrame::Kicked { code }),

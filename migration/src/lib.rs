@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_chat_tables;
 mod m20261128_000002_add_user_token_epoch;
+mod m20261203_000003_create_read_position;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_create_chat_tables::Migration),
             Box::new(m20261128_000002_add_user_token_epoch::Migration),
+            Box::new(m20261203_000003_create_read_position::Migration),
         ]
     }
 }

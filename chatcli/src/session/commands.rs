@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chatcore::model::{Seq, Target};
+use chatcore::model::{MessageId, Seq, Target};
 use tokio::sync::oneshot;
 
 use super::connection::Link;
@@ -195,6 +195,36 @@ impl Session {
                     messages,
                     more,
                 })
+            }
+            Command::Read { with, mid } => {
+                let (target, label) = self.peer(&with).await?;
+                let mid = match mid {
+                    Some(mid) => MessageId(mid),
+                    None => {
+                        let (newest, _) = self.client()?.history(target, None, 1).await?;
+                        newest.first().map_or(MessageId(0), |m| m.mid)
+                    }
+                };
+                let mid = self.client()?.read(target, mid).await?;
+                Ok(Reply::Read { with: label, mid })
+            }
+            Command::Chats { limit } => {
+                let (conversations, more) = self.client()?.conversations(None, limit).await?;
+                for c in &conversations {
+                    self.roster.learn(c.last.from, &c.last.name);
+                }
+                Ok(Reply::Chats {
+                    conversations,
+                    more,
+                })
+            }
+            Command::Find { name, prefix } => {
+                let limit = crate::command::FIND_LIMIT;
+                let users = self.client()?.find_users(&name, prefix, limit).await?;
+                for u in &users {
+                    self.roster.learn(u.id, &u.name);
+                }
+                Ok(Reply::Users(users))
             }
             Command::Say { .. }
             | Command::SayHere(_)

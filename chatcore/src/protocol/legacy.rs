@@ -72,7 +72,8 @@ pub fn encode_legacy_login(login: &LoginOk, backlog: &[InboxEntry], out: &mut Ve
 }
 
 /// Appends `frame` as the seed client reads it; false, writing nothing,
-/// for a frame the seed client never got.
+/// for a frame the seed client never got (success acks, heartbeats, and
+/// the replies of the native-only requests).
 pub(super) fn encode(frame: &ServerFrame, out: &mut Vec<u8>) -> bool {
     match frame {
         ServerFrame::LoginOk(login) => {
@@ -102,11 +103,14 @@ pub(super) fn encode(frame: &ServerFrame, out: &mut Vec<u8>) -> bool {
                 },
             );
         }
-        // The seed's client knows nothing of these.
+        // Native-only pushes and the native-only requests' replies (the
+        // seed never asked for them).
         ServerFrame::Ack(_)
         | ServerFrame::ChatAck(_)
         | ServerFrame::Ping
-        | ServerFrame::Presence { .. } => return false,
+        | ServerFrame::Presence { .. }
+        | ServerFrame::Conversations { .. }
+        | ServerFrame::Users { .. } => return false,
         ServerFrame::Friends { rid, friends } => {
             let mut view = ListView::new(msgid::FRIENDS_ACK, *rid);
             view.friends = Some(strings::<_, FriendView<'_>>(friends));

@@ -29,9 +29,9 @@ pub use reply::{
     MessagePage, ResumeToken, ServerFrame,
 };
 pub use request::{
-    AddFriend, AddGroup, AnonymousRequest, ChangePassword, Chat, ClientFrame, CreateGroup,
-    DeliveryAck, History, Identity, LeaveGroup, ListMembers, Login, ParseError, Register,
-    RemoveFriend, Request, Resume, SessionRequest, SyncRequest,
+    AddFriend, AddGroup, AnonymousRequest, ChangePassword, Chat, ClientFrame, Conversations,
+    CreateGroup, DeliveryAck, FindUser, History, Identity, LeaveGroup, ListMembers, Login,
+    ParseError, ReadMark, Register, RemoveFriend, Request, Resume, SessionRequest, SyncRequest,
 };
 pub use time::format_time;
 
@@ -84,6 +84,14 @@ pub mod msgid {
     pub const CHANGE_PASSWORD: u32 = 31;
     /// S→C: a friend's session started or ended (native).
     pub const PRESENCE: u32 = 32;
+    /// C→S: set the read position of one conversation (native).
+    pub const READ: u32 = 33;
+    /// C→S: the caller's conversations, newest first (native).
+    pub const CONVERSATIONS: u32 = 34;
+    pub const CONVERSATIONS_ACK: u32 = 35;
+    /// C→S: users by exact name or name prefix (native).
+    pub const FIND_USER: u32 = 36;
+    pub const USERS_ACK: u32 = 37;
 }
 
 /// The two dialects a connection can speak, chosen at login or register.

@@ -15,7 +15,8 @@ use super::{
     MessagePage, NATIVE_PROTO, ResumeToken, ServerFrame, msgid, push_json,
 };
 use crate::model::{
-    GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, Role, Seq, Target, UserId, UserInfo,
+    ConversationSummary, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, Role, Seq,
+    Target, UserId, UserInfo,
 };
 
 /// A chat message: a push, or an element of a sync or history page.
@@ -249,6 +250,8 @@ struct AckView<'a> {
     seq: Option<Seq>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     resume: Option<Cow<'a, ResumeToken>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mid: Option<MessageId>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -303,6 +306,67 @@ impl<T> ListView<T> {
             users: None,
         }
     }
+}
+
+/// One conversation of `CONVERSATIONS_ACK`: the other user (`toid`) or
+/// the group (`groupid`), its name, newest message and read state.
+#[derive(Serialize, Deserialize)]
+struct ConversationView<'a> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    toid: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    groupid: Option<GroupId>,
+    name: Cow<'a, str>,
+    last: ChatView<'a>,
+    unread: u64,
+    read: MessageId,
+}
+
+impl<'a> From<&'a ConversationSummary> for ConversationView<'a> {
+    fn from(c: &'a ConversationSummary) -> Self {
+        let (toid, groupid) = match c.with {
+            Target::User(user) => (Some(user), None),
+            Target::Group(group) => (None, Some(group)),
+        };
+        ConversationView {
+            toid,
+            groupid,
+            name: Cow::Borrowed(&c.name),
+            last: ChatView::native(&c.last, None),
+            unread: c.unread,
+            read: c.read,
+        }
+    }
+}
+
+impl ConversationView<'_> {
+    fn into_summary(self) -> Result<ConversationSummary, DecodeError> {
+        let with = match (self.toid, self.groupid) {
+            (Some(user), None) => Target::User(user),
+            (None, Some(group)) => Target::Group(group),
+            _ => {
+                return Err(DecodeError(
+                    "a conversation needs exactly one of `toid` and `groupid`".into(),
+                ));
+            }
+        };
+        Ok(ConversationSummary {
+            with,
+            name: self.name.into_owned(),
+            last: self.last.into_message()?.1,
+            unread: self.unread,
+            read: self.read,
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ConversationsView<'a> {
+    msgid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rid: Option<u64>,
+    conversations: Vec<ConversationView<'a>>,
+    more: bool,
 }
 
 /// `PING` and `PONG`.
@@ -366,6 +430,7 @@ pub(super) fn encode(frame: &ServerFrame, out: &mut Vec<u8>) {
                 groupid: ack.groupid,
                 seq: ack.seq,
                 resume: ack.resume.as_ref().map(Cow::Borrowed),
+                mid: ack.mid,
             },
         ),
         ServerFrame::ChatAck(ack) => push_json(
@@ -430,6 +495,24 @@ pub(super) fn encode(frame: &ServerFrame, out: &mut Vec<u8>) {
             let mut view = ListView::new(msgid::MEMBERS_ACK, *rid);
             view.groupid = Some(*groupid);
             view.users = Some(users.iter().map(MemberView::from).collect());
+            push_json(out, &view);
+        }
+        ServerFrame::Conversations {
+            rid,
+            conversations,
+            more,
+        } => push_json(
+            out,
+            &ConversationsView {
+                msgid: msgid::CONVERSATIONS_ACK,
+                rid: *rid,
+                conversations: conversations.iter().map(ConversationView::from).collect(),
+                more: *more,
+            },
+        ),
+        ServerFrame::Users { rid, users } => {
+            let mut view = ListView::new(msgid::USERS_ACK, *rid);
+            view.users = Some(users.iter().map(FriendView::from).collect());
             push_json(out, &view);
         }
         ServerFrame::Ping => push_json(
@@ -556,6 +639,7 @@ pub(super) fn decode(frame: &[u8]) -> Result<ServerFrame, DecodeError> {
                 groupid: v.groupid,
                 seq: v.seq,
                 resume: v.resume.map(Cow::into_owned),
+                mid: v.mid,
             })
         }
         msgid::CHAT_ACK => {
@@ -633,6 +717,30 @@ pub(super) fn decode(frame: &[u8]) -> Result<ServerFrame, DecodeError> {
                     .ok_or_else(|| missing("users"))?
                     .into_iter()
                     .map(MemberView::into_entry)
+                    .collect(),
+            }
+        }
+        msgid::CONVERSATIONS_ACK => {
+            let v: ConversationsView<'_> = view(frame)?;
+            ServerFrame::Conversations {
+                rid: v.rid,
+                conversations: v
+                    .conversations
+                    .into_iter()
+                    .map(ConversationView::into_summary)
+                    .collect::<Result<_, DecodeError>>()?,
+                more: v.more,
+            }
+        }
+        msgid::USERS_ACK => {
+            let v: ListView<FriendView<'_>> = view(frame)?;
+            ServerFrame::Users {
+                rid: v.rid,
+                users: v
+                    .users
+                    .ok_or_else(|| missing("users"))?
+                    .into_iter()
+                    .map(FriendView::into_entry)
                     .collect(),
             }
         }

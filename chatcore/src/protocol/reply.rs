@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use super::{Dialect, ErrorCode, legacy, native};
 use crate::model::{
-    GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, Seq, UserId, UserInfo,
+    ConversationSummary, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, Seq, UserId,
+    UserInfo,
 };
 
 /// A frame the server sends.
@@ -52,6 +53,18 @@ pub enum ServerFrame {
         groupid: GroupId,
         users: Vec<MemberEntry>,
     },
+    /// `CONVERSATIONS_ACK` (35), native only: the caller's conversations,
+    /// newest first; `more` when older ones follow.
+    Conversations {
+        rid: Option<u64>,
+        conversations: Vec<ConversationSummary>,
+        more: bool,
+    },
+    /// `USERS_ACK` (37), native only: users found by name, with presence.
+    Users {
+        rid: Option<u64>,
+        users: Vec<FriendEntry>,
+    },
     /// `PING` (27), sent to idle native connections.
     Ping,
     /// `PONG` (28).
@@ -76,7 +89,8 @@ pub struct LoginOk {
     pub resume: Option<ResumeToken>,
 }
 
-/// A friend with its presence.
+/// A user with its presence: a friend in `FRIENDS_ACK`, a user found in
+/// `USERS_ACK`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FriendEntry {
     pub user: UserInfo,
@@ -158,6 +172,8 @@ pub struct Ack {
     pub seq: Option<Seq>,
     /// The new resume token, for `CHANGE_PASSWORD` (the old ones are revoked).
     pub resume: Option<ResumeToken>,
+    /// The read position after the update, for `READ`.
+    pub mid: Option<MessageId>,
 }
 
 impl Ack {
@@ -169,6 +185,7 @@ impl Ack {
             groupid: None,
             seq: None,
             resume: None,
+            mid: None,
         }
     }
 }
@@ -222,6 +239,8 @@ impl ServerFrame {
             | ServerFrame::Friends { rid, .. }
             | ServerFrame::Groups { rid, .. }
             | ServerFrame::Members { rid, .. }
+            | ServerFrame::Conversations { rid, .. }
+            | ServerFrame::Users { rid, .. }
             | ServerFrame::Pong { rid } => *rid,
             ServerFrame::Error(e) => e.rid,
             ServerFrame::Ack(ack) => ack.rid,

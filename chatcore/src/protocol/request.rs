@@ -58,6 +58,9 @@ pub enum SessionRequest {
     ListMembers(ListMembers),
     RemoveFriend(RemoveFriend),
     LeaveGroup(LeaveGroup),
+    Read(ReadMark),
+    Conversations(Conversations),
+    FindUser(FindUser),
 }
 
 impl Request {
@@ -111,6 +114,9 @@ impl SessionRequest {
             SessionRequest::ListMembers(_) => msgid::LIST_MEMBERS,
             SessionRequest::RemoveFriend(_) => msgid::REMOVE_FRIEND,
             SessionRequest::LeaveGroup(_) => msgid::LEAVE_GROUP,
+            SessionRequest::Read(_) => msgid::READ,
+            SessionRequest::Conversations(_) => msgid::CONVERSATIONS,
+            SessionRequest::FindUser(_) => msgid::FIND_USER,
         }
     }
 }
@@ -317,6 +323,44 @@ struct HistoryBody {
     limit: Option<u32>,
 }
 
+/// `READ` (33): the user has seen the conversation `target` up to message
+/// `mid` (never negative).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadMark {
+    pub target: Target,
+    pub mid: MessageId,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ReadBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    toid: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    groupid: Option<GroupId>,
+    mid: MessageId,
+}
+
+/// `CONVERSATIONS` (34): a page of the caller's conversations, newest
+/// first, those whose last message is below `before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Conversations {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<MessageId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// `FIND_USER` (36): the user named `name`, or with `prefix` the users
+/// whose names start with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindUser {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prefix: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
 /// Why a frame could not be turned into a [`Request`]; the connection
 /// answers with an error frame and carries on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -422,6 +466,27 @@ impl ClientFrame {
                     limit: b.limit,
                 }))
             }
+            msgid::READ => {
+                let b: ReadBody = body(frame, &head)?;
+                let bad = |detail: &str| ParseError {
+                    code: ErrorCode::BadField,
+                    msgid: Some(head.msgid),
+                    rid: head.rid,
+                    proto: head.proto,
+                    detail: detail.to_owned(),
+                };
+                let target = match (b.toid, b.groupid) {
+                    (Some(user), None) => Target::User(user),
+                    (None, Some(group)) => Target::Group(group),
+                    _ => return Err(bad("read needs exactly one of `toid` and `groupid`")),
+                };
+                if b.mid.0 < 0 {
+                    return Err(bad("`mid` must not be negative"));
+                }
+                Request::Session(S::Read(ReadMark { target, mid: b.mid }))
+            }
+            msgid::CONVERSATIONS => Request::Session(S::Conversations(body(frame, &head)?)),
+            msgid::FIND_USER => Request::Session(S::FindUser(body(frame, &head)?)),
             msgid::LIST_FRIENDS => Request::Session(S::ListFriends),
             msgid::LIST_GROUPS => Request::Session(S::ListGroups),
             msgid::LIST_MEMBERS => Request::Session(S::ListMembers(body(frame, &head)?)),
@@ -495,6 +560,20 @@ impl ClientFrame {
                 };
                 envelope(out, msgid, rid, &body)
             }
+            Request::Session(S::Read(r)) => {
+                let (toid, groupid) = match r.target {
+                    Target::User(user) => (Some(user), None),
+                    Target::Group(group) => (None, Some(group)),
+                };
+                let body = ReadBody {
+                    toid,
+                    groupid,
+                    mid: r.mid,
+                };
+                envelope(out, msgid, rid, &body)
+            }
+            Request::Session(S::Conversations(b)) => envelope(out, msgid, rid, b),
+            Request::Session(S::FindUser(b)) => envelope(out, msgid, rid, b),
             Request::Session(S::ListMembers(b)) => envelope(out, msgid, rid, b),
             Request::Session(S::RemoveFriend(b)) => envelope(out, msgid, rid, b),
             Request::Session(S::LeaveGroup(b)) => envelope(out, msgid, rid, b),
@@ -615,6 +694,43 @@ mod tests {
         let err = parse(r#"{"msgid":17,"toid":1,"groupid":2}"#).expect_err("two targets");
         assert_eq!(err.code, ErrorCode::BadField);
         assert!(parse(r#"{"msgid":17,"groupid":2,"limit":10}"#).is_ok());
+    }
+
+    #[test]
+    fn read_needs_one_target_and_a_mid_not_below_zero() {
+        for bad in [
+            r#"{"msgid":33,"toid":1,"groupid":2,"mid":3}"#,
+            r#"{"msgid":33,"mid":3}"#,
+            r#"{"msgid":33,"toid":1,"mid":-1}"#,
+            r#"{"msgid":33,"toid":1}"#,
+        ] {
+            let err = parse(bad).expect_err(bad);
+            assert_eq!(err.code, ErrorCode::BadField, "{bad}");
+            assert_eq!(err.msgid, Some(msgid::READ), "{bad}");
+        }
+        let frame = parse(r#"{"msgid":33,"groupid":2,"mid":0}"#).expect("valid");
+        assert_eq!(
+            frame.request,
+            Request::Session(SessionRequest::Read(ReadMark {
+                target: Target::Group(GroupId(2)),
+                mid: MessageId(0),
+            }))
+        );
+    }
+
+    #[test]
+    fn find_user_is_exact_unless_prefix_is_asked_for() {
+        let frame = parse(r#"{"msgid":36,"name":"bo"}"#).expect("valid");
+        assert_eq!(
+            frame.request,
+            Request::Session(SessionRequest::FindUser(FindUser {
+                name: "bo".into(),
+                prefix: false,
+                limit: None,
+            }))
+        );
+        let err = parse(r#"{"msgid":36,"prefix":true}"#).expect_err("no name");
+        assert_eq!(err.code, ErrorCode::BadField);
     }
 
     #[test]

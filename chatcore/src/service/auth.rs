@@ -279,6 +279,7 @@ impl ChatService {
             groupid: None,
             seq: None,
             resume,
+            mid: None,
         }))
     }
 

@@ -40,6 +40,7 @@ impl ChatService {
             groupid: Some(group),
             seq: None,
             resume: None,
+            mid: None,
         }))
     }
 
@@ -60,6 +61,7 @@ impl ChatService {
             groupid: Some(req.groupid),
             seq: None,
             resume: None,
+            mid: None,
         }))
     }
 
@@ -96,6 +98,7 @@ impl ChatService {
             groupid: Some(req.groupid),
             seq: None,
             resume: None,
+            mid: None,
         }))
     }
 

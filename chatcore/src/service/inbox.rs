@@ -13,6 +13,7 @@ pub(super) fn ack(rid: Option<u64>, req: u32) -> ServerFrame {
         groupid: None,
         seq: None,
         resume: None,
+        mid: None,
     })
 }
 
@@ -38,6 +39,7 @@ impl ChatService {
                 groupid: None,
                 seq: Some(cursor),
                 resume: None,
+                mid: None,
             })
         }))
     }

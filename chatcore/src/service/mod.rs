@@ -8,6 +8,7 @@
 
 mod auth;
 mod chat;
+mod conversations;
 mod friends;
 mod groups;
 mod inbox;
@@ -376,6 +377,9 @@ impl ChatService {
             },
             R::Sync(req) => self.sync(session, rid, req).await?,
             R::History(req) => self.history(session, rid, req).await?,
+            R::Read(req) => self.read(session, rid, req).await?,
+            R::Conversations(req) => self.conversations(session, rid, req).await?,
+            R::FindUser(req) => self.find_user(rid, req).await?,
         };
         Ok(Outcome::Reply(reply))
     }

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use super::{GroupCaps, Store, StoreError};
 use crate::model::{
-    Conversation, Delivery, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, NewMessage,
-    Role, SendReceipt, Seq, Target, UserId, UserInfo, UserRecord,
+    Conversation, ConversationSummary, Delivery, GroupId, GroupInfo, InboxEntry, Member, Message,
+    MessageId, NewMessage, Role, SendReceipt, Seq, Target, UserId, UserInfo, UserRecord,
 };
 
 /// An in-memory [`Store`]; cheap to clone, clones share the same data.
@@ -30,6 +30,8 @@ struct State {
     messages: Vec<Message>,
     by_client_id: HashMap<(UserId, String), MessageId>,
     inboxes: HashMap<UserId, Inbox>,
+    /// (user, the conversation seen from it) -> read position
+    read: HashMap<(UserId, Target), MessageId>,
 }
 
 #[derive(Debug, Default)]
@@ -385,5 +387,102 @@ impl Store for MemoryStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+
+    async fn mark_read(
+        &self,
+        user: UserId,
+        with: Target,
+        mid: MessageId,
+    ) -> Result<MessageId, StoreError> {
+        let mut state = self.state();
+        match with {
+            Target::User(peer) => state.require_user(peer)?,
+            Target::Group(group) => {
+                state.require_group(group)?;
+                if !state.members.contains_key(&(group, user)) {
+                    return Err(StoreError::NotMember { user, group });
+                }
+            }
+        }
+        let position = state.read.entry((user, with)).or_default();
+        *position = (*position).max(mid);
+        Ok(*position)
+    }
+
+    async fn conversations(
+        &self,
+        user: UserId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let state = self.state();
+        // Newest first, the first message seen of each conversation is
+        // its last (a scan: see `group_count`).
+        let mut seen: HashMap<Target, ConversationSummary> = HashMap::new();
+        let mut order = Vec::new();
+        for message in state.messages.iter().rev() {
+            let with = match message.target {
+                Target::User(to) if message.sender.id == user => Target::User(to),
+                Target::User(to) if to == user => Target::User(message.sender.id),
+                Target::Group(group) if state.members.contains_key(&(group, user)) => {
+                    Target::Group(group)
+                }
+                _ => continue,
+            };
+            let read = state.read.get(&(user, with)).copied().unwrap_or_default();
+            let entry = seen.entry(with).or_insert_with(|| {
+                order.push(with);
+                let name = match with {
+                    Target::User(peer) => state.user_info(peer).map(|u| u.name),
+                    Target::Group(group) => state.groups.get(&group).map(|g| g.name.clone()),
+                };
+                ConversationSummary {
+                    with,
+                    name: name.unwrap_or_default(),
+                    last: message.clone(),
+                    unread: 0,
+                    read,
+                }
+            });
+            if message.id > read && message.sender.id != user {
+                entry.unread += 1;
+            }
+        }
+        Ok(order
+            .into_iter()
+            .filter_map(|with| seen.remove(&with))
+            .filter(|c| before.is_none_or(|before| c.last.id < before))
+            .take(limit as usize)
+            .collect())
+    }
+
+    async fn find_users(
+        &self,
+        name: &str,
+        prefix: bool,
+        limit: u32,
+    ) -> Result<Vec<UserInfo>, StoreError> {
+        let state = self.state();
+        if !prefix {
+            return Ok(state
+                .names
+                .get(name)
+                .and_then(|&id| state.user_info(id))
+                .into_iter()
+                .collect());
+        }
+        let mut found: Vec<UserInfo> = state
+            .names
+            .iter()
+            .filter(|(n, _)| n.starts_with(name))
+            .map(|(n, &id)| UserInfo {
+                id,
+                name: n.clone(),
+            })
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        found.truncate(limit as usize);
+        Ok(found)
     }
 }

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use super::{GroupCaps, Store, StoreError};
 use crate::model::{
-    Conversation, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, NewMessage,
-    SendReceipt, Seq, UserId, UserInfo, UserRecord,
+    Conversation, ConversationSummary, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId,
+    NewMessage, SendReceipt, Seq, Target, UserId, UserInfo, UserRecord,
 };
 use crate::telemetry::{counter, histogram, names, static_key};
 
@@ -146,6 +146,36 @@ impl Store for MeteredStore {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
         metered!("history", self.inner.history(conversation, before, limit))
+    }
+
+    async fn mark_read(
+        &self,
+        user: UserId,
+        with: Target,
+        mid: MessageId,
+    ) -> Result<MessageId, StoreError> {
+        metered!("mark_read", self.inner.mark_read(user, with, mid))
+    }
+
+    async fn conversations(
+        &self,
+        user: UserId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        metered!(
+            "conversations",
+            self.inner.conversations(user, before, limit)
+        )
+    }
+
+    async fn find_users(
+        &self,
+        name: &str,
+        prefix: bool,
+        limit: u32,
+    ) -> Result<Vec<UserInfo>, StoreError> {
+        metered!("find_users", self.inner.find_users(name, prefix, limit))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -19,8 +19,8 @@ pub use metered::MeteredStore;
 pub use sql::{SqlStore, SqlStoreOptions};
 
 use crate::model::{
-    Conversation, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, NewMessage,
-    SendReceipt, Seq, UserId, UserInfo, UserRecord,
+    Conversation, ConversationSummary, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId,
+    NewMessage, SendReceipt, Seq, Target, UserId, UserInfo, UserRecord,
 };
 
 /// What can go wrong in a store; each variant says what the caller can do.
@@ -244,6 +244,66 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         before: Option<MessageId>,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
+
+    /// Moves `user`'s read position in its conversation `with` (the other
+    /// user, or a group) forward to `mid` and returns the position.
+    ///
+    /// # Behavior
+    /// - Never moves backwards: a lower `mid` returns the higher position;
+    ///   racing calls leave the highest. A conversation never marked has
+    ///   position `MessageId(0)`.
+    /// - `mid` need not name a stored message (it is where the client says
+    ///   it has read up to).
+    /// - One-to-one: `UnknownUser` when the other user does not exist.
+    ///   Group: `UnknownGroup` when it does not exist, `NotMember` when
+    ///   `user` is not a member. Nothing changes on error.
+    /// - Positions are per (user, conversation): both sides of a
+    ///   one-to-one conversation keep their own.
+    async fn mark_read(
+        &self,
+        user: UserId,
+        with: Target,
+        mid: MessageId,
+    ) -> Result<MessageId, StoreError>;
+
+    /// Up to `limit` conversations of `user` that hold at least one message,
+    /// newest last message first, each with its newest message, its name,
+    /// `user`'s read position and unread count.
+    ///
+    /// # Behavior
+    /// - One-to-one conversations in either direction, keyed by the other
+    ///   user (`with` = `Target::User`, `name` = that user's name; notes to
+    ///   self are keyed by `user` itself); groups `user` is a member of now
+    ///   (`Target::Group`, the group's name). A group `user` left is not
+    ///   listed, whatever it holds.
+    /// - Ordered by the last message's id, descending; with `before`, only
+    ///   conversations whose last message id is below it.
+    /// - `unread` counts the conversation's messages with an id above
+    ///   `read` that `user` did not send; `read` is as
+    ///   [`mark_read`](Store::mark_read) left it (`MessageId(0)` if never).
+    /// - Reads only `user`'s own conversations: its cost grows with them,
+    ///   never with the whole database.
+    async fn conversations(
+        &self,
+        user: UserId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<ConversationSummary>, StoreError>;
+
+    /// Users by name: the one named exactly `name` (at most one), or with
+    /// `prefix`, up to `limit` users whose name starts with `name`,
+    /// ascending by name.
+    ///
+    /// # Behavior
+    /// - Names are compared byte-for-byte (case and trailing spaces count),
+    ///   as at registration.
+    /// - `%`, `_` and `\` in `name` are plain characters.
+    async fn find_users(
+        &self,
+        name: &str,
+        prefix: bool,
+        limit: u32,
+    ) -> Result<Vec<UserInfo>, StoreError>;
 
     /// Checks that the store can serve now, as cheaply as it can (health
     /// checks call it).

@@ -18,6 +18,7 @@
 //! ignored (`harness = false`, see `chat_testkit::harness`).
 
 mod backend;
+mod conversations;
 mod friends;
 mod groups;
 mod health;
@@ -166,6 +167,18 @@ conformance_suite! {
             direct_history_excludes_other_conversations,
             group_history_lists_the_group_messages_newest_first,
             history_of_a_silent_conversation_is_empty,
+        }
+        conversations {
+            conversations_list_both_directions_and_groups_newest_first,
+            unread_counts_what_others_sent_after_the_read_position,
+            mark_read_only_moves_forward,
+            racing_mark_reads_leave_the_highest,
+            mark_read_refuses_unknown_targets_and_non_members,
+            conversations_page_backwards_with_before,
+            a_left_group_and_silent_groups_are_not_listed,
+            notes_to_self_are_one_conversation_with_nothing_unread,
+            find_users_matches_exactly_or_by_prefix_in_name_order,
+            find_users_takes_wildcards_literally,
         }
         health {
             ping_succeeds_on_a_reachable_store_and_changes_nothing,

@@ -40,8 +40,8 @@ use sea_orm::{DatabaseConnection, DbBackend};
 use self::error::Fail;
 use super::{GroupCaps, Store, StoreError};
 use crate::model::{
-    Conversation, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId, NewMessage,
-    SendReceipt, Seq, UserId, UserInfo, UserRecord,
+    Conversation, ConversationSummary, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId,
+    NewMessage, SendReceipt, Seq, Target, UserId, UserInfo, UserRecord,
 };
 
 /// Where the database is and how to size and time its pools.
@@ -305,6 +305,42 @@ impl Store for SqlStore {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
         self.bounded(read::history(&self.reader, conversation, before, limit))
+            .await
+    }
+
+    async fn mark_read(
+        &self,
+        user: UserId,
+        with: Target,
+        mid: MessageId,
+    ) -> Result<MessageId, StoreError> {
+        self.bounded(write::mark_read(
+            &self.reader,
+            &self.writer,
+            user,
+            with,
+            mid,
+        ))
+        .await
+    }
+
+    async fn conversations(
+        &self,
+        user: UserId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        self.bounded(read::conversations(&self.reader, user, before, limit))
+            .await
+    }
+
+    async fn find_users(
+        &self,
+        name: &str,
+        prefix: bool,
+        limit: u32,
+    ) -> Result<Vec<UserInfo>, StoreError> {
+        self.bounded(read::find_users(&self.reader, name, prefix, limit))
             .await
     }
 

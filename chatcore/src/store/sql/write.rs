@@ -13,9 +13,11 @@ use sea_orm::{
     TransactionOptions, TransactionTrait,
 };
 
-use super::entity::{chat_group, friendship, group_member, inbox, inbox_state, message, user};
+use super::entity::{
+    chat_group, friendship, group_member, inbox, inbox_state, message, read_position, user,
+};
 use super::error::{Fail, is_retryable, is_unique_violation, unique_or};
-use super::read::{acked_seq, find_by_client_msg_id, group_exists, user_exists};
+use super::read::{acked_seq, find_by_client_msg_id, group_exists, is_member, user_exists};
 use super::rows::{duplicate_receipt, epoch, user_info};
 use super::shape::{CHUNK, padded, pow2_runs};
 use crate::model::{
@@ -522,4 +524,109 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A conversation seen from one user, as `read_position` keys it.
+pub(super) fn read_key(with: Target) -> (i16, i64) {
+    match with {
+        Target::User(peer) => (message::KIND_DIRECT, peer.0),
+        Target::Group(group) => (message::KIND_GROUP, group.0),
+    }
+}
+
+/// Checks the conversation on `reader`, then moves the position forward
+/// on `writer`.
+pub(super) async fn mark_read(
+    reader: &DatabaseConnection,
+    writer: &DatabaseConnection,
+    user: UserId,
+    with: Target,
+    mid: MessageId,
+) -> Result<MessageId, Fail> {
+    match with {
+        Target::User(peer) => {
+            if !user_exists(reader, peer).await? {
+                return Err(StoreError::UnknownUser(peer).into());
+            }
+        }
+        Target::Group(group) => {
+            if !group_exists(reader, group).await? {
+                return Err(StoreError::UnknownGroup(group).into());
+            }
+            if !is_member(reader, group, user).await? {
+                return Err(StoreError::NotMember { user, group }.into());
+            }
+        }
+    }
+    rerun_deadlocked("mark_read", || raise_read(writer, user, with, mid)).await
+}
+
+/// Three single statements, no transaction around them: each is atomic
+/// and the position only grows, so no lock is held across them (a
+/// transaction reading the missing row FOR UPDATE would take gap locks
+/// that racing first marks deadlock on).
+async fn raise_read(
+    writer: &DatabaseConnection,
+    user: UserId,
+    with: Target,
+    mid: MessageId,
+) -> Result<MessageId, Fail> {
+    let (kind, peer) = read_key(with);
+    if raise_stored_read(writer, user, with, mid).await? == 0 {
+        // No row, or one at `mid` or above already.
+        let row = read_position::ActiveModel {
+            user_id: Set(user.0),
+            kind: Set(kind),
+            peer_id: Set(peer),
+            mid: Set(mid.0),
+        };
+        match read_position::Entity::insert(row)
+            .exec_without_returning(writer)
+            .await
+        {
+            Ok(_) => {}
+            // It exists (maybe a racing first mark, maybe lower): raise it.
+            Err(e) if is_unique_violation(&e) => {
+                raise_stored_read(writer, user, with, mid).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let position = stored_read(writer, user, kind, peer)
+        .await?
+        .unwrap_or(mid.0);
+    Ok(MessageId(position))
+}
+
+/// position = max(position, mid), as one statement; the rows it raised.
+async fn raise_stored_read(
+    writer: &DatabaseConnection,
+    user: UserId,
+    with: Target,
+    mid: MessageId,
+) -> Result<u64, DbErr> {
+    let (kind, peer) = read_key(with);
+    let raised = read_position::Entity::update_many()
+        .col_expr(read_position::Column::Mid, Expr::val(mid.0))
+        .filter(read_position::Column::UserId.eq(user.0))
+        .filter(read_position::Column::Kind.eq(kind))
+        .filter(read_position::Column::PeerId.eq(peer))
+        .filter(read_position::Column::Mid.lt(mid.0))
+        .exec(writer)
+        .await?;
+    Ok(raised.rows_affected)
+}
+
+async fn stored_read(
+    writer: &DatabaseConnection,
+    user: UserId,
+    kind: i16,
+    peer: i64,
+) -> Result<Option<i64>, DbErr> {
+    read_position::Entity::find_by_id((user.0, kind, peer))
+        .select_only()
+        .column(read_position::Column::Mid)
+        .into_tuple()
+        .one(writer)
+        .await
 }

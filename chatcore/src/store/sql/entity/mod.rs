@@ -9,4 +9,5 @@ pub(crate) mod group_member;
 pub(crate) mod inbox;
 pub(crate) mod inbox_state;
 pub(crate) mod message;
+pub(crate) mod read_position;
 pub(crate) mod user;
