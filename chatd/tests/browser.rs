@@ -40,8 +40,7 @@ fn main() -> ExitCode {
         trial!(two_browser_users_befriend_chat_and_see_each_other_come_and_go).needs(BROWSER),
         trial!(a_browser_user_chats_with_native_and_seed_tcp_users_one_to_one_and_in_a_group)
             .needs(BROWSER),
-        trial!(a_reload_mid_conversation_brings_history_and_unread_counts_back_once)
-            .needs(BROWSER),
+        trial!(a_reload_mid_conversation_brings_history_and_unread_counts_back_once).needs(BROWSER),
         trial!(messages_sent_while_the_node_restarts_arrive_once_in_order).needs(BROWSER),
         trial!(browsers_on_two_nodes_behind_nginx_chat_and_see_presence)
             .needs(BROWSERS_ON_A_CLUSTER),
@@ -109,7 +108,11 @@ impl Seed {
         seed.send(json!({"msgid": 1, "id": seed.id, "password": PASSWORD}))
             .await;
         let login = seed.recv().await;
-        assert_eq!((login["msgid"].as_u64(), login["errno"].as_u64()), (Some(2), Some(0)), "{login}");
+        assert_eq!(
+            (login["msgid"].as_u64(), login["errno"].as_u64()),
+            (Some(2), Some(0)),
+            "{login}"
+        );
         seed
     }
 
@@ -164,10 +167,8 @@ impl Seed {
 async fn two_browser_users_befriend_chat_and_see_each_other_come_and_go() {
     let (_dir, chatd) = single_node().await;
     let url = page_url(&chatd.web);
-    let (mut alice, mut bob) = tokio::join!(
-        ChatPage::open("alice", &url),
-        ChatPage::open("bob", &url)
-    );
+    let (mut alice, mut bob) =
+        tokio::join!(ChatPage::open("alice", &url), ChatPage::open("bob", &url));
     let alice_id = alice.sign_up("alice").await;
     let bob_id = bob.sign_up("bob").await;
 
@@ -187,7 +188,11 @@ async fn two_browser_users_befriend_chat_and_see_each_other_come_and_go() {
     let seen_by_alice = alice.wait_messages(&both).await;
     let seen_by_bob = bob.wait_messages(&both).await;
     let mids = |shown: &[support::web::Shown]| shown.iter().map(|m| m.mid).collect::<Vec<_>>();
-    assert_eq!(mids(&seen_by_alice), mids(&seen_by_bob), "one conversation, the same messages");
+    assert_eq!(
+        mids(&seen_by_alice),
+        mids(&seen_by_bob),
+        "one conversation, the same messages"
+    );
 
     // Alice logs out: Bob sees her go; she logs in again: he sees her back.
     alice.browser.click("#logout").await;
@@ -239,13 +244,20 @@ async fn a_browser_user_chats_with_native_and_seed_tcp_users_one_to_one_and_in_a
     alice.send("hello dave").await;
     let got = dave.next_chat().await;
     assert_eq!(
-        (got["msgid"].as_u64(), got["id"].as_i64(), got["toid"].as_i64(), got["msg"].as_str()),
+        (
+            got["msgid"].as_u64(),
+            got["id"].as_i64(),
+            got["toid"].as_i64(),
+            got["msg"].as_str()
+        ),
         (Some(5), Some(alice_id), Some(dave.id), Some("hello dave")),
         "{got}"
     );
-    dave.send(json!({"msgid": 5, "id": dave.id, "name": "dave", "toid": alice_id,
-        "msg": "hi alice, dave here", "time": "2024-01-01 12:00:00"}))
-        .await;
+    dave.send(
+        json!({"msgid": 5, "id": dave.id, "name": "dave", "toid": alice_id,
+        "msg": "hi alice, dave here", "time": "2024-01-01 12:00:00"}),
+    )
+    .await;
     alice
         .wait_messages(&["hello dave", "hi alice, dave here"])
         .await;
@@ -269,7 +281,11 @@ async fn a_browser_user_chats_with_native_and_seed_tcp_users_one_to_one_and_in_a
     );
     let got = dave.next_chat().await;
     assert_eq!(
-        (got["msgid"].as_u64(), got["groupid"].as_i64(), got["msg"].as_str()),
+        (
+            got["msgid"].as_u64(),
+            got["groupid"].as_i64(),
+            got["msg"].as_str()
+        ),
         (Some(9), Some(group), Some("hello crabs")),
         "{got}"
     );
@@ -280,9 +296,11 @@ async fn a_browser_user_chats_with_native_and_seed_tcp_users_one_to_one_and_in_a
         .expect("carol sends to the group");
     let got = dave.next_chat().await;
     assert_eq!(got["msg"], "carol to the crabs", "{got}");
-    dave.send(json!({"msgid": 9, "id": dave.id, "name": "dave", "groupid": group,
-        "msg": "dave to the crabs", "time": "2024-01-01 12:00:00"}))
-        .await;
+    dave.send(
+        json!({"msgid": 9, "id": dave.id, "name": "dave", "groupid": group,
+        "msg": "dave to the crabs", "time": "2024-01-01 12:00:00"}),
+    )
+    .await;
     let got = next_chat(&mut carol).await;
     assert_eq!(got.msg, "dave to the crabs");
     alice
@@ -346,13 +364,18 @@ async fn a_reload_mid_conversation_brings_history_and_unread_counts_back_once() 
         .wait("the conversation list loaded", || async {
             let state = alice.state().await;
             let listed = state["conversations"].as_array().is_some_and(|list| {
-                list.iter()
-                    .any(|c| c["kind"] == "user" && c["id"] == bob_id && c["lastMid"] == json!(mids[5]))
+                list.iter().any(|c| {
+                    c["kind"] == "user" && c["id"] == bob_id && c["lastMid"] == json!(mids[5])
+                })
             });
             Ok(listed.then_some(()))
         })
         .await;
-    assert_eq!(alice.unread(Kind::User, bob_id).await, 0, "read before the reload");
+    assert_eq!(
+        alice.unread(Kind::User, bob_id).await,
+        0,
+        "read before the reload"
+    );
     alice.open_conversation(Kind::User, bob_id).await;
     alice.wait_messages(&all).await;
     alice.send("seven").await;
@@ -453,16 +476,15 @@ async fn browsers_on_two_nodes_behind_nginx_chat_and_see_presence() {
     let nginx = cluster.nginx.as_ref().expect("nginx");
     let web = nginx.web_addr.clone().expect("nginx's http server");
     let url = page_url(&web);
-    let (mut alice, mut bob) = tokio::join!(
-        ChatPage::open("alice", &url),
-        ChatPage::open("bob", &url)
-    );
+    let (mut alice, mut bob) =
+        tokio::join!(ChatPage::open("alice", &url), ChatPage::open("bob", &url));
     let alice_id = alice.sign_up("alice").await;
     let bob_id = bob.sign_up("bob").await;
 
     // Round robin places each request; a page load is a fixed number of
     // them, so one extra request moves Bob's next socket to the other node.
-    let node_of = |id: i64| support::redis::session_node(&cluster.redis_url, &cluster.prefix, UserId(id));
+    let node_of =
+        |id: i64| support::redis::session_node(&cluster.redis_url, &cluster.prefix, UserId(id));
     let alice_node = node_of(alice_id).await.expect("alice's session");
     for attempt in 0.. {
         let bob_node = node_of(bob_id).await.expect("bob's session");
@@ -473,9 +495,12 @@ async fn browsers_on_two_nodes_behind_nginx_chat_and_see_presence() {
         support::http::get(&web, "/").await.expect("nginx answers");
         bob.browser.reload().await;
         bob.wait_online().await;
-        alice.browser.wait("bob's new session recorded", || async {
-            Ok(node_of(bob_id).await.map(|_| ()))
-        }).await;
+        alice
+            .browser
+            .wait("bob's new session recorded", || async {
+                Ok(node_of(bob_id).await.map(|_| ()))
+            })
+            .await;
     }
 
     alice.befriend("bo", bob_id).await;

@@ -288,7 +288,12 @@ impl Browser {
     /// The first element matching `css`, once there is one.
     pub async fn element(&self, css: &str) -> Element {
         self.wait(&format!("an element {css}"), || async {
-            Ok(self.client.find_all(Locator::Css(css)).await?.into_iter().next())
+            Ok(self
+                .client
+                .find_all(Locator::Css(css))
+                .await?
+                .into_iter()
+                .next())
         })
         .await
     }
@@ -342,7 +347,12 @@ impl Browser {
     /// (whitespace at either end aside).
     pub async fn wait_text(&self, css: &str, expected: &str) {
         self.wait(&format!("{css} reading {expected:?}"), || async {
-            let Some(element) = self.client.find_all(Locator::Css(css)).await?.into_iter().next()
+            let Some(element) = self
+                .client
+                .find_all(Locator::Css(css))
+                .await?
+                .into_iter()
+                .next()
             else {
                 return Ok(None);
             };
@@ -374,7 +384,10 @@ impl Browser {
         static CLEARED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
         let dir = target_dir().join("browser-failures").join(&self.test);
         let mut cleared = CLEARED.lock().unwrap_or_else(|p| p.into_inner());
-        if cleared.get_or_insert_with(HashSet::new).insert(self.test.clone()) {
+        if cleared
+            .get_or_insert_with(HashSet::new)
+            .insert(self.test.clone())
+        {
             let _ = std::fs::remove_dir_all(&dir);
         }
         let _ = std::fs::create_dir_all(&dir);
@@ -400,16 +413,13 @@ impl Drop for Browser {
                     Err(e) => return eprintln!("{label}: no runtime to close the browser: {e}"),
                 };
                 runtime.block_on(async {
-                    let client = match Client::with_existing_session(
-                        url,
-                        session,
-                        HttpConnector::new(),
-                    )
-                    .await
-                    {
-                        Ok(client) => client,
-                        Err(e) => return eprintln!("{label}: browser session lost: {e}"),
-                    };
+                    let client =
+                        match Client::with_existing_session(url, session, HttpConnector::new())
+                            .await
+                        {
+                            Ok(client) => client,
+                            Err(e) => return eprintln!("{label}: browser session lost: {e}"),
+                        };
                     if let Some(dir) = &dir {
                         save_windows(&client, dir, label).await;
                     }

@@ -58,7 +58,8 @@ pub struct Addresses<'a> {
 const LOG_FORMAT: &str = "log_format chat_test '$remote_port $upstream_addr $status';";
 
 /// One line per proxied HTTP request (a WebSocket: when it closes).
-const HTTP_LOG_FORMAT: &str = "log_format chat_test_http '$remote_port $upstream_addr $status $request_uri';";
+const HTTP_LOG_FORMAT: &str =
+    "log_format chat_test_http '$remote_port $upstream_addr $status $request_uri';";
 
 impl Template {
     /// The configuration for a test: listening on and proxying to
@@ -113,7 +114,10 @@ impl Template {
             );
             replacements.push((
                 http.access_log,
-                format!("access_log {}/http-access.log chat_test_http;", dir.display()),
+                format!(
+                    "access_log {}/http-access.log chat_test_http;",
+                    dir.display()
+                ),
             ));
             replacements.push(("http {", format!("http {{\n    {HTTP_LOG_FORMAT}")));
         }

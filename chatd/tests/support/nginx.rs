@@ -42,7 +42,15 @@ const TLS: Template = Template {
 /// listeners, for browsers), with its files in `dir`, once it listens.
 pub async fn start(dir: &Path, upstreams: &[&str], web_upstreams: &[&str]) -> Nginx {
     let binary = Service::Nginx.value();
-    Nginx::start(Path::new(&binary), &PLAIN, dir, upstreams, web_upstreams, &[]).await
+    Nginx::start(
+        Path::new(&binary),
+        &PLAIN,
+        dir,
+        upstreams,
+        web_upstreams,
+        &[],
+    )
+    .await
 }
 
 /// Like [`start`], from `deploy/nginx/chat-tls.conf`: clients speak TLS to

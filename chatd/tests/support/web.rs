@@ -76,9 +76,7 @@ impl ChatPage {
         b.click("#register-submit").await;
         let id = b
             .wait(&format!("the id of the new user {name}"), || async {
-                let shown = b
-                    .text("#register-result [data-testid=new-user-id]")
-                    .await;
+                let shown = b.text("#register-result [data-testid=new-user-id]").await;
                 Ok(shown.and_then(|id| id.trim().parse::<i64>().ok()))
             })
             .await;
@@ -113,10 +111,15 @@ impl ChatPage {
         let b = &self.browser;
         let me = self.id.map(|id| id.to_string());
         b.wait_within("the page online as its user", within, || async {
-            let state = self.eval("return window.chatApp ? window.chatApp.state() : null;", vec![]);
+            let state = self.eval(
+                "return window.chatApp ? window.chatApp.state() : null;",
+                vec![],
+            );
             let state = state.await;
             let online = state["conn"] == "online";
-            let mine = me.as_deref().is_none_or(|me| state["me"]["id"].to_string() == me);
+            let mine = me
+                .as_deref()
+                .is_none_or(|me| state["me"]["id"].to_string() == me);
             Ok((online && mine).then_some(()))
         })
         .await;
