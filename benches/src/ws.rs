@@ -22,10 +22,13 @@ pub async fn upgrade(addr: &str, stream: TcpStream) -> io::Result<DuplexStream> 
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let (socket, _) =
-        tokio_tungstenite::client_async_with_config(format!("ws://{addr}/ws"), stream, Some(config))
-            .await
-            .map_err(io::Error::other)?;
+    let (socket, _) = tokio_tungstenite::client_async_with_config(
+        format!("ws://{addr}/ws"),
+        stream,
+        Some(config),
+    )
+    .await
+    .map_err(io::Error::other)?;
     let (client_end, pump_end) = tokio::io::duplex(PIPE);
     tokio::spawn(pump(socket, pump_end));
     Ok(client_end)

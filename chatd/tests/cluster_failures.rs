@@ -59,7 +59,10 @@ async fn receive_and_ack(user: &mut User, text: &str) {
 async fn next_presence_of(user: &mut User, friend: chatcore::model::UserId) -> bool {
     loop {
         match user.client.next_event().await {
-            Some(chatcore::client::Event::Presence { user: who, online: false }) => {
+            Some(chatcore::client::Event::Presence {
+                user: who,
+                online: false,
+            }) => {
                 assert_eq!(who, friend, "only {friend} goes offline");
                 return false;
             }

@@ -49,7 +49,10 @@ async fn start(dir: &Path, extra: &[&str]) -> Chatd {
 /// Registers and logs in over `ws`, without `proto`; returns the user id.
 async fn ws_user(ws: &mut Ws, name: &str) -> u64 {
     let reg = ws
-        .call(json!({"msgid": 3, "name": name, "password": "pw-123456"}), 1)
+        .call(
+            json!({"msgid": 3, "name": name, "password": "pw-123456"}),
+            1,
+        )
         .await;
     assert_eq!(reg["msgid"], 4, "{reg}");
     let id = reg["id"].as_u64().expect("an id");
@@ -63,9 +66,14 @@ async fn ws_user(ws: &mut Ws, name: &str) -> u64 {
 
 /// A native login reply: a resume token, and friends as objects.
 fn login_is_native(login: &Value) {
-    assert!(login["resume"]["token"].is_string(), "native login reply: {login}");
     assert!(
-        login["friends"].as_array().is_none_or(|f| f.iter().all(Value::is_object)),
+        login["resume"]["token"].is_string(),
+        "native login reply: {login}"
+    );
+    assert!(
+        login["friends"]
+            .as_array()
+            .is_none_or(|f| f.iter().all(Value::is_object)),
         "{login}"
     );
 }
@@ -73,20 +81,38 @@ fn login_is_native(login: &Value) {
 async fn the_page_is_served_with_its_modules_and_a_strict_policy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let chatd = start(dir.path(), &[]).await;
-    let page = http::get(&chatd.web, "/").await.expect("the web listener answers");
+    let page = http::get(&chatd.web, "/")
+        .await
+        .expect("the web listener answers");
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("<script type=\"module\""), "{}", page.body);
-    let missing = http::get(&chatd.web, "/no/such/file.js").await.expect("answers");
+    assert!(
+        page.body.contains("<script type=\"module\""),
+        "{}",
+        page.body
+    );
+    let missing = http::get(&chatd.web, "/no/such/file.js")
+        .await
+        .expect("answers");
     assert_eq!(missing.status, 404);
     // The headers: read them raw.
     let mut stream = TcpStream::connect(&chatd.web).await.expect("connect");
-    let request = format!("GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", chatd.web);
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        chatd.web
+    );
     stream.write_all(request.as_bytes()).await.expect("send");
     let mut raw = String::new();
     stream.read_to_string(&mut raw).await.expect("read");
-    let head = raw.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase();
+    let head = raw
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     assert!(head.contains("content-type: text/html"), "{head}");
-    assert!(head.contains("content-security-policy: default-src 'self'"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'self'"),
+        "{head}"
+    );
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
 }
 
@@ -117,7 +143,10 @@ async fn a_websocket_speaks_native_and_chats_with_tcp_users() {
             4,
         )
         .await;
-    assert_eq!((again["mid"].as_u64(), again["dup"].as_bool()), (Some(mid), Some(true)));
+    assert_eq!(
+        (again["mid"].as_u64(), again["dup"].as_bool()),
+        (Some(mid), Some(true))
+    );
 
     // Bob answers over TCP; the browser gets a native push with seq.
     bob.client
@@ -128,19 +157,31 @@ async fn a_websocket_speaks_native_and_chats_with_tcp_users() {
     assert_eq!(push["msg"], "hello over tcp");
     assert_eq!(push["seq"], 1, "{push}");
     let acked = ws.call(json!({"msgid": 14, "seq": 1}), 5).await;
-    assert_eq!((acked["msgid"].as_u64(), acked["seq"].as_u64()), (Some(12), Some(1)));
+    assert_eq!(
+        (acked["msgid"].as_u64(), acked["seq"].as_u64()),
+        (Some(12), Some(1))
+    );
 
     // Presence: bob leaving shows alice (his friend) that he went offline.
     let added = ws.call(json!({"msgid": 6, "friendid": bob.id.0}), 6).await;
     assert_eq!(added["msgid"], 12, "{added}");
     let presence = ws.frame_with(32).await;
-    assert_eq!(presence, json!({"msgid": 32, "id": bob.id.0, "state": "online"}));
+    assert_eq!(
+        presence,
+        json!({"msgid": 32, "id": bob.id.0, "state": "online"})
+    );
     bob.client.logout().await.expect("bob logs out");
     let presence = ws.frame_with(32).await;
-    assert_eq!(presence, json!({"msgid": 32, "id": bob.id.0, "state": "offline"}));
+    assert_eq!(
+        presence,
+        json!({"msgid": 32, "id": bob.id.0, "state": "offline"})
+    );
     let bob_again = support::login(&chatd.addr, bob.id, "bob").await;
     let presence = ws.frame_with(32).await;
-    assert_eq!(presence, json!({"msgid": 32, "id": bob.id.0, "state": "online"}));
+    assert_eq!(
+        presence,
+        json!({"msgid": 32, "id": bob.id.0, "state": "online"})
+    );
     drop(bob_again);
 }
 
@@ -152,7 +193,11 @@ async fn hostile_websocket_input_gets_the_documented_answers() {
     let mut ws = ws::connect(&chatd.web).await;
     ws.send_message(Message::text("hello?")).await;
     let error = ws.frame().await;
-    assert_eq!((error["msgid"].as_u64(), error["errno"].as_u64()), (Some(11), Some(10)), "{error}");
+    assert_eq!(
+        (error["msgid"].as_u64(), error["errno"].as_u64()),
+        (Some(11), Some(10)),
+        "{error}"
+    );
     ws.send_message(Message::text("[1,2,3]")).await;
     assert_eq!(ws.frame().await["errno"], 10);
     // Before login: errno 14, still open.
@@ -162,8 +207,11 @@ async fn hostile_websocket_input_gets_the_documented_answers() {
     assert_eq!(pong["msgid"], 28, "{pong}");
 
     // Over --max-frame: errno 13, then close 1009.
-    ws.send_message(Message::text(format!("{{\"msgid\":5,\"msg\":\"{}\"}}", "x".repeat(2000))))
-        .await;
+    ws.send_message(Message::text(format!(
+        "{{\"msgid\":5,\"msg\":\"{}\"}}",
+        "x".repeat(2000)
+    )))
+    .await;
     let error = ws.frame().await;
     assert_eq!(error["errno"], 13, "{error}");
     assert_eq!(ws.close_code().await, Some(1009));
@@ -189,14 +237,21 @@ async fn invalid_utf8_closes_with_1007() {
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         chatd.web
     );
-    stream.write_all(handshake.as_bytes()).await.expect("handshake");
+    stream
+        .write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8; 1];
         stream.read_exact(&mut byte).await.expect("response");
         head.push(byte[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     // FIN + text, masked, 2 bytes, a zero mask, then bytes that are not UTF-8.
     stream
         .write_all(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe])
@@ -251,7 +306,10 @@ async fn websockets_and_tcp_share_the_connection_limit() {
         if line.contains("\"msgid\":28") {
             break tcp;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never served: {line}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never served: {line}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
 
@@ -270,7 +328,10 @@ async fn websockets_and_tcp_share_the_connection_limit() {
         if ws.frame().await["msgid"] == 28 {
             break ws;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the slot was never freed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was never freed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let mut refused = TcpStream::connect(&chatd.addr).await.expect("connect");
@@ -292,7 +353,10 @@ async fn many_idle_websockets_leave_the_node_serving() {
     let mut ws = ws::connect(&chatd.web).await;
     ws_user(&mut ws, "alice").await;
     let ack = ws
-        .call(json!({"msgid": 5, "toid": bob.id.0, "msg": "still here"}), 3)
+        .call(
+            json!({"msgid": 5, "toid": bob.id.0, "msg": "still here"}),
+            3,
+        )
         .await;
     assert_eq!(ack["msgid"], 13, "{ack}");
     assert_eq!(next_message(&mut bob).await.msg, "still here");
