@@ -200,13 +200,14 @@ async fn two_browser_users_befriend_chat_and_see_each_other_come_and_go() {
     alice.login(alice_id).await;
     bob.wait_presence(alice_id, "online").await;
 
-    // Bob closes the page: Alice sees him go; he comes back to the page
-    // (the tab keeps his session) and she sees him again.
-    bob.browser.goto("about:blank").await;
+    // Bob closes his browser: Alice sees him go; he opens it again and
+    // logs in, and she sees him back.
+    drop(bob);
     alice.wait_presence(bob_id, "offline").await;
-    bob.browser.goto(&url).await;
-    bob.wait_online().await;
+    let mut bob = ChatPage::open("bob", &url).await;
+    bob.login(bob_id).await;
     alice.wait_presence(bob_id, "online").await;
+    bob.wait_presence(alice_id, "online").await;
 }
 
 /// A browser user and two TCP users, one on the native client and one
@@ -379,8 +380,9 @@ async fn a_reload_mid_conversation_brings_history_and_unread_counts_back_once() 
     alice.open_conversation(Kind::User, bob_id).await;
     alice.wait_messages(&all).await;
     alice.send("seven").await;
-    let got = next_chat(&mut bob).await;
-    assert_eq!(got.msg, "seven");
+    // Bob's connection got each of Alice's once: "one" was read above.
+    let got = [next_chat(&mut bob).await.msg, next_chat(&mut bob).await.msg];
+    assert_eq!(got, ["three", "seven"]);
     let mut and_seven = all.to_vec();
     and_seven.push("seven");
     alice.wait_messages(&and_seven).await;
@@ -562,7 +564,13 @@ async fn a_conversation_with_emoji_renders_for_the_readme_screenshot() {
         alice.wait_messages(&expected).await;
     }
     let _ = next_chat(&mut bob).await;
-    alice.wait_unread(Kind::Group, group, 1).await;
+    let unread = alice.unread(Kind::Group, group).await;
+    carol
+        .client
+        .send_group(GroupId(group), "Who's reviewing #42?")
+        .await
+        .expect("send");
+    alice.wait_unread(Kind::Group, group, unread + 1).await;
 
     let png = alice.browser.screenshot().await;
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");

@@ -15,6 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub use fantoccini::key::Key;
+
 use fantoccini::elements::Element;
 use fantoccini::error::CmdError;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -331,6 +333,15 @@ impl Browser {
             .send_keys(text)
             .await
             .unwrap_or_else(|e| panic!("{}: type into {css}: {e}", self.label));
+    }
+
+    /// Presses `key` in `css` (once it is shown and enabled).
+    pub async fn press(&self, css: &str, key: Key) {
+        let element = self.usable(css).await;
+        element
+            .send_keys(&char::from(key).to_string())
+            .await
+            .unwrap_or_else(|e| panic!("{}: press {key:?} in {css}: {e}", self.label));
     }
 
     /// The text of the first element matching `css`, or `None` when there
