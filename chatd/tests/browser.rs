@@ -136,13 +136,11 @@ impl Seed {
     /// seed's requests have no reply on success; a PING behind them does).
     async fn sync(&mut self) {
         self.send(json!({"msgid": 27})).await;
-        loop {
-            let frame = self.recv().await;
-            match frame["msgid"].as_u64() {
-                Some(28) => return,
-                Some(11) => panic!("the seed client's request was refused: {frame}"),
-                _ => panic!("the seed client expected PONG, got {frame}"),
-            }
+        let frame = self.recv().await;
+        match frame["msgid"].as_u64() {
+            Some(28) => {}
+            Some(11) => panic!("the seed client's request was refused: {frame}"),
+            _ => panic!("the seed client expected PONG, got {frame}"),
         }
     }
 

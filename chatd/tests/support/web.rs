@@ -109,17 +109,16 @@ impl ChatPage {
     /// [`ChatPage::wait_online`] with a deadline of its own.
     pub async fn wait_online_within(&self, within: Duration) {
         let b = &self.browser;
-        let me = self.id.map(|id| id.to_string());
+        let me = self.id;
         b.wait_within("the page online as its user", within, || async {
-            let state = self.eval(
-                "return window.chatApp ? window.chatApp.state() : null;",
-                vec![],
-            );
-            let state = state.await;
+            let state = self
+                .eval(
+                    "return window.chatApp ? window.chatApp.state() : null;",
+                    vec![],
+                )
+                .await;
             let online = state["conn"] == "online";
-            let mine = me
-                .as_deref()
-                .is_none_or(|me| state["me"]["id"].to_string() == me);
+            let mine = me.is_none_or(|me| state["me"]["id"] == me);
             Ok((online && mine).then_some(()))
         })
         .await;
