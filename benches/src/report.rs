@@ -3,13 +3,14 @@
 use serde::Serialize;
 
 use crate::metrics::Percentiles;
-use crate::options::Scenario;
+use crate::options::{Scenario, Transport};
 
 /// Everything a run measured. Rates are per second of load.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub scenario: Option<Scenario>,
     pub legacy: bool,
+    pub transport: Option<Transport>,
     pub clients: usize,
     pub addrs: Vec<String>,
     /// `/proc/loadavg` (1, 5, 15 minutes) at the start and at the end.
@@ -89,8 +90,9 @@ impl Summary {
         let mut out = String::new();
         let scenario = self.scenario.map(|s| format!("{s:?}")).unwrap_or_default();
         out.push_str(&format!(
-            "scenario {scenario}{} with {} clients on {}\n",
+            "scenario {scenario}{}{} with {} clients on {}\n",
             if self.legacy { " (legacy)" } else { "" },
+            if self.transport == Some(Transport::Ws) { " over WebSockets" } else { "" },
             self.clients,
             self.addrs.join(", ")
         ));

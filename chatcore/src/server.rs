@@ -41,7 +41,11 @@ impl Default for ServerConfig {
     }
 }
 
-fn tune(stream: &TcpStream, keepalive: Duration) {
+/// What every accepted client socket gets, whichever listener took it:
+/// frames go out at once (no Nagle delay, which with the client's delayed
+/// acks costs tens of milliseconds a reply), and keepalive probes after
+/// `keepalive` of silence find peers that died without a word.
+pub fn tune(stream: &TcpStream, keepalive: Duration) {
     let _ = stream.set_nodelay(true);
     let params = socket2::TcpKeepalive::new()
         .with_time(keepalive)

@@ -293,6 +293,7 @@ impl Config {
             connection: server.connection,
             allowed_origins: self.web_allowed_origins.clone(),
             shutdown_grace: server.shutdown_grace,
+            keepalive: server.keepalive,
         }
     }
 

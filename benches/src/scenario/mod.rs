@@ -233,6 +233,7 @@ pub async fn run(opts: Options) -> Result<Summary, RunError> {
     let mut summary = Summary {
         scenario: Some(ctx.opts.scenario),
         legacy: ctx.opts.legacy,
+        transport: Some(ctx.opts.transport),
         clients: ctx.opts.clients,
         addrs: ctx.opts.addrs.clone(),
         load_average_start: load_average(),

@@ -15,19 +15,22 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use chatcore::ChatService;
 use chatcore::connection::{ConnectionConfig, serve_transport};
-use chatcore::server::{ConnectionSlots, server_full_frame};
+use chatcore::server::{self, ConnectionSlots, server_full_frame};
 
 use ws::WsTransport;
 
-/// Bytes of read buffer a WebSocket starts with (tungstenite's default,
-/// 128 KiB, would be nearly all of an idle connection's memory).
-const READ_BUFFER: usize = 4 * 1024;
+/// Bytes a WebSocket reads at a time, its read buffer's first size.
+/// tungstenite's default, 128 KiB, would be nearly all of an idle
+/// connection's memory; most frames are a few hundred bytes, and the
+/// buffer grows for a larger message.
+const READ_BUFFER: usize = 1024;
 
 /// What the web listener needs to know.
 #[derive(Debug, Clone)]
@@ -37,6 +40,8 @@ pub(crate) struct WebConfig {
     pub(crate) allowed_origins: Vec<String>,
     /// How long shutdown waits for WebSocket clients to be told goodbye.
     pub(crate) shutdown_grace: Duration,
+    /// TCP keepalive idle time, as on the TCP listener.
+    pub(crate) keepalive: Duration,
 }
 
 #[derive(Debug)]
@@ -58,6 +63,7 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let grace = config.shutdown_grace;
+    let keepalive = config.keepalive;
     let web = Arc::new(Web {
         service,
         config,
@@ -69,6 +75,7 @@ pub(crate) async fn serve(
         .route("/ws", get(upgrade))
         .fallback(get(assets::serve))
         .with_state(Arc::clone(&web));
+    let listener = listener.tap_io(move |stream| server::tune(stream, keepalive));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
