@@ -92,7 +92,11 @@ impl Summary {
         out.push_str(&format!(
             "scenario {scenario}{}{} with {} clients on {}\n",
             if self.legacy { " (legacy)" } else { "" },
-            if self.transport == Some(Transport::Ws) { " over WebSockets" } else { "" },
+            if self.transport == Some(Transport::Ws) {
+                " over WebSockets"
+            } else {
+                ""
+            },
             self.clients,
             self.addrs.join(", ")
         ));
