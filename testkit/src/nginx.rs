@@ -132,6 +132,9 @@ impl Template {
         // Every `from` is found in the template as written, and replaced
         // through a placeholder: a replacement never meets another's
         // output (a port 6000 -> 60801 would otherwise contain 6080).
+        // An empty `from` (a template without a load_module line) replaces
+        // nothing.
+        replacements.retain(|(from, _)| !from.is_empty());
         let mut conf = self.text.to_owned();
         for (i, (from, _)) in replacements.iter().enumerate() {
             assert!(
@@ -317,5 +320,49 @@ impl Drop for Nginx {
         // One process (master_process off): killing it stops everything.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Addresses, HttpTemplate, Template};
+
+    const TEXT: &str = "pid x.pid;\ndaemon off;\nstream {\n  server 127.0.0.1:6000;\n  listen 127.0.0.1:8000;\n}\n\
+                        http {\n  access_log off;\n  server 127.0.0.1:6080;\n  listen 127.0.0.1:8080;\n}\n";
+
+    #[test]
+    fn both_servers_are_rendered_and_no_port_rewrites_another() {
+        let template = Template {
+            name: "test.conf",
+            text: TEXT,
+            load_module: "",
+            pid: "pid x.pid;",
+            listen: "127.0.0.1:8000",
+            upstreams: &["127.0.0.1:6000"],
+            http: Some(HttpTemplate {
+                listen: "127.0.0.1:8080",
+                upstreams: &["127.0.0.1:6080"],
+                access_log: "access_log off;",
+            }),
+        };
+        let addresses = Addresses {
+            listen: "127.0.0.1:40000",
+            // Holds the http upstream's "127.0.0.1:6080".
+            upstreams: &["127.0.0.1:60801"],
+            http_listen: "127.0.0.1:40001",
+            http_upstreams: &["127.0.0.1:40002"],
+        };
+        let conf = template.render(None, &addresses, std::path::Path::new("/d"), &[]);
+        for expected in [
+            "server 127.0.0.1:60801;",
+            "listen 127.0.0.1:40000;",
+            "server 127.0.0.1:40002;",
+            "listen 127.0.0.1:40001;",
+            "access_log /d/http-access.log chat_test_http;",
+            "master_process off;",
+        ] {
+            assert!(conf.contains(expected), "{expected} in:\n{conf}");
+        }
+        assert!(!conf.contains("access_log off;"), "{conf}");
     }
 }
