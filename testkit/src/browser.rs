@@ -44,7 +44,7 @@ struct Driver {
     child: Child,
     url: String,
     /// The Chromium next to it, when there is one (Debian installs both in
-    /// /usr/bin); else chromedriver looks for Chrome itself.
+    /// one directory); else chromedriver looks for Chrome itself.
     chromium: Option<PathBuf>,
     log: PathBuf,
     _dir: tempfile::TempDir,
