@@ -177,9 +177,10 @@ pub(crate) struct Config {
 
     /// Secret of at least 32 bytes that signs resume tokens (prefer the
     /// environment variable: flags show in `ps`). Every node of a cluster
-    /// needs the same one for tokens to work on any node. Without it a
-    /// random key is made at start: tokens then work on this node only, and
-    /// not after a restart.
+    /// needs the same one for tokens to work on any node. Without it, nodes
+    /// on a Redis agree on one kept there (made by the first node to start,
+    /// under the key prefix); a node alone makes a random one at start, and
+    /// its tokens do not outlive it.
     #[arg(long, env = "CHAT_RESUME_KEY", hide_env_values = true)]
     pub(crate) resume_key: Option<String>,
 
@@ -253,17 +254,17 @@ impl Config {
         }
     }
 
-    pub(crate) fn service_config(&self) -> Result<ServiceConfig, ResumeKeyError> {
-        let key = match &self.resume_key {
-            Some(secret) => ResumeKey::from_secret(secret.as_bytes())?,
-            None => {
-                if self.redis_url.is_some() {
-                    tracing::warn!(
-                        "no --resume-key: resume tokens from this node work on this node only"
-                    );
-                }
-                ResumeKey::random()
-            }
+    /// The service's settings; `shared_key` is the resume key the cluster
+    /// agreed on when none was configured (see `resume_key.rs`).
+    pub(crate) fn service_config(
+        &self,
+        shared_key: Option<ResumeKey>,
+    ) -> Result<ServiceConfig, ResumeKeyError> {
+        let key = match (&self.resume_key, shared_key) {
+            (Some(secret), _) => ResumeKey::from_secret(secret.as_bytes())?,
+            (None, Some(shared)) => shared,
+            // A node alone: its tokens need work on no other node.
+            (None, None) => ResumeKey::random(),
         };
         Ok(ServiceConfig {
             max_message_bytes: self.max_message,
@@ -384,7 +385,7 @@ mod tests {
             server.connection.login_timeout,
             Some(Duration::from_secs(9))
         );
-        let service = config.service_config().expect("service config");
+        let service = config.service_config(None).expect("service config");
         assert_eq!(service.login_guard.max_failures_per_user, 3);
         assert_eq!(service.login_guard.max_failures_per_address, 0);
         assert_eq!(service.max_groups_per_user, 11);
@@ -401,7 +402,7 @@ mod tests {
             server.connection.login_timeout,
             Some(Duration::from_secs(120))
         );
-        let service = config.service_config().expect("service config");
+        let service = config.service_config(None).expect("service config");
         assert_eq!(service.login_guard.max_failures_per_user, 5);
         assert_eq!(service.max_groups_per_user, 500);
         assert_eq!(service.max_group_members, 1000);
@@ -415,7 +416,7 @@ mod tests {
         let config =
             Config::try_parse_from(["chatd", "--resume-key", "too short"]).expect("flags parse");
         assert_eq!(
-            config.service_config().map(|_| ()),
+            config.service_config(None).map(|_| ()),
             Err(ResumeKeyError::TooShort { len: 9, min: 32 })
         );
     }

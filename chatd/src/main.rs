@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod resume_key;
 mod web;
 
 use std::io::IsTerminal;
@@ -36,8 +37,12 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_new(&config.log).context("invalid --log filter")?,
         )
         .init();
+    let shared_key = match (&config.resume_key, &config.redis_url) {
+        (None, Some(url)) => Some(resume_key::agree(url, &config.redis_prefix).await?),
+        _ => None,
+    };
     let service_config = config
-        .service_config()
+        .service_config(shared_key)
         .context("invalid --resume-key (CHAT_RESUME_KEY)")?;
     // Before anything is measured.
     let admin = config

@@ -97,7 +97,8 @@ async fn a_killed_nodes_users_show_offline_and_resume_on_the_other_node() {
 
     // Dave comes back on the other node at once with the resume token the
     // dead node gave him (no password), without waiting for the dead node's
-    // lease to run out.
+    // lease to run out. No node was given a --resume-key: they agreed on
+    // one in Redis.
     let mut dave2 = resume(&b, &dave).await;
     let relogin_after = killed.elapsed();
 

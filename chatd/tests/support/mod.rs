@@ -335,9 +335,10 @@ impl Cluster {
                 prefix.clone(),
                 "--node-id".to_owned(),
                 node_id.clone(),
-                // One key for the cluster: a token from one node works on all.
-                "--resume-key".to_owned(),
-                format!("resume key of {prefix}, long enough to sign"),
+                // No --resume-key: the nodes agree on one in Redis, so a
+                // token from one node works on all (what
+                // a_killed_nodes_users_show_offline_and_resume_on_the_other_node
+                // relies on).
             ];
             if let Some(ttl) = options.lease_ttl_secs {
                 args.extend(["--lease-ttl-secs".to_owned(), ttl.to_string()]);
