@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Brings a local chat cluster up or down on loopback: two chatd nodes and
-# nginx in front of them, on the MySQL/MariaDB and Redis you give it.
+# nginx in front of them (TCP clients and browsers), on the MySQL/MariaDB
+# and Redis you give it.
 #
 #   deploy/cluster.sh up      # builds chatd (release), starts everything
 #   deploy/cluster.sh down    # stops what `up` started, by pid
@@ -12,7 +13,8 @@
 #   CHAT_RESUME_KEY    secret shared by the nodes to sign resume tokens
 #                      (default: generated once into CLUSTER_DIR/resume.key)
 #   CLUSTER_DIR        state: pids, logs, nginx config  (default ./cluster)
-#   LB_PORT=8000 NODE1_PORT=6000 NODE2_PORT=6002
+#   LB_PORT=8000 NODE1_PORT=6000 NODE2_PORT=6002          TCP (chat protocol)
+#   WEB_PORT=8080 NODE1_WEB_PORT=6080 NODE2_WEB_PORT=6082  browsers (http, /ws)
 #   CHATD              a chatd binary to use instead of building one
 set -euo pipefail
 
@@ -20,6 +22,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${CLUSTER_DIR:-$PWD/cluster}
 lb_port=${LB_PORT:-8000}
 ports=("${NODE1_PORT:-6000}" "${NODE2_PORT:-6002}")
+web_port=${WEB_PORT:-8080}
+web_ports=("${NODE1_WEB_PORT:-6080}" "${NODE2_WEB_PORT:-6082}")
 redis_url=${CHAT_REDIS_URL:-redis://127.0.0.1:6379}
 
 wait_port() {
@@ -63,30 +67,41 @@ up() {
     export CHAT_RESUME_KEY
     local i=0
     for port in "${ports[@]}"; do
+        local web=${web_ports[$i]}
         i=$((i + 1))
         [ -f "$dir/node$i.pid" ] && kill -0 "$(cat "$dir/node$i.pid")" 2>/dev/null && { echo "node$i already running"; continue; }
         # Behind nginx every client has nginx's address, so counting failed
         # logins per address would lock everyone out after a few typos;
         # per-user counting stays on.
-        "$chatd" --listen "127.0.0.1:$port" --node-id "node$i" \
+        # Each node's web listener on a port of its own (the default,
+        # 127.0.0.1:6080, would be taken by the first); nginx is in front.
+        "$chatd" --listen "127.0.0.1:$port" --web-addr "127.0.0.1:$web" --node-id "node$i" \
             --database-url "$CHAT_DATABASE_URL" --redis-url "$redis_url" \
             --login-max-failures-per-address 0 \
             >"$dir/node$i.log" 2>&1 &
         echo $! >"$dir/node$i.pid"
         wait_port "$port"
-        echo "node$i on 127.0.0.1:$port (pid $(cat "$dir/node$i.pid"))"
+        wait_port "$web"
+        echo "node$i on 127.0.0.1:$port, web 127.0.0.1:$web (pid $(cat "$dir/node$i.pid"))"
     done
-    sed -e "s#127.0.0.1:8000#127.0.0.1:$lb_port#" \
-        -e "s#127.0.0.1:6000#127.0.0.1:${ports[0]}#" \
-        -e "s#127.0.0.1:6002#127.0.0.1:${ports[1]}#" \
+    # \b: a port just written (say 60801) is not rewritten by a later line.
+    sed -e "s#127\.0\.0\.1:8000\b#127.0.0.1:$lb_port#" \
+        -e "s#127\.0\.0\.1:6000\b#127.0.0.1:${ports[0]}#" \
+        -e "s#127\.0\.0\.1:6002\b#127.0.0.1:${ports[1]}#" \
+        -e "s#127\.0\.0\.1:8080\b#127.0.0.1:$web_port#" \
+        -e "s#127\.0\.0\.1:6080\b#127.0.0.1:${web_ports[0]}#" \
+        -e "s#127\.0\.0\.1:6082\b#127.0.0.1:${web_ports[1]}#" \
         -e "s#^pid .*#pid $dir/nginx.pid;#" \
         -e "s#^load_module modules/#load_module $(nginx_modules)/#" \
         "$root/deploy/nginx/chat.conf" >"$dir/nginx.conf"
-    nginx -t -q -c "$dir/nginx.conf" -e "$dir/nginx.log"
-    nginx -c "$dir/nginx.conf" -e "$dir/nginx.log" >>"$dir/nginx.log" 2>&1 &
-    # nginx writes its own pid file; wait for it and the port.
+    # -p: the http block's temp directories are relative to it.
+    nginx -t -q -p "$dir/" -c "$dir/nginx.conf" -e "$dir/nginx.log"
+    nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/nginx.log" >>"$dir/nginx.log" 2>&1 &
+    # nginx writes its own pid file; wait for it and the ports.
     wait_port "$lb_port"
+    wait_port "$web_port"
     echo "nginx on 127.0.0.1:$lb_port (pid $(cat "$dir/nginx.pid"))"
+    echo "web client: http://127.0.0.1:$web_port/"
 }
 
 nginx_modules() {

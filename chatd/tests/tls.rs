@@ -2,6 +2,7 @@
 //! module terminating TLS with `deploy/nginx/chat-tls.conf`, chatd behind
 //! it on plain TCP. A rustls client registers, logs in and chats through
 //! it; a client that does not speak TLS gets no chat frame from that port.
+//! Its https server gives browsers the page and the WebSocket (wss).
 //!
 //! ```text
 //! CHAT_TEST_NGINX=/usr/sbin/nginx cargo test --workspace --test tls
@@ -149,6 +150,18 @@ impl TlsClient {
         stream.flush().expect("flush");
     }
 
+    /// Sends `request` as it is and returns the answer's status line.
+    fn http_status(&mut self, request: &str) -> String {
+        let stream = self.stream.get_mut();
+        stream
+            .write_all(request.as_bytes())
+            .expect("write over TLS");
+        stream.flush().expect("flush");
+        let mut line = String::new();
+        self.stream.read_line(&mut line).expect("read over TLS");
+        line.trim_end().to_owned()
+    }
+
     fn recv(&mut self) -> Value {
         let mut line = String::new();
         let n = self.stream.read_line(&mut line).expect("read over TLS");
@@ -168,9 +181,11 @@ async fn clients_chat_through_nginx_terminating_tls() {
     let (crt, key, trusted) = certificates(dir.path());
     // Both upstream lines of the configuration point at the one node.
     let upstreams = [chatd.addr.as_str(), chatd.addr.as_str()];
-    let nginx = nginx::start_tls(dir.path(), &upstreams, &crt, &key).await;
+    let web = [chatd.web.as_str(), chatd.web.as_str()];
+    let nginx = nginx::start_tls(dir.path(), &upstreams, &web, &crt, &key).await;
     let addr = nginx.addr.clone();
 
+    let trusted_by_browsers = trusted.clone();
     let transcript = tokio::task::spawn_blocking(move || {
         let mut client = TlsClient::connect(&addr, &trusted);
         client.send(json!({"msgid": 3, "name": "tls-alice", "password": "pw", "proto": 2}));
@@ -221,6 +236,45 @@ async fn clients_chat_through_nginx_terminating_tls() {
         !answer.contains(&b'{'),
         "a plain-TCP client got a chat frame: {:?}",
         String::from_utf8_lossy(&answer)
+    );
+
+    // Browsers: the page over https and its WebSocket over wss, through the
+    // same nginx. chatd takes the upgrade from the page's own origin, which
+    // it can only tell when nginx passes the browser's Host on; a page of
+    // another site is refused.
+    let web_addr = nginx
+        .web_addr
+        .clone()
+        .expect("an https server for browsers");
+    let statuses = tokio::task::spawn_blocking(move || {
+        let port = web_addr.rsplit(':').next().unwrap_or_default();
+        let host = format!("localhost:{port}");
+        let upgrade = |origin: &str| {
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+        };
+        let status = |request: String| {
+            TlsClient::connect(&web_addr, &trusted_by_browsers).http_status(&request)
+        };
+        [
+            status(format!(
+                "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            )),
+            status(upgrade(&format!("https://{host}"))),
+            status(upgrade("https://evil.example")),
+        ]
+    })
+    .await
+    .expect("the browser-like client");
+    assert_eq!(
+        statuses
+            .clone()
+            .map(|s| s.split(' ').nth(1).unwrap_or_default().to_owned()),
+        ["200", "101", "403"],
+        "{statuses:?}"
     );
     drop(nginx);
 }

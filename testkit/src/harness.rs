@@ -23,6 +23,17 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 use crate::services::{self, Availability, Service};
 
+tokio::task_local! {
+    static TEST_NAME: String;
+}
+
+/// The name of the test whose body is running (not in tasks it spawned),
+/// for files a test leaves behind, such as a failed browser test's
+/// screenshots.
+pub fn current_test() -> Option<String> {
+    TEST_NAME.try_with(Clone::clone).ok()
+}
+
 type Body = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()>>> + Send>;
 
 /// One test: a name, the services it needs, and an async body that fails
@@ -88,9 +99,10 @@ impl Test {
             workers,
             body,
         } = self;
+        let test_name = name.clone();
         Trial::ignorable_test(name, move || match services::check(&needs) {
             Availability::Ready => {
-                block_on(workers, body());
+                block_on(workers, Box::pin(TEST_NAME.scope(test_name, body())));
                 Ok(Completion::Completed)
             }
             Availability::Skip(reason) => Ok(Completion::ignored_with(reason)),
@@ -124,5 +136,8 @@ pub fn run(tests: impl IntoIterator<Item = Test>) -> ExitCode {
             .and_then(|n| n.parse().ok());
     }
     let trials = tests.into_iter().map(Test::into_trial).collect();
-    libtest_mimic::run(&args, trials).exit_code()
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Processes shared by the tests of this binary.
+    crate::browser::stop_driver();
+    conclusion.exit_code()
 }

@@ -13,11 +13,14 @@
 //! - [`proxy`]: a TCP proxy that cuts or freezes connections, or loses
 //!   chosen lines.
 //! - [`nginx`]: nginx run from a deployment configuration, on free ports.
+//! - [`browser`]: headless Chromium over WebDriver, with screenshots of a
+//!   failed test's windows.
 //! - free ports, unique names and polling, here at the root.
 //!
 //! It knows nothing of `chatcore`: chatcore's own tests use it, and a
 //! dependency on chatcore would give them a second copy of its types.
 
+pub mod browser;
 pub mod harness;
 pub mod mysql;
 pub mod nginx;

@@ -17,6 +17,9 @@ pub enum Service {
     Redis,
     /// The nginx binary, with its stream module.
     Nginx,
+    /// The chromedriver binary, with the Chromium it drives installed
+    /// (Debian's `chromium-driver`); tests run a private one.
+    Chromedriver,
 }
 
 impl Service {
@@ -26,6 +29,7 @@ impl Service {
             Service::Mysql => "CHAT_TEST_MYSQL_URL",
             Service::Redis => "CHAT_TEST_REDIS_URL",
             Service::Nginx => "CHAT_TEST_NGINX",
+            Service::Chromedriver => "CHAT_TEST_CHROMEDRIVER",
         }
     }
 

@@ -24,6 +24,7 @@ pub mod nginx;
 pub mod process;
 pub mod redis;
 pub mod stream;
+pub mod web;
 pub mod ws;
 
 use std::time::Duration;
@@ -360,7 +361,8 @@ impl Cluster {
         }
         if options.nginx {
             let upstreams: Vec<&str> = cluster.nodes.iter().map(|n| n.addr.as_str()).collect();
-            let nginx = nginx::start(cluster.logs.path(), &upstreams).await;
+            let web: Vec<&str> = cluster.nodes.iter().map(|n| n.web.as_str()).collect();
+            let nginx = nginx::start(cluster.logs.path(), &upstreams, &web).await;
             cluster.nginx = Some(nginx);
         }
         cluster

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use chat_testkit::Service;
-use chat_testkit::nginx::{Nginx, Template};
+use chat_testkit::nginx::{HttpTemplate, Nginx, Template};
 
 /// The deployment's configuration.
 const PLAIN: Template = Template {
@@ -15,6 +15,11 @@ const PLAIN: Template = Template {
     pid: "pid /tmp/chat-nginx.pid;",
     listen: "127.0.0.1:8000",
     upstreams: &["127.0.0.1:6000", "127.0.0.1:6002"],
+    http: Some(HttpTemplate {
+        listen: "127.0.0.1:8080",
+        upstreams: &["127.0.0.1:6080", "127.0.0.1:6082"],
+        access_log: "access_log off;",
+    }),
 };
 
 /// The deployment's configuration with TLS in front.
@@ -25,22 +30,50 @@ const TLS: Template = Template {
     pid: "pid chat-nginx-tls.pid;",
     listen: "127.0.0.1:8443",
     upstreams: &["127.0.0.1:6000", "127.0.0.1:6002"],
+    http: Some(HttpTemplate {
+        listen: "127.0.0.1:8444",
+        upstreams: &["127.0.0.1:6080", "127.0.0.1:6082"],
+        access_log: "access_log off;",
+    }),
 };
 
-/// nginx of `CHAT_TEST_NGINX` on a free port in front of the two
-/// `upstreams`, with its files in `dir`, once it listens.
-pub async fn start(dir: &Path, upstreams: &[&str]) -> Nginx {
+/// nginx of `CHAT_TEST_NGINX` on free ports in front of the two
+/// `upstreams` (TCP) and the two `web_upstreams` (the nodes' web
+/// listeners, for browsers), with its files in `dir`, once it listens.
+pub async fn start(dir: &Path, upstreams: &[&str], web_upstreams: &[&str]) -> Nginx {
     let binary = Service::Nginx.value();
-    Nginx::start(Path::new(&binary), &PLAIN, dir, upstreams, &[]).await
+    Nginx::start(
+        Path::new(&binary),
+        &PLAIN,
+        dir,
+        upstreams,
+        web_upstreams,
+        &[],
+    )
+    .await
 }
 
 /// Like [`start`], from `deploy/nginx/chat-tls.conf`: clients speak TLS to
 /// it with `certificate` (PEM, and its `key`).
-pub async fn start_tls(dir: &Path, upstreams: &[&str], certificate: &Path, key: &Path) -> Nginx {
+pub async fn start_tls(
+    dir: &Path,
+    upstreams: &[&str],
+    web_upstreams: &[&str],
+    certificate: &Path,
+    key: &Path,
+) -> Nginx {
     let binary = Service::Nginx.value();
     let certificates = [
         ("tls/chat.crt", certificate.display().to_string()),
         ("tls/chat.key", key.display().to_string()),
     ];
-    Nginx::start(Path::new(&binary), &TLS, dir, upstreams, &certificates).await
+    Nginx::start(
+        Path::new(&binary),
+        &TLS,
+        dir,
+        upstreams,
+        web_upstreams,
+        &certificates,
+    )
+    .await
 }

@@ -19,6 +19,8 @@ pub struct Chatd {
     pub node_id: String,
     /// Its stderr (the log).
     pub log: PathBuf,
+    /// The flags it was started with, after the addresses and hashing.
+    args: Vec<String>,
 }
 
 impl Chatd {
@@ -29,14 +31,38 @@ impl Chatd {
         let addr = format!("127.0.0.1:{}", free_port());
         let web = format!("127.0.0.1:{}", free_port());
         let log = log_dir.join(format!("{name}.log"));
-        let stderr = File::create(&log).expect("log file");
+        let child = Chatd::command(&addr, &web, &log, args);
+        Chatd {
+            child,
+            addr,
+            web,
+            node_id: name.to_owned(),
+            log,
+            args: args.to_vec(),
+        }
+    }
+
+    /// Starts it again after it exited (or was killed), on the same
+    /// addresses and with the same flags, its log appended to the old one.
+    /// Call [`Chatd::wait_listening`] next.
+    pub fn start_again(&mut self) {
+        assert!(!self.running(), "chatd {} still runs", self.node_id);
+        self.child = Chatd::command(&self.addr, &self.web, &self.log, &self.args);
+    }
+
+    fn command(addr: &str, web: &str, log: &Path, args: &[String]) -> Child {
+        let stderr = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_chatd"));
         command
             .args([
                 "--listen",
-                &addr,
+                addr,
                 "--web-addr",
-                &web,
+                web,
                 "--argon2-memory-kib",
                 "64",
                 "--argon2-iterations",
@@ -53,14 +79,7 @@ impl Chatd {
                 command.env_remove(key);
             }
         }
-        let child = command.spawn().expect("chatd starts");
-        Chatd {
-            child,
-            addr,
-            web,
-            node_id: name.to_owned(),
-            log,
-        }
+        command.spawn().expect("chatd starts")
     }
 
     pub fn pid(&self) -> u32 {
