@@ -179,8 +179,9 @@ pub(crate) struct Config {
     /// environment variable: flags show in `ps`). Every node of a cluster
     /// needs the same one for tokens to work on any node. Without it, nodes
     /// on a Redis agree on one kept there (made by the first node to start,
-    /// under the key prefix); a node alone makes a random one at start, and
-    /// its tokens do not outlive it.
+    /// under the key prefix); a node alone on a SQLite file keeps one in a
+    /// file beside it (`<database>.resume-key`); on any other database a
+    /// node alone makes a random one at start, and its tokens die with it.
     #[arg(long, env = "CHAT_RESUME_KEY", hide_env_values = true)]
     pub(crate) resume_key: Option<String>,
 

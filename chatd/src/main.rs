@@ -39,7 +39,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let shared_key = match (&config.resume_key, &config.redis_url) {
         (None, Some(url)) => Some(resume_key::agree(url, &config.redis_prefix).await?),
-        _ => None,
+        (None, None) => resume_key::beside_sqlite(&config.database_url)?,
+        (Some(_), _) => None,
     };
     let service_config = config
         .service_config(shared_key)

@@ -48,8 +48,9 @@ fn main() -> ExitCode {
     ])
 }
 
-/// One node on a SQLite file of its own. Its resume key is fixed, as a
-/// deployment's is, so that a page's session survives the node's restart.
+/// One node on a SQLite file of its own, with the default configuration:
+/// its resume key is kept beside the database, so that a page's session
+/// survives the node's restart.
 async fn single_node() -> (tempfile::TempDir, Chatd) {
     let dir = tempfile::Builder::new()
         .prefix("chatd-browser-")
@@ -58,8 +59,6 @@ async fn single_node() -> (tempfile::TempDir, Chatd) {
     let args = vec![
         "--database-url".to_owned(),
         format!("sqlite://{}?mode=rwc", dir.path().join("chat.db").display()),
-        "--resume-key".to_owned(),
-        "the browser tests' resume key, long enough to sign".to_owned(),
     ];
     let mut chatd = Chatd::spawn("chatd", dir.path(), &args);
     chatd.wait_listening().await;

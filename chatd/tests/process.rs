@@ -122,6 +122,14 @@ fn the_default_server_keeps_messages_in_a_sqlite_file_across_restarts() {
     // The seed's chat has no ack; a PING behind it proves it was handled.
     alice.send(json!({"msgid": 27}));
     assert_eq!(alice.recv()["msgid"], 28);
+    // A native user's resume token, to use after the restart.
+    let mut carol = Seed::connect(&chatd.addr);
+    carol.send(json!({"msgid": 3, "name": "carol", "password": "pw", "proto": 2}));
+    let carol_id = carol.recv()["id"].clone();
+    carol.send(json!({"msgid": 1, "id": carol_id, "password": "pw", "proto": 2}));
+    let token = carol.recv()["resume"]["token"].clone();
+    assert!(token.is_string(), "a native login hands out a token");
+    drop(carol);
 
     // SIGTERM: alice hears goodbye from `system`, chatd exits 0.
     let status = stop_with(&mut chatd, "-TERM");
@@ -144,8 +152,18 @@ fn the_default_server_keeps_messages_in_a_sqlite_file_across_restarts() {
     let logged = std::fs::metadata(&wal).map_or(0, |m| m.len());
     assert_eq!(logged, 0, "{} checkpointed at shutdown", wal.display());
 
-    // Restarted on the same directory, bob gets the message offline.
+    // Restarted on the same directory, bob gets the message offline, and
+    // carol's token still works: the key was kept beside the database.
     let mut chatd = start(dir.path());
+    let mut carol = Seed::connect(&chatd.addr);
+    carol.send(json!({"msgid": 30, "token": token}));
+    let resumed = carol.recv();
+    assert_eq!(
+        (resumed["msgid"].clone(), resumed["errno"].clone()),
+        (json!(2), json!(0)),
+        "{resumed}"
+    );
+    drop(carol);
     let mut bob = Seed::connect(&chatd.addr);
     bob.send(json!({"msgid": 1, "id": bob_id, "password": "pw"}));
     let login = bob.recv();
