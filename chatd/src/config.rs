@@ -1,14 +1,17 @@
 //! Command-line flags (each with an environment fallback), turned into the
 //! configuration structs of `chatcore` once, here.
 
+use std::net::IpAddr;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 use clap::Parser;
 
 use chatcore::codec::DEFAULT_MAX_FRAME;
 use chatcore::connection::ConnectionConfig;
 use chatcore::limit::{LoginGuardConfig, RateLimit};
-use chatcore::server::ServerConfig;
+use chatcore::server::{ServerConfig, TrustedProxies};
 use chatcore::service::{HashParams, ResumeConfig, ResumeKey, ResumeKeyError, ServiceConfig};
 use chatcore::store::SqlStoreOptions;
 
@@ -190,6 +193,15 @@ pub(crate) struct Config {
     #[arg(long, env = "CHAT_RESUME_TTL_SECS", default_value_t = 24 * 3600)]
     pub(crate) resume_ttl_secs: u64,
 
+    /// A load balancer (an address or a CIDR range, e.g. `10.0.0.0/8`)
+    /// whose PROXY protocol header (v1 or v2) names the client on the TCP
+    /// listener, and whose `X-Forwarded-For` the web listener believes;
+    /// repeatable (comma-separated in the environment). Connections from
+    /// it must start with the header; a header from anyone else is
+    /// refused. Without any, the web listener believes loopback only.
+    #[arg(long = "proxy-protocol-from", env = "CHAT_PROXY_PROTOCOL_FROM", value_delimiter = ',', value_parser = parse_range)]
+    pub(crate) proxy_protocol_from: Vec<IpNet>,
+
     /// Address (`HOST:PORT`) of the web listener: the browser client at `/`
     /// and WebSocket connections at `/ws`. `off` turns it off.
     #[arg(long, env = "CHAT_WEB_ADDR", default_value = "127.0.0.1:6080")]
@@ -215,6 +227,13 @@ pub(crate) struct Config {
     /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,chatcore=debug`).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub(crate) log: String,
+}
+
+/// An address range, or one address as a range of its own.
+fn parse_range(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{text}` is neither an address nor a CIDR range"))
 }
 
 fn default_hash_threads() -> usize {
@@ -294,6 +313,7 @@ impl Config {
         WebConfig {
             connection: server.connection,
             allowed_origins: self.web_allowed_origins.clone(),
+            trusted_proxies: server.trusted_proxies.clone(),
             shutdown_grace: server.shutdown_grace,
             keepalive: server.keepalive,
         }
@@ -316,6 +336,7 @@ impl Config {
             },
             max_connections: self.max_connections,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            trusted_proxies: TrustedProxies::new(self.proxy_protocol_from.clone()),
             ..ServerConfig::default()
         }
     }

@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use chatcore::ChatService;
 use chatcore::connection::{ConnectionConfig, serve_transport};
-use chatcore::server::{self, ConnectionSlots, server_full_frame};
+use chatcore::server::{self, ConnectionSlots, TrustedProxies, server_full_frame};
 
 use ws::WsTransport;
 
@@ -38,6 +38,8 @@ pub(crate) struct WebConfig {
     pub(crate) connection: ConnectionConfig,
     /// Origins besides the page's own whose pages may open a WebSocket.
     pub(crate) allowed_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` is believed; none: loopback.
+    pub(crate) trusted_proxies: TrustedProxies,
     /// How long shutdown waits for WebSocket clients to be told goodbye.
     pub(crate) shutdown_grace: Duration,
     /// TCP keepalive idle time, as on the TCP listener.
@@ -106,7 +108,7 @@ async fn upgrade(
         tracing::debug!(%peer, origin = ?headers.get(header::ORIGIN), "refused a WebSocket from another site");
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
-    let client = client_address(peer.ip(), &headers);
+    let client = client_address(peer.ip(), &headers, &web.config.trusted_proxies);
     let max_frame = web.config.connection.max_frame;
     upgrade
         .read_buffer_size(READ_BUFFER)
@@ -184,11 +186,17 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 }
 
 /// The client's address: the peer's, or, when the peer is a proxy we
-/// trust (loopback: nginx on the same host), the last address of
-/// `X-Forwarded-For`, the one that proxy saw. A header from anyone else
-/// is ignored: clients could write anything there.
-fn client_address(peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-    if !peer.is_loopback() {
+/// trust (`--proxy-protocol-from`; without it, loopback: nginx on the same
+/// host), the last address of `X-Forwarded-For`, the one that proxy saw.
+/// A header from anyone else is ignored: clients could write anything
+/// there.
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    let believed = if trusted.is_empty() {
+        peer.is_loopback()
+    } else {
+        trusted.contains(peer)
+    };
+    if !believed {
         return peer;
     }
     headers
@@ -260,13 +268,17 @@ mod tests {
         let forwarded = headers(&[("x-forwarded-for", "203.0.113.9, 198.51.100.7")]);
         let loopback = IpAddr::from([127, 0, 0, 1]);
         let remote = IpAddr::from([192, 0, 2, 1]);
-        assert_eq!(
-            client_address(loopback, &forwarded),
-            IpAddr::from([198, 51, 100, 7])
-        );
-        assert_eq!(client_address(remote, &forwarded), remote);
-        assert_eq!(client_address(loopback, &headers(&[])), loopback);
+        let client = IpAddr::from([198, 51, 100, 7]);
+        // No proxies named: loopback is the proxy.
+        let none = TrustedProxies::default();
+        assert_eq!(client_address(loopback, &forwarded, &none), client);
+        assert_eq!(client_address(remote, &forwarded, &none), remote);
+        assert_eq!(client_address(loopback, &headers(&[]), &none), loopback);
         let garbage = headers(&[("x-forwarded-for", "not an address")]);
-        assert_eq!(client_address(loopback, &garbage), loopback);
+        assert_eq!(client_address(loopback, &garbage, &none), loopback);
+        // Named proxies, and only they.
+        let named = TrustedProxies::new(vec![ipnet::IpNet::from(remote)]);
+        assert_eq!(client_address(remote, &forwarded, &named), client);
+        assert_eq!(client_address(loopback, &forwarded, &named), loopback);
     }
 }
