@@ -19,6 +19,8 @@
 #   OUT          directory for logs and chat-load's JSON (default /tmp/chat-ab)
 # Needs python3 to read chat-load's JSON. Everything runs on loopback.
 set -euo pipefail
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 old=${1:?usage: $0 OLD_CHATD NEW_CHATD [ROUNDS]}
 new=${2:?usage: $0 OLD_CHATD NEW_CHATD [ROUNDS]}
@@ -30,32 +32,12 @@ scenarios=${SCENARIOS:-saturation steady}
 out=${OUT:-/tmp/chat-ab}
 mkdir -p "$out"
 ports=(6100 6102)
-tick_us=$((1000000 / $(getconf CLK_TCK)))
 
 # mysql://USER:PW@HOST:PORT -> the mariadb client's arguments.
 creds=${mysql_url#mysql://}
 userpw=${creds%@*} hostport=${creds##*@}
 sql() {
     mariadb -u"${userpw%%:*}" -p"${userpw#*:}" -h"${hostport%%:*}" -P"${hostport##*:}" -e "$1"
-}
-
-cpu_ticks() { # pids...: utime + stime of each, summed
-    local total=0 pid
-    for pid in "$@"; do
-        read -r -a f <"/proc/$pid/stat"
-        # Fields 14 and 15 (1-based); the command name has no spaces here.
-        total=$((total + f[13] + f[14]))
-    done
-    echo "$total"
-}
-
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on port $1" >&2
-    return 1
 }
 
 scenario_args() {

@@ -19,6 +19,8 @@
 #   OUT               directory for logs and chat-load's JSON (default /tmp/chat-transports)
 # Needs python3 to read chat-load's JSON. Everything runs on loopback.
 set -euo pipefail
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 rounds=${1:-2}
 chatd=${CHATD:-target/release/chatd}
@@ -28,22 +30,7 @@ duration=${DURATION:-10}
 idle=${IDLE:-10000}
 out=${OUT:-/tmp/chat-transports}
 tcp_port=6200 web_port=6201
-tick_us=$((1000000 / $(getconf CLK_TCK)))
 rm -rf "$out" && mkdir -p "$out"
-
-cpu_ticks() { # pid: utime + stime
-    read -r -a f <"/proc/$1/stat"
-    echo $((f[13] + f[14]))
-}
-
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on port $1" >&2
-    return 1
-}
 
 start_chatd() {
     rm -f "$out"/chat.db*
