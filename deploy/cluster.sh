@@ -58,13 +58,8 @@ up() {
         cargo build --release -p chatd --manifest-path "$root/Cargo.toml"
         chatd="$root/target/release/chatd"
     fi
-    # Both nodes sign resume tokens with one key, so a token from one node
-    # works on the other.
-    if [ -z "${CHAT_RESUME_KEY:-}" ]; then
-        [ -f "$dir/resume.key" ] || (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/resume.key")
-        CHAT_RESUME_KEY=$(cat "$dir/resume.key")
-    fi
-    export CHAT_RESUME_KEY
+    # Without CHAT_RESUME_KEY the nodes agree on one in Redis (the first
+    # to start makes it), so a token from one node works on the other.
     local i=0
     for port in "${ports[@]}"; do
         local web=${web_ports[$i]}
@@ -77,7 +72,7 @@ up() {
         # 127.0.0.1:6080, would be taken by the first); nginx is in front.
         "$chatd" --listen "127.0.0.1:$port" --web-addr "127.0.0.1:$web" --node-id "node$i" \
             --database-url "$CHAT_DATABASE_URL" --redis-url "$redis_url" \
-            --login-max-failures-per-address 0 \
+            --proxy-protocol-from 127.0.0.2 \
             >"$dir/node$i.log" 2>&1 &
         echo $! >"$dir/node$i.pid"
         wait_port "$port"

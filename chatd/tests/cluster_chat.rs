@@ -28,7 +28,102 @@ fn main() -> ExitCode {
         trial!(a_login_on_the_other_node_kicks_the_first_session)
             .needs(Cluster::NEEDS)
             .multi_thread(2),
+        trial!(behind_nginx_limits_see_each_clients_own_address)
+            .needs(Cluster::NEEDS_WITH_NGINX)
+            .multi_thread(2),
     ])
+}
+
+/// A TCP connection to `addr` from the loopback address `source`.
+async fn connect_from(source: [u8; 4], addr: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .expect("bind a loopback source address");
+    socket
+        .connect(addr.parse().expect("an address"))
+        .await
+        .expect("connect")
+}
+
+/// A failed native login over a fresh TCP connection through nginx from
+/// `source`: its errno (1 wrong password, 18 held back).
+async fn failed_tcp_login(source: [u8; 4], lb: &str, user: u64) -> u64 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let stream = connect_from(source, lb).await;
+    let mut stream = tokio::io::BufReader::new(stream);
+    let login =
+        serde_json::json!({"msgid": 1, "id": user, "password": "wrong", "proto": 2, "rid": 1});
+    stream
+        .get_mut()
+        .write_all(format!("{login}\n").as_bytes())
+        .await
+        .expect("send");
+    let mut line = String::new();
+    stream.read_line(&mut line).await.expect("an answer");
+    let reply: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    reply["errno"].as_u64().expect("an errno")
+}
+
+/// The same over a WebSocket through nginx's http proxy.
+async fn failed_ws_login(source: [u8; 4], web_lb: &str, user: u64) -> u64 {
+    let stream = connect_from(source, web_lb).await;
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (socket, _) = tokio_tungstenite::client_async(format!("ws://{web_lb}/ws"), stream)
+        .await
+        .expect("upgrade through nginx");
+    let mut ws = support::ws::Ws { socket };
+    let reply = ws
+        .call(
+            serde_json::json!({"msgid": 1, "id": user, "password": "wrong"}),
+            1,
+        )
+        .await;
+    reply["errno"].as_u64().expect("an errno")
+}
+
+/// nginx sends chatd the client's address (the PROXY header on TCP,
+/// X-Forwarded-For on the web): one client's failed logins hold that
+/// client back, not everybody behind the same proxy.
+async fn behind_nginx_limits_see_each_clients_own_address() {
+    let options = ClusterOptions {
+        nginx: true,
+        node_args: vec![
+            "--login-max-failures-per-address".to_owned(),
+            "2".to_owned(),
+            "--login-max-failures".to_owned(),
+            "0".to_owned(),
+        ],
+        ..ClusterOptions::default()
+    };
+    let cluster = Cluster::start(options).await;
+    let lb = cluster.lb().to_owned();
+    let web_lb = (cluster.nginx.as_ref())
+        .and_then(|n| n.web_addr.clone())
+        .expect("nginx serves browsers too");
+    let victim = new_user(&lb, "victim").await;
+    let user = victim.id.0 as u64;
+
+    // The guard is per node; four failures reach both nodes twice, round
+    // robin, and the next attempt from that address is held back.
+    for _ in 0..4 {
+        assert_eq!(failed_tcp_login([127, 0, 0, 3], &lb, user).await, 1);
+    }
+    assert_eq!(failed_tcp_login([127, 0, 0, 3], &lb, user).await, 18);
+    // Another client through the same nginx is not.
+    assert_eq!(failed_tcp_login([127, 0, 0, 4], &lb, user).await, 1);
+
+    // Over WebSockets, through nginx's http proxy, the same.
+    for _ in 0..4 {
+        assert_eq!(failed_ws_login([127, 0, 0, 5], &web_lb, user).await, 1);
+    }
+    assert_eq!(failed_ws_login([127, 0, 0, 5], &web_lb, user).await, 18);
+    assert_eq!(failed_ws_login([127, 0, 0, 6], &web_lb, user).await, 1);
+    // And a client connecting to a node directly is not taken for nginx.
+    assert_eq!(
+        failed_tcp_login([127, 0, 0, 4], &cluster.node(0).addr, user).await,
+        1
+    );
 }
 
 /// `alice` sends to `bob` and back; `group` (already joined by everyone in

@@ -175,6 +175,9 @@ async fn clients_chat_through_nginx_terminating_tls() {
     let args = vec![
         "--database-url".to_owned(),
         format!("sqlite://{}?mode=rwc", dir.path().join("chat.db").display()),
+        // nginx sends the PROXY header from this address.
+        "--proxy-protocol-from".to_owned(),
+        support::NGINX_SOURCE.to_owned(),
     ];
     let mut chatd = Chatd::spawn("chatd", dir.path(), &args);
     chatd.wait_listening().await;

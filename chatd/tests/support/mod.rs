@@ -245,6 +245,9 @@ pub async fn sees_online(watcher: &User, friend: UserId) -> bool {
         .online()
 }
 
+/// The address the deployment's nginx connects to the nodes from.
+pub const NGINX_SOURCE: &str = "127.0.0.2";
+
 /// What a test cluster is made of.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -342,6 +345,11 @@ impl Cluster {
             ];
             if let Some(ttl) = options.lease_ttl_secs {
                 args.extend(["--lease-ttl-secs".to_owned(), ttl.to_string()]);
+            }
+            if options.nginx {
+                // The deployment's nginx connects from 127.0.0.2 and sends
+                // the PROXY header (deploy/nginx/chat.conf).
+                args.extend(["--proxy-protocol-from".to_owned(), NGINX_SOURCE.to_owned()]);
             }
             args.extend(options.node_args.iter().cloned());
             nodes.push(Chatd::spawn(&node_id, logs.path(), &args));
