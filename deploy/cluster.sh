@@ -11,7 +11,7 @@
 #   CHAT_DATABASE_URL  mysql://USER:PASSWORD@127.0.0.1:3306/chat  (required)
 #   CHAT_REDIS_URL     redis://127.0.0.1:6379                     (default)
 #   CHAT_RESUME_KEY    secret shared by the nodes to sign resume tokens
-#                      (default: generated once into CLUSTER_DIR/resume.key)
+#                      (default: the nodes agree on one kept in Redis)
 #   CLUSTER_DIR        state: pids, logs, nginx config  (default ./cluster)
 #   LB_PORT=8000 NODE1_PORT=6000 NODE2_PORT=6002          TCP (chat protocol)
 #   WEB_PORT=8080 NODE1_WEB_PORT=6080 NODE2_WEB_PORT=6082  browsers (http, /ws)
