@@ -258,11 +258,11 @@ mod tests {
     #[test]
     fn forwarded_addresses_count_only_from_a_trusted_proxy() {
         let forwarded = headers(&[("x-forwarded-for", "203.0.113.9, 198.51.100.7")]);
-        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
-        let remote: IpAddr = "192.0.2.1".parse().unwrap();
+        let loopback: IpAddr = "127.0.0.1".parse().expect("an address");
+        let remote: IpAddr = "192.0.2.1".parse().expect("an address");
         assert_eq!(
             client_address(loopback, &forwarded),
-            "198.51.100.7".parse::<IpAddr>().unwrap()
+            "198.51.100.7".parse::<IpAddr>().expect("an address")
         );
         assert_eq!(client_address(remote, &forwarded), remote);
         assert_eq!(client_address(loopback, &headers(&[])), loopback);
