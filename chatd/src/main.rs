@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use chatcore::bus::{MeteredBus, RedisBus};
 use chatcore::node::{self, Backends};
 use chatcore::presence::{Presence, RedisPresence, RedisPresenceConfig};
+use chatcore::redis_target::RedisTarget;
 use chatcore::server::{self, ConnectionSlots};
 use chatcore::service::Passwords;
 use chatcore::store::{MeteredStore, SqlStore, Store};
@@ -58,8 +59,8 @@ async fn main() -> anyhow::Result<()> {
     // The node's background tasks (bus subscriber, lease renewal, hub).
     let tasks = TaskTracker::new();
     let store = MeteredStore::wrap(store);
-    let (mut backends, presence) = match &config.redis_url {
-        Some(url) => cluster_backends(&config, url, store, &tasks, &shutdown).await?,
+    let (mut backends, presence) = match config.redis_target() {
+        Some(target) => cluster_backends(&config, target, store, &tasks, &shutdown).await?,
         None => (Backends::local(store), None),
     };
     backends.bus = MeteredBus::wrap(backends.bus);
@@ -162,18 +163,18 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Backends of a cluster node: the shared database, Redis for the bus and
-/// presence.
+/// Backends of a cluster node: the shared database, Redis (one or a
+/// Cluster) for the bus and presence.
 async fn cluster_backends(
     config: &Config,
-    url: &str,
+    target: RedisTarget,
     store: Arc<dyn Store>,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(Backends, Option<RedisPresence>)> {
     let node_id = config.node_id();
-    let (bus, bus_events) = RedisBus::connect(
-        url,
+    let (bus, bus_events) = RedisBus::connect_to(
+        &target,
         &config.redis_prefix,
         node::BUS_QUEUE,
         tasks,
@@ -183,7 +184,7 @@ async fn cluster_backends(
     .context("connecting the Redis bus")?;
     let (presence, lost) = RedisPresence::start(
         RedisPresenceConfig {
-            url: url.to_owned(),
+            target: target.clone(),
             prefix: config.redis_prefix.clone(),
             node_id: node_id.clone(),
             lease_ttl: Duration::from_secs(config.lease_ttl_secs.max(1)),
@@ -193,7 +194,7 @@ async fn cluster_backends(
     )
     .await
     .context("starting Redis presence")?;
-    tracing::info!(node = %node_id, "joined the cluster");
+    tracing::info!(node = %node_id, redis_cluster = target.is_cluster(), "joined the cluster");
     let backends = Backends {
         store,
         presence: Arc::new(presence.clone()),
