@@ -17,6 +17,11 @@ pub enum Service {
     Redis,
     /// The nginx binary, with its stream module.
     Nginx,
+    /// A shared Redis Cluster (7 or later), its nodes as comma-separated
+    /// `redis://HOST:PORT`; each test keeps under keys of its own. Naming
+    /// it also says that `redis-server` and `redis-cli` are installed, for
+    /// the tests that run a cluster of their own.
+    RedisCluster,
 }
 
 impl Service {
@@ -26,6 +31,7 @@ impl Service {
             Service::Mysql => "CHAT_TEST_MYSQL_URL",
             Service::Redis => "CHAT_TEST_REDIS_URL",
             Service::Nginx => "CHAT_TEST_NGINX",
+            Service::RedisCluster => "CHAT_TEST_REDIS_CLUSTER",
         }
     }
 
