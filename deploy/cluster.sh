@@ -9,6 +9,9 @@
 # Settings (environment):
 #   CHAT_DATABASE_URL  mysql://USER:PASSWORD@127.0.0.1:3306/chat  (required)
 #   CHAT_REDIS_URL     redis://127.0.0.1:6379                     (default)
+#   CHAT_REDIS_CLUSTER_NODES  redis://HOST:PORT,...  a Redis Cluster instead
+#   REDIS_CLUSTER=1    start a local Redis Cluster (deploy/redis-cluster.sh,
+#                      in CLUSTER_DIR/redis-cluster) and put the nodes on it
 #   CHAT_RESUME_KEY    secret shared by the nodes to sign resume tokens
 #                      (default: generated once into CLUSTER_DIR/resume.key)
 #   CLUSTER_DIR        state: pids, logs, nginx config  (default ./cluster)
@@ -21,6 +24,7 @@ dir=${CLUSTER_DIR:-$PWD/cluster}
 lb_port=${LB_PORT:-8000}
 ports=("${NODE1_PORT:-6000}" "${NODE2_PORT:-6002}")
 redis_url=${CHAT_REDIS_URL:-redis://127.0.0.1:6379}
+redis_cluster_nodes=${CHAT_REDIS_CLUSTER_NODES:-}
 
 wait_port() {
     for _ in $(seq 100); do
@@ -61,6 +65,24 @@ up() {
         CHAT_RESUME_KEY=$(cat "$dir/resume.key")
     fi
     export CHAT_RESUME_KEY
+    if [ "${REDIS_CLUSTER:-}" = 1 ] && [ -z "$redis_cluster_nodes" ]; then
+        if [ -f "$dir/redis-cluster/nodes" ]; then
+            redis_cluster_nodes=$(cat "$dir/redis-cluster/nodes")
+        else
+            redis_cluster_nodes=$("$root/deploy/redis-cluster.sh" up "$dir/redis-cluster")
+            echo "$redis_cluster_nodes" >"$dir/redis-cluster/nodes"
+        fi
+        echo "Redis Cluster: $redis_cluster_nodes"
+    fi
+    local redis_args=(--redis-url "$redis_url")
+    if [ -n "$redis_cluster_nodes" ]; then
+        # One Redis or a Cluster: chatd refuses both.
+        unset CHAT_REDIS_URL
+        redis_args=()
+        local node
+        IFS=, read -r -a nodes <<<"$redis_cluster_nodes"
+        for node in "${nodes[@]}"; do redis_args+=(--redis-cluster-node "$node"); done
+    fi
     local i=0
     for port in "${ports[@]}"; do
         i=$((i + 1))
@@ -69,7 +91,7 @@ up() {
         # logins per address would lock everyone out after a few typos;
         # per-user counting stays on.
         "$chatd" --listen "127.0.0.1:$port" --node-id "node$i" \
-            --database-url "$CHAT_DATABASE_URL" --redis-url "$redis_url" \
+            --database-url "$CHAT_DATABASE_URL" "${redis_args[@]}" \
             --login-max-failures-per-address 0 \
             >"$dir/node$i.log" 2>&1 &
         echo $! >"$dir/node$i.pid"
@@ -99,6 +121,11 @@ down() {
     stop_pid nginx
     stop_pid node1
     stop_pid node2
+    if [ -f "$dir/redis-cluster/nodes" ]; then
+        "$root/deploy/redis-cluster.sh" down "$dir/redis-cluster"
+        rm -f "$dir/redis-cluster/nodes"
+        echo "stopped the Redis Cluster"
+    fi
 }
 
 status() {
