@@ -20,7 +20,9 @@
 //! subscriptions (an unsolicited `sunsubscribe`); when a connection drops
 //! (a master died, its replica took over) the subscriptions on it are gone:
 //! either way the node subscribes again (the cluster connection follows
-//! `MOVED` to the new owner) and resyncs the users concerned.
+//! `MOVED` to the new owner) and resyncs the users concerned. Every 2 s it
+//! also reads which master serves which slots (`CLUSTER SLOTS`): when that
+//! changes, it subscribes every user again, whatever the pushes said.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +53,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// SSUBSCRIBEs in flight at once on a Cluster (one per channel: the
 /// channels of one command must share a slot).
 const SSUBSCRIBE_CONCURRENCY: usize = 64;
+/// The longest one SSUBSCRIBE or SUNSUBSCRIBE waits; it is retried after.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(5);
 /// The longest a publish waits on a Redis Cluster.
 const CLUSTER_PUBLISH_WAIT: Duration = Duration::from_secs(2);
 /// Pushes (messages, subscription changes) queued from the cluster
@@ -558,6 +562,7 @@ async fn serve_cluster(
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut backoff = Duration::from_millis(50);
+    let mut topology: Option<Vec<String>> = None;
     loop {
         if overflowed.swap(false, Ordering::Relaxed) {
             tracing::warn!("bus pushes overflowed; every user resyncs");
@@ -591,12 +596,25 @@ async fn serve_cluster(
             _ = wanted.changed.notified() => {}
             _ = retry => {}
             _ = ping.tick() => {
-                let pinged = tokio::time::timeout(
+                // Which master serves which slots: when that changes (a
+                // failover, a slot moved), every subscription is made
+                // again, whatever the pushes said.
+                let slots = tokio::time::timeout(
                     PING_EVERY * 2,
-                    redis::cmd("PING").query_async::<redis::Value>(&mut conn.clone()),
+                    redis::cmd("CLUSTER").arg("SLOTS").query_async::<redis::Value>(&mut conn.clone()),
                 )
                 .await;
-                let up = matches!(pinged, Ok(Ok(_))) && retry_at.is_none();
+                let up = match slots.ok().and_then(Result::ok).as_ref().and_then(masters) {
+                    Some(now) => {
+                        if topology.as_ref().is_some_and(|before| *before != now) {
+                            tracing::info!("the Redis Cluster's masters changed; subscribing again");
+                            subscribed.clear();
+                        }
+                        topology = Some(now);
+                        retry_at.is_none()
+                    }
+                    None => false,
+                };
                 stats.subscribed.store(up, Ordering::Relaxed);
             }
             push = pushes.recv() => {
@@ -645,6 +663,28 @@ async fn serve_cluster(
     }
 }
 
+/// The masters of a `CLUSTER SLOTS` answer, as sorted `start-end@addr`
+/// entries.
+fn masters(slots: &redis::Value) -> Option<Vec<String>> {
+    let redis::Value::Array(ranges) = slots else {
+        return None;
+    };
+    let mut out: Vec<String> = ranges
+        .iter()
+        .filter_map(|range| match range {
+            redis::Value::Array(parts) => match parts.get(..3)? {
+                [start, end, redis::Value::Array(master)] => {
+                    Some(format!("{start:?}-{end:?}@{:?}", master.get(..2)?))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    Some(out)
+}
+
 /// Brings the cluster subscriptions in line with `wanted`, sending a
 /// `Resync` for each user newly subscribed. `Ok(false)` when the node
 /// takes no more events; `Err` when some (un)subscription failed (those
@@ -672,11 +712,23 @@ async fn sync_cluster(
             let mut conn = conn.clone();
             let name = channel(prefix, user, true);
             async move {
-                let done = if subscribe {
-                    conn.ssubscribe(name).await
-                } else {
-                    conn.sunsubscribe(name).await
+                let change = async {
+                    if subscribe {
+                        conn.ssubscribe(name).await
+                    } else {
+                        conn.sunsubscribe(name).await
+                    }
                 };
+                // A change stuck on a node that went away must not hold
+                // up the others (nor the messages queued behind them).
+                let done = tokio::time::timeout(SUBSCRIBE_WAIT, change)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(redis::RedisError::from((
+                            redis::ErrorKind::Io,
+                            "subscription change timed out",
+                        )))
+                    });
                 (user, subscribe, done)
             }
         })
