@@ -86,17 +86,8 @@ impl PrivateRedisCluster {
             _own_dir: own_dir,
         };
         for _ in 0..6 {
-            let port = crate::free_port();
-            let child = spawn_server(&cluster.dir, port);
-            cluster.servers.push(Server {
-                port,
-                child: Mutex::new(Some(child)),
-            });
-        }
-        for server in &cluster.servers {
-            wait_until(&format!("redis-server on {} answers", server.port), || {
-                cli(server.port, &["PING"]).is_some_and(|o| o.trim() == "PONG")
-            });
+            let server = start_server(&cluster.dir);
+            cluster.servers.push(server);
         }
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
@@ -235,6 +226,51 @@ impl Drop for PrivateRedisCluster {
             server.stop();
         }
     }
+}
+
+/// A port of 127.0.0.1 free now whose cluster bus port (+10000) is free
+/// too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = crate::free_port();
+        if port <= u16::MAX - 10000
+            && std::net::TcpListener::bind(("127.0.0.1", port + 10000)).is_ok()
+        {
+            return port;
+        }
+    }
+}
+
+/// Starts a cluster-enabled server on a free port and waits until it
+/// answers; tries other ports when one was taken meanwhile (other tests
+/// pick free ports too).
+fn start_server(dir: &Path) -> Server {
+    for _ in 0..5 {
+        let port = free_cluster_port();
+        let server = Server {
+            port,
+            child: Mutex::new(Some(spawn_server(dir, port))),
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if cli(port, &["PING"]).is_some_and(|o| o.trim() == "PONG") {
+                return server;
+            }
+            let exited = server
+                .child()
+                .as_mut()
+                .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server.stop();
+    }
+    panic!(
+        "no redis-server of the cluster started (see {})",
+        dir.display()
+    );
 }
 
 fn spawn_server(dir: &Path, port: u16) -> Child {
