@@ -10,6 +10,9 @@
 # Settings (environment):
 #   CHAT_DATABASE_URL  mysql://USER:PASSWORD@127.0.0.1:3306/chat  (required)
 #   CHAT_REDIS_URL     redis://127.0.0.1:6379                     (default)
+#   CHAT_REDIS_CLUSTER_NODES  redis://HOST:PORT,...  a Redis Cluster instead
+#   REDIS_CLUSTER=1    start a local Redis Cluster (deploy/redis-cluster.sh,
+#                      in CLUSTER_DIR/redis-cluster) and put the nodes on it
 #   CHAT_RESUME_KEY    secret shared by the nodes to sign resume tokens
 #                      (default: the nodes agree on one kept in Redis)
 #   CLUSTER_DIR        state: pids, logs, nginx config  (default ./cluster)
@@ -25,6 +28,7 @@ ports=("${NODE1_PORT:-6000}" "${NODE2_PORT:-6002}")
 web_port=${WEB_PORT:-8080}
 web_ports=("${NODE1_WEB_PORT:-6080}" "${NODE2_WEB_PORT:-6082}")
 redis_url=${CHAT_REDIS_URL:-redis://127.0.0.1:6379}
+redis_cluster_nodes=${CHAT_REDIS_CLUSTER_NODES:-}
 
 wait_port() {
     for _ in $(seq 100); do
@@ -60,18 +64,33 @@ up() {
     fi
     # Without CHAT_RESUME_KEY the nodes agree on one in Redis (the first
     # to start makes it), so a token from one node works on the other.
+    if [ "${REDIS_CLUSTER:-}" = 1 ] && [ -z "$redis_cluster_nodes" ]; then
+        if [ -f "$dir/redis-cluster/nodes" ]; then
+            redis_cluster_nodes=$(cat "$dir/redis-cluster/nodes")
+        else
+            redis_cluster_nodes=$("$root/deploy/redis-cluster.sh" up "$dir/redis-cluster")
+            echo "$redis_cluster_nodes" >"$dir/redis-cluster/nodes"
+        fi
+        echo "Redis Cluster: $redis_cluster_nodes"
+    fi
+    local redis_args=(--redis-url "$redis_url")
+    if [ -n "$redis_cluster_nodes" ]; then
+        # One Redis or a Cluster: chatd refuses both.
+        unset CHAT_REDIS_URL
+        redis_args=()
+        local node
+        IFS=, read -r -a nodes <<<"$redis_cluster_nodes"
+        for node in "${nodes[@]}"; do redis_args+=(--redis-cluster-node "$node"); done
+    fi
     local i=0
     for port in "${ports[@]}"; do
         local web=${web_ports[$i]}
         i=$((i + 1))
         [ -f "$dir/node$i.pid" ] && kill -0 "$(cat "$dir/node$i.pid")" 2>/dev/null && { echo "node$i already running"; continue; }
-        # Behind nginx every client has nginx's address, so counting failed
-        # logins per address would lock everyone out after a few typos;
-        # per-user counting stays on.
         # Each node's web listener on a port of its own (the default,
         # 127.0.0.1:6080, would be taken by the first); nginx is in front.
         "$chatd" --listen "127.0.0.1:$port" --web-addr "127.0.0.1:$web" --node-id "node$i" \
-            --database-url "$CHAT_DATABASE_URL" --redis-url "$redis_url" \
+            --database-url "$CHAT_DATABASE_URL" "${redis_args[@]}" \
             --proxy-protocol-from 127.0.0.2 \
             >"$dir/node$i.log" 2>&1 &
         echo $! >"$dir/node$i.pid"
@@ -109,6 +128,11 @@ down() {
     stop_pid nginx
     stop_pid node1
     stop_pid node2
+    if [ -f "$dir/redis-cluster/nodes" ]; then
+        "$root/deploy/redis-cluster.sh" down "$dir/redis-cluster"
+        rm -f "$dir/redis-cluster/nodes"
+        echo "stopped the Redis Cluster"
+    fi
 }
 
 status() {

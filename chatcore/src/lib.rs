@@ -19,6 +19,8 @@
 //!   events.
 //! - [`store`], [`bus`], [`presence`]: the backend traits with their
 //!   implementations; [`node`] wires them into a running service.
+//! - `redis_target` (feature `redis`): one Redis or a Redis Cluster under
+//!   the bus and presence, and the command connection over either.
 //! - [`limit`]: per-connection request rate and failed-login backoff.
 //! - [`model`]: the domain types every layer shares.
 //! - [`client`]: a typed async client (tests, examples, tools).
@@ -106,6 +108,8 @@ pub mod model;
 pub mod node;
 pub mod presence;
 pub mod protocol;
+#[cfg(feature = "redis")]
+pub mod redis_target;
 pub mod server;
 pub mod service;
 pub mod store;

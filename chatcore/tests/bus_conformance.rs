@@ -1,15 +1,18 @@
 //! The `Bus` contract, checked against every implementation: the
-//! in-process bus always, Redis when `CHAT_TEST_REDIS_URL` is set.
+//! in-process bus always, Redis when `CHAT_TEST_REDIS_URL` is set, a Redis
+//! Cluster (sharded pub/sub) when `CHAT_TEST_REDIS_CLUSTER` is set.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chat_testkit::redis::{PrivateRedis, shared_url};
+use chat_testkit::redis_cluster::shared_nodes;
 use chat_testkit::{Service, Test, test, trial};
 use chatcore::bus::{Bus, BusEvent, BusReceiver, LocalBroker, RedisBus};
 use chatcore::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
 use chatcore::presence::SessionId;
+use chatcore::redis_target::RedisTarget;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -46,14 +49,18 @@ fn local_pair() -> Pair {
 }
 
 async fn redis_pair(url: &str) -> Pair {
+    target_pair(&RedisTarget::Single(url.to_owned())).await
+}
+
+async fn target_pair(target: &RedisTarget) -> Pair {
     let stop = CancellationToken::new();
     // The subscribers end with `stop`, dropped with the pair.
     let tasks = TaskTracker::new();
     let prefix = format!("test-{:016x}", getrandom::u64().expect("random"));
-    let (a, a_rx) = RedisBus::connect(url, &prefix, 1024, &tasks, stop.clone())
+    let (a, a_rx) = RedisBus::connect_to(target, &prefix, 1024, &tasks, stop.clone())
         .await
         .expect("redis bus");
-    let (b, b_rx) = RedisBus::connect(url, &prefix, 1024, &tasks, stop.clone())
+    let (b, b_rx) = RedisBus::connect_to(target, &prefix, 1024, &tasks, stop.clone())
         .await
         .expect("redis bus");
     Pair {
@@ -179,8 +186,8 @@ async fn a_live_endpoint_answers_ping(mut pair: Pair) {
     pair.b.ping().await.expect("a live endpoint answers ping");
 }
 
-/// Every check on the in-process bus (`local::<check>`) and on Redis
-/// (`redis::<check>`).
+/// Every check on the in-process bus (`local::<check>`), on Redis
+/// (`redis::<check>`) and on a Redis Cluster (`cluster::<check>`).
 macro_rules! suite {
     ($($check:ident),* $(,)?) => {
         fn conformance() -> Vec<Test> {
@@ -194,6 +201,12 @@ macro_rules! suite {
                         $check(redis_pair(&shared_url()).await).await;
                     })
                     .needs(&[Service::Redis]),
+                );
+                tests.push(
+                    test(concat!("cluster::", stringify!($check)), || async {
+                        $check(target_pair(&RedisTarget::Cluster(shared_nodes())).await).await;
+                    })
+                    .needs(&[Service::RedisCluster]),
                 );
             )*
             tests

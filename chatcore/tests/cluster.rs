@@ -14,6 +14,7 @@ use chatcore::client::{Client, Event};
 use chatcore::node::{self, Backends};
 use chatcore::presence::{RedisPresence, RedisPresenceConfig};
 use chatcore::protocol::ErrorCode;
+use chatcore::redis_target::RedisTarget;
 use chatcore::server::{self, ServerConfig};
 use chatcore::service::{HashParams, Passwords, ServiceConfig};
 use chatcore::store::{SqlStore, SqlStoreOptions, Store};
@@ -54,7 +55,7 @@ async fn start_node(url: &str, prefix: &str, store: Arc<dyn Store>, lease_ttl: D
         .expect("bus");
     let (presence, lost) = RedisPresence::start(
         RedisPresenceConfig {
-            url: url.to_owned(),
+            target: RedisTarget::Single(url.to_owned()),
             prefix: prefix.to_owned(),
             node_id: format!("it-{}", unique()),
             lease_ttl,

@@ -14,8 +14,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("protocol", &["model"]),
     ("limit", &["model"]),
     ("telemetry", &["model", "protocol"]),
-    ("presence", &["model", "telemetry"]),
-    ("bus", &["model", "presence", "telemetry"]),
+    // One Redis or a Redis Cluster, under the Redis bus and presence.
+    ("redis_target", &[]),
+    ("presence", &["model", "redis_target", "telemetry"]),
+    ("bus", &["model", "presence", "redis_target", "telemetry"]),
     ("store", &["model", "telemetry"]),
     (
         "hub",

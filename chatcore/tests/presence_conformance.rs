@@ -1,6 +1,7 @@
 //! The `Presence` contract (the `# Behavior` of the trait), checked against
 //! every implementation: the in-process presence always, Redis when
-//! `CHAT_TEST_REDIS_URL` is set. Redis-only behaviour (recovering from a
+//! `CHAT_TEST_REDIS_URL` is set, a Redis Cluster when
+//! `CHAT_TEST_REDIS_CLUSTER` is set. Redis-only behaviour (recovering from a
 //! Redis that forgot everything, losing the lease) is in `presence_redis.rs`.
 
 use std::process::ExitCode;
@@ -8,11 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_testkit::redis::shared_url;
+use chat_testkit::redis_cluster::shared_nodes;
 use chat_testkit::{Service, Test, test};
 use chatcore::model::UserId;
 use chatcore::presence::{
     LocalPresence, Lost, Presence, PresenceError, RedisPresence, RedisPresenceConfig, SessionId,
 };
+use chatcore::redis_target::RedisTarget;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,7 +30,7 @@ enum Backend {
     Local(LocalPresence),
     /// Every check is a cluster of its own: its keys start with `prefix`.
     Redis {
-        url: String,
+        target: RedisTarget,
         prefix: String,
     },
 }
@@ -61,9 +64,9 @@ impl Backend {
         Backend::Local(LocalPresence::new())
     }
 
-    fn redis(url: String) -> Backend {
+    fn redis(target: RedisTarget) -> Backend {
         Backend::Redis {
-            url,
+            target,
             prefix: format!("presence-test-{:016x}", random()),
         }
     }
@@ -85,11 +88,11 @@ impl Backend {
                 stop: CancellationToken::new(),
                 _lost: None,
             },
-            Backend::Redis { url, prefix } => {
+            Backend::Redis { target, prefix } => {
                 let stop = CancellationToken::new();
                 let (presence, lost) = RedisPresence::start(
                     RedisPresenceConfig {
-                        url: url.clone(),
+                        target: target.clone(),
                         prefix: prefix.clone(),
                         node_id: format!("node-{:016x}", random()),
                         lease_ttl,
@@ -309,7 +312,8 @@ fn main() -> ExitCode {
 }
 
 /// Every check on every implementation: `local::<check>` always,
-/// `redis::<check>` when a Redis is named.
+/// `redis::<check>` when a Redis is named, `cluster::<check>` when a Redis
+/// Cluster is.
 macro_rules! suite {
     ($($check:ident),* $(,)?) => {
         fn conformance() -> Vec<Test> {
@@ -323,10 +327,17 @@ macro_rules! suite {
                 );
                 tests.push(
                     test(concat!("redis::", stringify!($check)), || async {
-                        $check(Backend::redis(shared_url())).await;
+                        $check(Backend::redis(RedisTarget::Single(shared_url()))).await;
                     })
                     .multi_thread(2)
                     .needs(&[Service::Redis]),
+                );
+                tests.push(
+                    test(concat!("cluster::", stringify!($check)), || async {
+                        $check(Backend::redis(RedisTarget::Cluster(shared_nodes()))).await;
+                    })
+                    .multi_thread(2)
+                    .needs(&[Service::RedisCluster]),
                 );
             )*
             tests

@@ -10,6 +10,7 @@ use chat_testkit::redis::PrivateRedis;
 use chat_testkit::{Service, trial};
 use chatcore::model::UserId;
 use chatcore::presence::{Lost, Presence, RedisPresence, RedisPresenceConfig, SessionId};
+use chatcore::redis_target::RedisTarget;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -39,7 +40,7 @@ async fn node(
     let stop = CancellationToken::new();
     let (presence, lost) = RedisPresence::start(
         RedisPresenceConfig {
-            url: url.to_owned(),
+            target: RedisTarget::Single(url.to_owned()),
             prefix: "chat-test".to_owned(),
             node_id: format!("test-{:016x}", random()),
             lease_ttl: ttl,

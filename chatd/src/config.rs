@@ -11,6 +11,7 @@ use clap::Parser;
 use chatcore::codec::DEFAULT_MAX_FRAME;
 use chatcore::connection::ConnectionConfig;
 use chatcore::limit::{LoginGuardConfig, RateLimit};
+use chatcore::redis_target::RedisTarget;
 use chatcore::server::{ServerConfig, TrustedProxies};
 use chatcore::service::{HashParams, ResumeConfig, ResumeKey, ResumeKeyError, ServiceConfig};
 use chatcore::store::SqlStoreOptions;
@@ -74,8 +75,20 @@ pub(crate) struct Config {
 
     /// Redis URL for the cluster bus and presence; without it this node runs
     /// alone with in-process ones.
-    #[arg(long, env = "CHAT_REDIS_URL")]
+    #[arg(long, env = "CHAT_REDIS_URL", conflicts_with = "redis_cluster_nodes")]
     pub(crate) redis_url: Option<String>,
+
+    /// A node of the Redis Cluster (7 or later) for the cluster bus and
+    /// presence, `redis://HOST:PORT`; repeat it for more seed nodes (the
+    /// environment variable takes them comma-separated). Instead of
+    /// `--redis-url`: nodes on one Redis and nodes on a Cluster cannot
+    /// serve the same users (docs/cluster.md).
+    #[arg(
+        long = "redis-cluster-node",
+        env = "CHAT_REDIS_CLUSTER_NODES",
+        value_delimiter = ','
+    )]
+    pub(crate) redis_cluster_nodes: Vec<String>,
 
     /// Start of every Redis key and channel of this cluster, so that
     /// several clusters can share one Redis.
@@ -266,6 +279,14 @@ impl Config {
         })
     }
 
+    /// The Redis under the cluster bus and presence, if any.
+    pub(crate) fn redis_target(&self) -> Option<RedisTarget> {
+        if !self.redis_cluster_nodes.is_empty() {
+            return Some(RedisTarget::Cluster(self.redis_cluster_nodes.clone()));
+        }
+        self.redis_url.clone().map(RedisTarget::Single)
+    }
+
     pub(crate) fn hash_params(&self) -> HashParams {
         HashParams {
             memory_kib: self.argon2_memory_kib,
@@ -368,6 +389,48 @@ mod tests {
         );
         assert_eq!(redact("mysql://root@db/chat"), "mysql://root@db/chat");
         assert_eq!(redact(DEFAULT_DATABASE_URL), DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn redis_cluster_nodes_repeat_and_exclude_a_single_redis() {
+        let config = Config::try_parse_from([
+            "chatd",
+            "--redis-cluster-node",
+            "redis://127.0.0.1:7000",
+            "--redis-cluster-node",
+            "redis://127.0.0.1:7001",
+        ])
+        .expect("valid flags");
+        assert_eq!(
+            config.redis_target(),
+            Some(RedisTarget::Cluster(vec![
+                "redis://127.0.0.1:7000".to_owned(),
+                "redis://127.0.0.1:7001".to_owned()
+            ]))
+        );
+        let single = Config::try_parse_from(["chatd", "--redis-url", "redis://r:6379"])
+            .expect("valid flags");
+        assert_eq!(
+            single.redis_target(),
+            Some(RedisTarget::Single("redis://r:6379".to_owned()))
+        );
+        assert_eq!(
+            Config::try_parse_from(["chatd"])
+                .expect("no flags")
+                .redis_target(),
+            None
+        );
+        assert!(
+            Config::try_parse_from([
+                "chatd",
+                "--redis-url",
+                "redis://r:6379",
+                "--redis-cluster-node",
+                "redis://127.0.0.1:7000",
+            ])
+            .is_err(),
+            "one Redis or a Cluster, not both"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use chatcore::bus::{MeteredBus, RedisBus};
 use chatcore::node::{self, Backends};
 use chatcore::presence::{Presence, RedisPresence, RedisPresenceConfig};
+use chatcore::redis_target::RedisTarget;
 use chatcore::server::{self, ConnectionSlots};
 use chatcore::service::Passwords;
 use chatcore::store::{MeteredStore, SqlStore, Store};
@@ -37,8 +38,8 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_new(&config.log).context("invalid --log filter")?,
         )
         .init();
-    let shared_key = match (&config.resume_key, &config.redis_url) {
-        (None, Some(url)) => Some(resume_key::agree(url, &config.redis_prefix).await?),
+    let shared_key = match (&config.resume_key, config.redis_target()) {
+        (None, Some(target)) => Some(resume_key::agree(&target, &config.redis_prefix).await?),
         (None, None) => resume_key::beside_sqlite(&config.database_url)?,
         (Some(_), _) => None,
     };
@@ -64,8 +65,8 @@ async fn main() -> anyhow::Result<()> {
     // The node's background tasks (bus subscriber, lease renewal, hub).
     let tasks = TaskTracker::new();
     let store = MeteredStore::wrap(store);
-    let (mut backends, presence) = match &config.redis_url {
-        Some(url) => cluster_backends(&config, url, store, &tasks, &shutdown).await?,
+    let (mut backends, presence) = match config.redis_target() {
+        Some(target) => cluster_backends(&config, target, store, &tasks, &shutdown).await?,
         None => (Backends::local(store), None),
     };
     backends.bus = MeteredBus::wrap(backends.bus);
@@ -168,18 +169,18 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Backends of a cluster node: the shared database, Redis for the bus and
-/// presence.
+/// Backends of a cluster node: the shared database, Redis (one or a
+/// Cluster) for the bus and presence.
 async fn cluster_backends(
     config: &Config,
-    url: &str,
+    target: RedisTarget,
     store: Arc<dyn Store>,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(Backends, Option<RedisPresence>)> {
     let node_id = config.node_id();
-    let (bus, bus_events) = RedisBus::connect(
-        url,
+    let (bus, bus_events) = RedisBus::connect_to(
+        &target,
         &config.redis_prefix,
         node::BUS_QUEUE,
         tasks,
@@ -189,7 +190,7 @@ async fn cluster_backends(
     .context("connecting the Redis bus")?;
     let (presence, lost) = RedisPresence::start(
         RedisPresenceConfig {
-            url: url.to_owned(),
+            target: target.clone(),
             prefix: config.redis_prefix.clone(),
             node_id: node_id.clone(),
             lease_ttl: Duration::from_secs(config.lease_ttl_secs.max(1)),
@@ -199,7 +200,7 @@ async fn cluster_backends(
     )
     .await
     .context("starting Redis presence")?;
-    tracing::info!(node = %node_id, "joined the cluster");
+    tracing::info!(node = %node_id, redis_cluster = target.is_cluster(), "joined the cluster");
     let backends = Backends {
         store,
         presence: Arc::new(presence.clone()),

@@ -11,31 +11,31 @@
 //! safe even from Redis's readers.
 
 use anyhow::Context;
+use chatcore::redis_target::RedisTarget;
 use chatcore::service::ResumeKey;
 
-/// The cluster's agreed resume key under `prefix` in the Redis at `url`,
-/// made now if no node made one before.
-pub(crate) async fn agree(url: &str, prefix: &str) -> anyhow::Result<ResumeKey> {
-    let client = redis::Client::open(url).context("invalid --redis-url")?;
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .context("connecting Redis to agree on a resume key")?;
+/// The cluster's agreed resume key under `prefix` in the cluster's Redis
+/// (one server or a Cluster), made now if no node made one before.
+pub(crate) async fn agree(target: &RedisTarget, prefix: &str) -> anyhow::Result<ResumeKey> {
     let key = format!("{prefix}:resume-key");
-    let candidate = random_secret();
-    let made: bool = redis::cmd("SET")
-        .arg(&key)
-        .arg(&candidate)
-        .arg("NX")
-        .query_async::<Option<String>>(&mut conn)
-        .await
-        .context("storing a resume key in Redis")?
-        .is_some();
-    let secret: String = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .context("reading the cluster's resume key")?;
+    let (secret, made) = match target {
+        RedisTarget::Single(url) => {
+            let conn = redis::Client::open(url.as_str())
+                .context("invalid --redis-url")?
+                .get_multiplexed_async_connection()
+                .await
+                .context("connecting Redis to agree on a resume key")?;
+            set_once(conn, &key).await?
+        }
+        RedisTarget::Cluster(nodes) => {
+            let conn = redis::cluster::ClusterClient::new(nodes.clone())
+                .context("invalid --redis-cluster-node")?
+                .get_async_connection()
+                .await
+                .context("connecting the Redis Cluster to agree on a resume key")?;
+            set_once(conn, &key).await?
+        }
+    };
     if made {
         tracing::info!(%key, "no --resume-key: made the cluster's resume key and kept it in Redis");
     } else {
@@ -43,6 +43,27 @@ pub(crate) async fn agree(url: &str, prefix: &str) -> anyhow::Result<ResumeKey> 
     }
     ResumeKey::from_secret(secret.as_bytes())
         .with_context(|| format!("the resume key in Redis ({key}) is too short"))
+}
+
+/// `SET key <random> NX`, then what `key` holds, and whether it is ours.
+async fn set_once(
+    mut conn: impl redis::aio::ConnectionLike,
+    key: &str,
+) -> anyhow::Result<(String, bool)> {
+    let made: bool = redis::cmd("SET")
+        .arg(key)
+        .arg(random_secret())
+        .arg("NX")
+        .query_async::<Option<String>>(&mut conn)
+        .await
+        .context("storing a resume key in Redis")?
+        .is_some();
+    let secret: String = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .context("reading the cluster's resume key")?;
+    Ok((secret, made))
 }
 
 /// 32 random bytes as 64 hex digits.

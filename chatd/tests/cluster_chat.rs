@@ -31,6 +31,12 @@ fn main() -> ExitCode {
         trial!(behind_nginx_limits_see_each_clients_own_address)
             .needs(Cluster::NEEDS_WITH_NGINX)
             .multi_thread(2),
+        trial!(on_a_redis_cluster_users_on_two_nodes_chat_one_to_one_and_in_groups)
+            .needs(Cluster::NEEDS_ON_REDIS_CLUSTER)
+            .multi_thread(2),
+        trial!(on_a_redis_cluster_a_login_on_the_other_node_kicks_the_first_session)
+            .needs(Cluster::NEEDS_ON_REDIS_CLUSTER)
+            .multi_thread(2),
     ])
 }
 
@@ -187,7 +193,19 @@ async fn chat_one_to_one_and_in_a_group(alice: &mut User, bob: &mut User, others
 }
 
 async fn users_on_two_chatd_processes_chat_one_to_one_and_in_groups() {
-    let cluster = Cluster::start(ClusterOptions::default()).await;
+    chat_across_two_nodes(ClusterOptions::default()).await;
+}
+
+async fn on_a_redis_cluster_users_on_two_nodes_chat_one_to_one_and_in_groups() {
+    chat_across_two_nodes(ClusterOptions {
+        redis_cluster: true,
+        ..ClusterOptions::default()
+    })
+    .await;
+}
+
+async fn chat_across_two_nodes(options: ClusterOptions) {
+    let cluster = Cluster::start(options).await;
     let (a, b) = (cluster.node(0), cluster.node(1));
     let mut alice = new_user(&a.addr, "alice").await;
     let mut bob = new_user(&b.addr, "bob").await;
@@ -248,7 +266,19 @@ async fn users_through_nginx_land_on_different_nodes_and_chat() {
 }
 
 async fn a_login_on_the_other_node_kicks_the_first_session() {
-    let cluster = Cluster::start(ClusterOptions::default()).await;
+    kick_across_two_nodes(ClusterOptions::default()).await;
+}
+
+async fn on_a_redis_cluster_a_login_on_the_other_node_kicks_the_first_session() {
+    kick_across_two_nodes(ClusterOptions {
+        redis_cluster: true,
+        ..ClusterOptions::default()
+    })
+    .await;
+}
+
+async fn kick_across_two_nodes(options: ClusterOptions) {
+    let cluster = Cluster::start(options).await;
     let (a, b) = (cluster.node(0), cluster.node(1));
     let mut first = new_user(&a.addr, "alice").await;
     let mut sender = new_user(&a.addr, "sender").await;

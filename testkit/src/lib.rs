@@ -10,6 +10,8 @@
 //!   `cargo test` counts those tests as ignored, with the reason.
 //! - [`mysql`]: throwaway databases on the MySQL/MariaDB server.
 //! - [`redis`]: the shared Redis, and `redis-server`s of a test's own.
+//! - [`redis_cluster`]: the shared Redis Cluster, and clusters of a test's
+//!   own (to kill a master or move a slot).
 //! - [`proxy`]: a TCP proxy that cuts or freezes connections, or loses
 //!   chosen lines.
 //! - [`nginx`]: nginx run from a deployment configuration, on free ports.
@@ -26,6 +28,7 @@ pub mod mysql;
 pub mod nginx;
 pub mod proxy;
 pub mod redis;
+pub mod redis_cluster;
 pub mod services;
 
 use std::future::Future;

@@ -20,6 +20,11 @@ pub enum Service {
     /// The chromedriver binary, with the Chromium it drives installed
     /// (Debian's `chromium-driver`); tests run a private one.
     Chromedriver,
+    /// A shared Redis Cluster (7 or later), its nodes as comma-separated
+    /// `redis://HOST:PORT`; each test keeps under keys of its own. Naming
+    /// it also says that `redis-server` and `redis-cli` are installed, for
+    /// the tests that run a cluster of their own.
+    RedisCluster,
 }
 
 impl Service {
@@ -30,6 +35,7 @@ impl Service {
             Service::Redis => "CHAT_TEST_REDIS_URL",
             Service::Nginx => "CHAT_TEST_NGINX",
             Service::Chromedriver => "CHAT_TEST_CHROMEDRIVER",
+            Service::RedisCluster => "CHAT_TEST_REDIS_CLUSTER",
         }
     }
 

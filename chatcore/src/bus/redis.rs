@@ -10,15 +10,29 @@
 //! dedicated connection per node, which is re-established with backoff. After
 //! any (re)subscription the node is told to `Resync`, since events published
 //! meanwhile were lost: the store has them.
+//!
+//! On a Redis Cluster the bus uses sharded pub/sub (`SPUBLISH` /
+//! `SSUBSCRIBE`), so that each event touches only the shard of its
+//! channel; the channel is tagged with the user, `<prefix>:user:{<id>}`,
+//! which puts it in the slot of the user's presence record. The
+//! subscriptions live on one cluster connection per node, speaking RESP3
+//! (messages arrive as pushes). When a slot moves, Redis ends its
+//! subscriptions (an unsolicited `sunsubscribe`); when a connection drops
+//! (a master died, its replica took over) the subscriptions on it are gone:
+//! either way the node subscribes again (the cluster connection follows
+//! `MOVED` to the new owner) and resyncs the users concerned. Every 2 s it
+//! also reads which master serves which slots (`CLUSTER SLOTS`): when that
+//! changes, it subscribes every user again, whatever the pushes said.
 
-use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_redis::{Config, Pool, Runtime};
 use futures::StreamExt;
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +41,7 @@ use tokio_util::task::TaskTracker;
 use super::{Bus, BusError, BusEvent, BusReceiver};
 use crate::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
 use crate::presence::SessionId;
+use crate::redis_target::{Commands, RedisTarget};
 use crate::telemetry;
 
 /// How often the subscriber checks that its connection is alive.
@@ -35,9 +50,31 @@ const PING_EVERY: Duration = Duration::from_secs(2);
 const SUBSCRIBE_CHUNK: usize = 1000;
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// SSUBSCRIBEs in flight at once on a Cluster (one per channel: the
+/// channels of one command must share a slot).
+const SSUBSCRIBE_CONCURRENCY: usize = 64;
+/// The longest one SSUBSCRIBE or SUNSUBSCRIBE waits; it is retried after.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(5);
+/// The longest a publish waits on a Redis Cluster.
+const CLUSTER_PUBLISH_WAIT: Duration = Duration::from_secs(2);
+/// Pushes (messages, subscription changes) queued from the cluster
+/// connection; beyond it they are dropped and every user resyncs.
+const PUSH_QUEUE: usize = 4096;
 
-fn channel(prefix: &str, user: UserId) -> String {
-    format!("{prefix}:user:{user}")
+/// The channel of `user`'s events; tagged with the user on a Cluster.
+fn channel(prefix: &str, user: UserId, tagged: bool) -> String {
+    if tagged {
+        format!("{prefix}:user:{{{user}}}")
+    } else {
+        format!("{prefix}:user:{user}")
+    }
+}
+
+/// The user of a tagged channel of this prefix.
+fn channel_user(prefix: &str, channel: &[u8]) -> Option<UserId> {
+    let rest = channel.strip_prefix(prefix.as_bytes())?;
+    let id = rest.strip_prefix(b":user:{")?.strip_suffix(b"}")?;
+    std::str::from_utf8(id).ok()?.parse().ok().map(UserId)
 }
 
 /// A bus event as it travels through Redis.
@@ -156,7 +193,7 @@ struct BusStats {
 /// One node's endpoint of a Redis bus.
 #[derive(Debug)]
 pub struct RedisBus {
-    pool: Pool,
+    commands: Commands,
     prefix: Arc<str>,
     wanted: Arc<Wanted>,
     stats: Arc<BusStats>,
@@ -187,34 +224,54 @@ impl RedisBus {
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<(RedisBus, BusReceiver), BusError> {
+        let target = RedisTarget::Single(url.to_owned());
+        RedisBus::connect_to(&target, prefix, capacity, tasks, shutdown).await
+    }
+
+    /// [`RedisBus::connect`] on one Redis or a Redis Cluster.
+    pub async fn connect_to(
+        target: &RedisTarget,
+        prefix: &str,
+        capacity: usize,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<(RedisBus, BusReceiver), BusError> {
         let unavailable = |e: &dyn std::fmt::Display| BusError::Unavailable(e.to_string());
-        let pool = Config::from_url(url)
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|e| unavailable(&e))?;
-        let client = redis::Client::open(url).map_err(|e| unavailable(&e))?;
-        // Fail early when Redis is not there at all.
-        let mut conn = pool.get().await.map_err(|e| unavailable(&e))?;
-        let _: () = redis::cmd("PING")
-            .query_async(&mut *conn)
+        // Fails early when Redis is not there at all.
+        let commands = Commands::connect(target)
             .await
             .map_err(|e| unavailable(&e))?;
-        drop(conn);
 
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let wanted = Arc::new(Wanted::default());
         let stats = Arc::new(BusStats::default());
         let prefix: Arc<str> = Arc::from(prefix);
-        tasks.spawn(subscriber(
-            client,
-            Arc::clone(&prefix),
-            Arc::clone(&wanted),
-            Arc::clone(&stats),
-            tx,
-            shutdown,
-        ));
+        match target {
+            RedisTarget::Single(url) => {
+                let client = redis::Client::open(url.as_str()).map_err(|e| unavailable(&e))?;
+                tasks.spawn(subscriber(
+                    client,
+                    Arc::clone(&prefix),
+                    Arc::clone(&wanted),
+                    Arc::clone(&stats),
+                    tx,
+                    shutdown,
+                ));
+            }
+            RedisTarget::Cluster(nodes) => {
+                tasks.spawn(cluster_subscriber(
+                    nodes.clone(),
+                    Arc::clone(&prefix),
+                    Arc::clone(&wanted),
+                    Arc::clone(&stats),
+                    tx,
+                    shutdown,
+                ));
+            }
+        }
         Ok((
             RedisBus {
-                pool,
+                commands,
                 prefix,
                 wanted,
                 stats,
@@ -227,26 +284,46 @@ impl RedisBus {
 #[async_trait]
 impl Bus for RedisBus {
     async fn publish(&self, events: Vec<BusEvent>) -> Result<(), BusError> {
-        let mut pipe = redis::pipe();
-        let mut any = false;
-        for (user, payload) in events.iter().filter_map(encode) {
-            pipe.cmd("PUBLISH")
-                .arg(channel(&self.prefix, user))
-                .arg(payload)
-                .ignore();
-            any = true;
-        }
-        if !any {
+        let encoded: Vec<(UserId, String)> = events.iter().filter_map(encode).collect();
+        if encoded.is_empty() {
             return Ok(());
         }
-        let mut conn = self
-            .pool
-            .get()
+        let unavailable = |e: redis::RedisError| BusError::Unavailable(e.to_string());
+        if !self.commands.is_cluster() {
+            let mut pipe = redis::pipe();
+            for (user, payload) in encoded {
+                pipe.cmd("PUBLISH")
+                    .arg(channel(&self.prefix, user, false))
+                    .arg(payload)
+                    .ignore();
+            }
+            return self.commands.pipe::<()>(&pipe).await.map_err(unavailable);
+        }
+        // A pipeline per user (one channel, one slot) keeps each user's
+        // events in order; users go side by side.
+        let mut pipes: Vec<redis::Pipeline> = Vec::new();
+        let mut pipe_of: HashMap<UserId, usize> = HashMap::new();
+        for (user, payload) in encoded {
+            let i = *pipe_of.entry(user).or_insert_with(|| {
+                pipes.push(redis::pipe());
+                pipes.len() - 1
+            });
+            pipes[i]
+                .cmd("SPUBLISH")
+                .arg(channel(&self.prefix, user, true))
+                .arg(payload)
+                .ignore();
+        }
+        let published =
+            futures::future::try_join_all(pipes.iter().map(|pipe| self.commands.pipe::<()>(pipe)));
+        // During a failover the cluster connection retries until the
+        // replica took over; the sender's ack does not wait that long (the
+        // recipients refill once their subscriptions are back).
+        tokio::time::timeout(CLUSTER_PUBLISH_WAIT, published)
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
-        pipe.query_async::<()>(&mut *conn)
-            .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))
+            .map_err(|_| BusError::Unavailable("publishing timed out".to_owned()))?
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     fn subscribe(&self, user: UserId) {
@@ -267,13 +344,8 @@ impl Bus for RedisBus {
                 "the subscriber connection is down".to_owned(),
             ));
         }
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
-        redis::cmd("PING")
-            .query_async::<()>(&mut *conn)
+        self.commands
+            .query::<()>(&redis::cmd("PING"))
             .await
             .map_err(|e| BusError::Unavailable(e.to_string()))
     }
@@ -345,14 +417,14 @@ async fn serve(
             )
         };
         for chunk in remove.chunks(SUBSCRIBE_CHUNK) {
-            let channels: Vec<String> = chunk.iter().map(|&u| channel(prefix, u)).collect();
+            let channels: Vec<String> = chunk.iter().map(|&u| channel(prefix, u, false)).collect();
             sink.unsubscribe(&channels).await?;
             for user in chunk {
                 subscribed.remove(user);
             }
         }
         for chunk in add.chunks(SUBSCRIBE_CHUNK) {
-            let channels: Vec<String> = chunk.iter().map(|&u| channel(prefix, u)).collect();
+            let channels: Vec<String> = chunk.iter().map(|&u| channel(prefix, u, false)).collect();
             sink.subscribe(&channels).await?;
             subscribed.extend(chunk.iter().copied());
             // Events published before the subscription took (or while no
@@ -394,6 +466,296 @@ async fn serve(
     }
 }
 
+/// Hands the cluster connection's pushes to the subscriber without ever
+/// blocking the connection: when the queue is full a push is dropped and
+/// `overflowed` set, so that every user resyncs.
+struct Pushes {
+    tx: mpsc::Sender<PushInfo>,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl redis::aio::AsyncPushSender for Pushes {
+    fn send(&self, info: PushInfo) -> Result<(), redis::aio::SendError> {
+        match self.tx.try_send(info) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflowed.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(redis::aio::SendError),
+        }
+    }
+}
+
+/// [`subscriber`] on a Redis Cluster: one cluster connection (RESP3)
+/// holding this node's sharded subscriptions, kept equal to `wanted`.
+async fn cluster_subscriber(
+    nodes: Vec<String>,
+    prefix: Arc<str>,
+    wanted: Arc<Wanted>,
+    stats: Arc<BusStats>,
+    tx: mpsc::Sender<BusEvent>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let pushes = Pushes {
+            tx: push_tx,
+            overflowed: Arc::clone(&overflowed),
+        };
+        let connect = async {
+            RedisTarget::cluster_builder(&nodes)
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(pushes)
+                .build()?
+                .get_async_connection()
+                .await
+        };
+        let connected = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            connected = connect => connected,
+        };
+        match connected {
+            Ok(conn) => {
+                if stats.connects.fetch_add(1, Ordering::Relaxed) > 0 {
+                    telemetry::bus_reconnected();
+                }
+                backoff = Duration::from_millis(50);
+                let served = tokio::select! {
+                    _ = shutdown.cancelled() => Ok(()),
+                    served = serve_cluster(conn, push_rx, &overflowed, &prefix, &wanted, &stats, &tx) => served,
+                };
+                stats.subscribed.store(false, Ordering::Relaxed);
+                match served {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "bus cluster subscriber lost; reconnecting")
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, ?backoff, "bus cluster subscriber cannot connect"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Runs one cluster connection's subscriptions until the node stops taking
+/// events (`Ok`) or the connection is gone for good (`Err`). Failed
+/// (un)subscriptions are retried with backoff on the same connection,
+/// which repairs itself (reconnects, follows failovers and `MOVED`).
+async fn serve_cluster(
+    conn: ClusterConnection,
+    mut pushes: mpsc::Receiver<PushInfo>,
+    overflowed: &AtomicBool,
+    prefix: &str,
+    wanted: &Wanted,
+    stats: &BusStats,
+    tx: &mpsc::Sender<BusEvent>,
+) -> redis::RedisResult<()> {
+    let mut subscribed: HashSet<UserId> = HashSet::new();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut backoff = Duration::from_millis(50);
+    let mut topology: Option<Vec<String>> = None;
+    loop {
+        if overflowed.swap(false, Ordering::Relaxed) {
+            tracing::warn!("bus pushes overflowed; every user resyncs");
+            if tx.send(BusEvent::Resync { user: None }).await.is_err() {
+                return Ok(());
+            }
+        }
+        if retry_at.is_none_or(|at| tokio::time::Instant::now() >= at) {
+            match sync_cluster(&conn, prefix, wanted, &mut subscribed, tx).await {
+                Ok(true) => {
+                    retry_at = None;
+                    backoff = Duration::from_millis(50);
+                    stats.subscribed.store(true, Ordering::Relaxed);
+                }
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %e, ?backoff, "bus subscriptions failed; retrying");
+                    stats.subscribed.store(false, Ordering::Relaxed);
+                    retry_at = Some(tokio::time::Instant::now() + backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = wanted.changed.notified() => {}
+            _ = retry => {}
+            _ = ping.tick() => {
+                // Which master serves which slots: when that changes (a
+                // failover, a slot moved), every subscription is made
+                // again, whatever the pushes said.
+                let slots = tokio::time::timeout(
+                    PING_EVERY * 2,
+                    redis::cmd("CLUSTER").arg("SLOTS").query_async::<redis::Value>(&mut conn.clone()),
+                )
+                .await;
+                let up = match slots.ok().and_then(Result::ok).as_ref().and_then(masters) {
+                    Some(now) => {
+                        if topology.as_ref().is_some_and(|before| *before != now) {
+                            tracing::info!("the Redis Cluster's masters changed; subscribing again");
+                            subscribed.clear();
+                        }
+                        topology = Some(now);
+                        retry_at.is_none()
+                    }
+                    None => false,
+                };
+                stats.subscribed.store(up, Ordering::Relaxed);
+            }
+            push = pushes.recv() => {
+                let Some(push) = push else {
+                    return Err(redis::RedisError::from((redis::ErrorKind::Io, "cluster connection closed")));
+                };
+                match push.kind {
+                    PushKind::SMessage => {
+                        let payload = push.data.get(1).and_then(|v| match v {
+                            redis::Value::BulkString(bytes) => Some(bytes.as_slice()),
+                            _ => None,
+                        });
+                        match payload.and_then(decode) {
+                            Some(event) => {
+                                if tx.send(event).await.is_err() {
+                                    return Ok(());
+                                }
+                            }
+                            None => tracing::warn!("unreadable bus event"),
+                        }
+                    }
+                    PushKind::SUnsubscribe => {
+                        // Unasked (a slot moved away) or the echo of our
+                        // own: either way, subscribe again if wanted.
+                        let user = push.data.first().and_then(|v| match v {
+                            redis::Value::BulkString(bytes) => channel_user(prefix, bytes),
+                            _ => None,
+                        });
+                        if let Some(user) = user
+                            && subscribed.remove(&user)
+                        {
+                            tracing::debug!(%user, "bus subscription ended by Redis; subscribing again");
+                        }
+                    }
+                    PushKind::Disconnection => {
+                        // A node's connection dropped, and the
+                        // subscriptions on it; we cannot tell which.
+                        tracing::warn!("a bus cluster connection dropped; subscribing again");
+                        subscribed.clear();
+                        stats.subscribed.store(false, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// The masters of a `CLUSTER SLOTS` answer, as sorted `start-end@addr`
+/// entries.
+fn masters(slots: &redis::Value) -> Option<Vec<String>> {
+    let redis::Value::Array(ranges) = slots else {
+        return None;
+    };
+    let mut out: Vec<String> = ranges
+        .iter()
+        .filter_map(|range| match range {
+            redis::Value::Array(parts) => match parts.get(..3)? {
+                [start, end, redis::Value::Array(master)] => {
+                    Some(format!("{start:?}-{end:?}@{:?}", master.get(..2)?))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    Some(out)
+}
+
+/// Brings the cluster subscriptions in line with `wanted`, sending a
+/// `Resync` for each user newly subscribed. `Ok(false)` when the node
+/// takes no more events; `Err` when some (un)subscription failed (those
+/// users stay to do).
+async fn sync_cluster(
+    conn: &ClusterConnection,
+    prefix: &str,
+    wanted: &Wanted,
+    subscribed: &mut HashSet<UserId>,
+    tx: &mpsc::Sender<BusEvent>,
+) -> redis::RedisResult<bool> {
+    let (add, remove): (Vec<UserId>, Vec<UserId>) = {
+        let users = wanted.lock();
+        (
+            users.difference(subscribed).copied().collect(),
+            subscribed.difference(&users).copied().collect(),
+        )
+    };
+    let mut failed = None;
+    let mut results = futures::stream::iter(remove.into_iter().map(|user| (user, false)))
+        .chain(futures::stream::iter(
+            add.into_iter().map(|user| (user, true)),
+        ))
+        .map(|(user, subscribe)| {
+            let mut conn = conn.clone();
+            let name = channel(prefix, user, true);
+            async move {
+                let change = async {
+                    if subscribe {
+                        conn.ssubscribe(name).await
+                    } else {
+                        conn.sunsubscribe(name).await
+                    }
+                };
+                // A change stuck on a node that went away must not hold
+                // up the others (nor the messages queued behind them).
+                let done = tokio::time::timeout(SUBSCRIBE_WAIT, change)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(redis::RedisError::from((
+                            redis::ErrorKind::Io,
+                            "subscription change timed out",
+                        )))
+                    });
+                (user, subscribe, done)
+            }
+        })
+        .buffer_unordered(SSUBSCRIBE_CONCURRENCY);
+    while let Some((user, subscribe, done)) = results.next().await {
+        match done {
+            Err(e) => failed = Some(e),
+            Ok(()) if !subscribe => {
+                subscribed.remove(&user);
+            }
+            Ok(()) => {
+                subscribed.insert(user);
+                // Whatever was published before the subscription took is
+                // in the store.
+                if tx
+                    .send(BusEvent::Resync { user: Some(user) })
+                    .await
+                    .is_err()
+                {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    failed.map_or(Ok(true), Err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,6 +793,11 @@ mod tests {
             assert_eq!(decode(json.as_bytes()), Some(event));
         }
         assert!(encode(&BusEvent::Resync { user: None }).is_none());
+        assert_eq!(
+            channel_user("chat", channel("chat", UserId(42), true).as_bytes()),
+            Some(UserId(42))
+        );
+        assert_eq!(channel_user("chat", b"other:user:{42}"), None);
         assert!(decode(b"not json").is_none());
     }
 }

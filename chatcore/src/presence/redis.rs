@@ -15,6 +15,16 @@
 //!   each node watches that counter, so that the sessions showing the dead
 //!   node's users' presence look again.
 //!
+//! On a Redis Cluster the keys carry hash tags, so that every script
+//! stays in one slot: the node-level keys (leases, the node list, the
+//! departures counter) share the tag `{<prefix>}`
+//! (`{<prefix>}:node:<node>`, `{<prefix>}:nodes`, `{<prefix>}:departures`),
+//! and a user's session key is tagged with the user,
+//! `<prefix>:session:{<user>}`, so that a claim or release touches one
+//! slot. `online` reads the session records with one `MGET`, which the
+//! cluster connection splits per slot, then the leases they name (one
+//! slot). On one Redis the keys stay untagged, as they always were.
+//!
 //! When renewal finds the lease key missing while the lease still held
 //! (Redis restarted and forgot everything), the node records the lease and
 //! its sessions again; a session whose user logged in elsewhere meanwhile
@@ -27,13 +37,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deadpool_redis::{Config, Pool, Runtime};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Lease, Lost, Presence, PresenceError, SessionId};
 use crate::model::UserId;
+use crate::redis_target::{Commands, RedisTarget};
 
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -80,7 +90,8 @@ return -1";
 /// Presence settings.
 #[derive(Debug, Clone)]
 pub struct RedisPresenceConfig {
-    pub url: String,
+    /// One Redis or a Redis Cluster.
+    pub target: RedisTarget,
     /// The start of every key.
     pub prefix: String,
     /// This node's name, unique in the cluster.
@@ -98,7 +109,7 @@ pub struct RedisPresence {
 
 #[derive(Debug)]
 struct Inner {
-    pool: Pool,
+    commands: Commands,
     config: RedisPresenceConfig,
     lease: Lease,
     /// The current boot id: the lease's value.
@@ -121,20 +132,34 @@ fn new_boot() -> String {
 }
 
 impl Inner {
+    /// The start of node-level keys: `{<prefix>}` on a Cluster, so that
+    /// they all share one slot.
+    fn node_level(&self) -> String {
+        if self.commands.is_cluster() {
+            format!("{{{}}}", self.config.prefix)
+        } else {
+            self.config.prefix.clone()
+        }
+    }
+
     fn node_key(&self, node: &str) -> String {
-        format!("{}:node:{node}", self.config.prefix)
+        format!("{}:node:{node}", self.node_level())
     }
 
     fn nodes_key(&self) -> String {
-        format!("{}:nodes", self.config.prefix)
+        format!("{}:nodes", self.node_level())
     }
 
     fn departures_key(&self) -> String {
-        format!("{}:departures", self.config.prefix)
+        format!("{}:departures", self.node_level())
     }
 
     fn session_key(&self, user: UserId) -> String {
-        format!("{}:session:{user}", self.config.prefix)
+        if self.commands.is_cluster() {
+            format!("{}:session:{{{user}}}", self.config.prefix)
+        } else {
+            format!("{}:session:{user}", self.config.prefix)
+        }
     }
 
     fn boot(&self) -> String {
@@ -149,22 +174,21 @@ impl Inner {
         format!("{}|{}|{session}", self.config.node_id, self.boot())
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, PresenceError> {
-        self.pool.get().await.map_err(unavailable)
-    }
-
     /// Takes the lease under the current boot id.
     async fn acquire(&self) -> Result<(), PresenceError> {
         let sent = Instant::now();
-        let mut conn = self.conn().await?;
-        let _: i64 = redis::Script::new(ACQUIRE)
+        let script = redis::Script::new(ACQUIRE);
+        let mut invocation = script.prepare_invoke();
+        invocation
             .key(self.node_key(&self.config.node_id))
             .key(self.nodes_key())
             .key(self.departures_key())
             .arg(&self.config.node_id)
             .arg(self.boot())
-            .arg(self.config.lease_ttl.as_millis() as u64)
-            .invoke_async(&mut *conn)
+            .arg(self.config.lease_ttl.as_millis() as u64);
+        let _: i64 = self
+            .commands
+            .script(&invocation)
             .await
             .map_err(unavailable)?;
         self.lease.extend(sent, self.config.lease_ttl);
@@ -174,13 +198,15 @@ impl Inner {
     /// Takes listed nodes whose lease is gone off the list, and returns the
     /// cluster's count of departures.
     async fn departures(&self) -> Result<u64, PresenceError> {
-        let mut conn = self.conn().await?;
-        let (listed, count): (HashMap<String, String>, Option<u64>) = redis::pipe()
-            .cmd("HGETALL")
-            .arg(self.nodes_key())
-            .cmd("GET")
-            .arg(self.departures_key())
-            .query_async(&mut *conn)
+        let (listed, count): (HashMap<String, String>, Option<u64>) = self
+            .commands
+            .pipe(
+                redis::pipe()
+                    .cmd("HGETALL")
+                    .arg(self.nodes_key())
+                    .cmd("GET")
+                    .arg(self.departures_key()),
+            )
             .await
             .map_err(unavailable)?;
         let mut count = count.unwrap_or(0);
@@ -196,17 +222,21 @@ impl Inner {
             leases.cmd("GET").arg(self.node_key(node));
         }
         let holders: Vec<Option<String>> =
-            leases.query_async(&mut *conn).await.map_err(unavailable)?;
+            self.commands.pipe(&leases).await.map_err(unavailable)?;
         for ((node, boot), holder) in others.iter().zip(holders) {
             if holder.as_deref() == Some(boot.as_str()) {
                 continue;
             }
-            let counted: u64 = redis::Script::new(FORGET_NODE)
+            let script = redis::Script::new(FORGET_NODE);
+            let mut invocation = script.prepare_invoke();
+            invocation
                 .key(self.nodes_key())
                 .key(self.departures_key())
                 .arg(node)
-                .arg(boot)
-                .invoke_async(&mut *conn)
+                .arg(boot);
+            let counted: u64 = self
+                .commands
+                .script(&invocation)
                 .await
                 .map_err(unavailable)?;
             if counted > 0 {
@@ -221,15 +251,17 @@ impl Inner {
     async fn renew(&self) -> Result<Option<Lost>, PresenceError> {
         let sent = Instant::now();
         let held = self.lease.is_valid();
-        let mut conn = self.conn().await?;
-        let renewed: i64 = redis::Script::new(RENEW)
+        let script = redis::Script::new(RENEW);
+        let mut invocation = script.prepare_invoke();
+        invocation
             .key(self.node_key(&self.config.node_id))
             .arg(self.boot())
-            .arg(self.config.lease_ttl.as_millis() as u64)
-            .invoke_async(&mut *conn)
+            .arg(self.config.lease_ttl.as_millis() as u64);
+        let renewed: i64 = self
+            .commands
+            .script(&invocation)
             .await
             .map_err(unavailable)?;
-        drop(conn);
         if renewed == 1 && held {
             self.lease.extend(sent, self.config.lease_ttl);
             return Ok(None);
@@ -263,17 +295,18 @@ impl Inner {
         if sessions.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for (user, session) in &sessions {
-            pipe.cmd("SET")
-                .arg(self.session_key(*user))
-                .arg(self.record(*session))
-                .arg("NX")
-                .arg("GET");
-        }
-        let mut conn = self.conn().await?;
-        let previous: Vec<Option<String>> =
-            pipe.query_async(&mut *conn).await.map_err(unavailable)?;
+        let sets = sessions
+            .iter()
+            .map(|(user, session)| {
+                let mut set = redis::cmd("SET");
+                set.arg(self.session_key(*user))
+                    .arg(self.record(*session))
+                    .arg("NX")
+                    .arg("GET");
+                set
+            })
+            .collect();
+        let previous: Vec<Option<String>> = self.commands.each(sets).await.map_err(unavailable)?;
         let mut lost = Vec::new();
         for ((user, session), previous) in sessions.into_iter().zip(previous) {
             match previous {
@@ -298,11 +331,11 @@ impl RedisPresence {
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<(RedisPresence, mpsc::Receiver<Lost>), PresenceError> {
-        let pool = Config::from_url(config.url.as_str())
-            .create_pool(Some(Runtime::Tokio1))
+        let commands = Commands::connect(&config.target)
+            .await
             .map_err(unavailable)?;
         let inner = Arc::new(Inner {
-            pool,
+            commands,
             config,
             lease: Lease::expired(),
             boot: Mutex::new(new_boot()),
@@ -388,12 +421,15 @@ impl Presence for RedisPresence {
         if !self.inner.lease.is_valid() {
             return Err(PresenceError::Unavailable("this node has no lease".into()));
         }
-        let mut conn = self.inner.conn().await?;
-        let previous: Option<String> = redis::cmd("SET")
-            .arg(self.inner.session_key(user))
-            .arg(self.inner.record(session))
-            .arg("GET")
-            .query_async(&mut *conn)
+        let previous: Option<String> = self
+            .inner
+            .commands
+            .query(
+                redis::cmd("SET")
+                    .arg(self.inner.session_key(user))
+                    .arg(self.inner.record(session))
+                    .arg("GET"),
+            )
             .await
             .map_err(unavailable)?;
         self.inner.mine().insert(user, session);
@@ -410,11 +446,15 @@ impl Presence for RedisPresence {
                 mine.remove(&user);
             }
         }
-        let mut conn = self.inner.conn().await?;
-        let removed: i64 = redis::Script::new(RELEASE)
+        let script = redis::Script::new(RELEASE);
+        let mut invocation = script.prepare_invoke();
+        invocation
             .key(self.inner.session_key(user))
-            .arg(self.inner.record(session))
-            .invoke_async(&mut *conn)
+            .arg(self.inner.record(session));
+        let removed: i64 = self
+            .inner
+            .commands
+            .script(&invocation)
             .await
             .map_err(unavailable)?;
         Ok(removed > 0)
@@ -424,11 +464,12 @@ impl Presence for RedisPresence {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.inner.conn().await?;
         let keys: Vec<String> = users.iter().map(|&u| self.inner.session_key(u)).collect();
-        let records: Vec<Option<String>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(&mut *conn)
+        // On a Cluster the connection splits this per slot.
+        let records: Vec<Option<String>> = self
+            .inner
+            .commands
+            .query(redis::cmd("MGET").arg(&keys))
             .await
             .map_err(unavailable)?;
         let parsed: Vec<Option<(&str, &str, SessionId)>> = records
@@ -446,9 +487,10 @@ impl Presence for RedisPresence {
             return Ok(vec![false; users.len()]);
         }
         let node_keys: Vec<String> = nodes.iter().map(|n| self.inner.node_key(n)).collect();
-        let boots: Vec<Option<String>> = redis::cmd("MGET")
-            .arg(&node_keys)
-            .query_async(&mut *conn)
+        let boots: Vec<Option<String>> = self
+            .inner
+            .commands
+            .query(redis::cmd("MGET").arg(&node_keys))
             .await
             .map_err(unavailable)?;
         let live: HashMap<&str, Option<String>> = nodes.into_iter().zip(boots).collect();
@@ -469,25 +511,32 @@ impl Presence for RedisPresence {
     /// once instead of after the lease TTL.
     async fn release_node(&self) -> Result<(), PresenceError> {
         let sessions: Vec<(UserId, SessionId)> = self.inner.mine().drain().collect();
-        let mut conn = self.inner.conn().await?;
         let script = redis::Script::new(RELEASE);
         for (user, session) in sessions {
-            let _: i64 = script
+            let mut invocation = script.prepare_invoke();
+            invocation
                 .key(self.inner.session_key(user))
-                .arg(self.inner.record(session))
-                .invoke_async(&mut *conn)
+                .arg(self.inner.record(session));
+            let _: i64 = self
+                .inner
+                .commands
+                .script(&invocation)
                 .await
                 .map_err(unavailable)?;
         }
-        let _: () = redis::pipe()
-            .cmd("HDEL")
-            .arg(self.inner.nodes_key())
-            .arg(&self.inner.config.node_id)
-            .ignore()
-            .cmd("DEL")
-            .arg(self.inner.node_key(&self.inner.config.node_id))
-            .ignore()
-            .query_async(&mut *conn)
+        let _: () = self
+            .inner
+            .commands
+            .pipe(
+                redis::pipe()
+                    .cmd("HDEL")
+                    .arg(self.inner.nodes_key())
+                    .arg(&self.inner.config.node_id)
+                    .ignore()
+                    .cmd("DEL")
+                    .arg(self.inner.node_key(&self.inner.config.node_id))
+                    .ignore(),
+            )
             .await
             .map_err(unavailable)?;
         self.inner.lease.revoke();

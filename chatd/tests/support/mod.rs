@@ -13,7 +13,9 @@
 //! - `CHAT_TEST_REDIS_URL`: a shared Redis, each test under a key prefix of
 //!   its own (its presence also means `redis-server` is installed, for
 //!   tests that run a private one);
-//! - `CHAT_TEST_NGINX`: the nginx binary (with the stream module).
+//! - `CHAT_TEST_NGINX`: the nginx binary (with the stream module);
+//! - `CHAT_TEST_REDIS_CLUSTER`: a shared Redis Cluster (its nodes,
+//!   comma-separated), for clusters started with `redis_cluster`.
 //!
 //! Every process a test starts is owned by a guard whose `Drop` kills it by
 //! pid; when a test fails, the guards print the processes' logs.
@@ -258,6 +260,9 @@ pub struct ClusterOptions {
     pub nginx: bool,
     /// A `redis-server` of the test's own instead of the shared Redis.
     pub private_redis: bool,
+    /// The shared Redis Cluster instead of the shared Redis (needs
+    /// [`Service::RedisCluster`]).
+    pub redis_cluster: bool,
     /// The nodes reach the database through a [`Proxy`] of the test's own
     /// ([`Cluster::db_proxy`]), which can cut it.
     pub database_proxy: bool,
@@ -272,6 +277,7 @@ impl Default for ClusterOptions {
             lease_ttl_secs: None,
             nginx: false,
             private_redis: false,
+            redis_cluster: false,
             database_proxy: false,
             node_args: Vec::new(),
         }
@@ -289,6 +295,9 @@ pub struct Cluster {
     /// Between the nodes and the database, with `database_proxy`.
     pub db_proxy: Option<Proxy>,
     pub redis_url: String,
+    /// The Redis Cluster's nodes, with `redis_cluster` (then `redis_url`
+    /// is empty).
+    pub redis_cluster: Option<Vec<String>>,
     pub prefix: String,
     pub db: ThrowawayDatabase,
     pub logs: tempfile::TempDir,
@@ -299,6 +308,8 @@ impl Cluster {
     pub const NEEDS: &[Service] = &[Service::Mysql, Service::Redis];
     /// What a cluster with nginx in front needs.
     pub const NEEDS_WITH_NGINX: &[Service] = &[Service::Mysql, Service::Redis, Service::Nginx];
+    /// What a cluster on the shared Redis Cluster needs.
+    pub const NEEDS_ON_REDIS_CLUSTER: &[Service] = &[Service::Mysql, Service::RedisCluster];
 
     /// Starts the cluster and waits until every part accepts connections.
     /// It needs MySQL, Redis and, with `nginx`, nginx ([`Cluster::NEEDS`],
@@ -312,9 +323,13 @@ impl Cluster {
         let redis = options
             .private_redis
             .then(|| PrivateRedis::start_in(logs.path()));
-        let redis_url = match &redis {
-            Some(redis) => redis.url(),
-            None => chat_testkit::redis::shared_url(),
+        let redis_cluster = options
+            .redis_cluster
+            .then(chat_testkit::redis_cluster::shared_nodes);
+        let redis_url = match (&redis, &redis_cluster) {
+            (Some(redis), _) => redis.url(),
+            (None, Some(_)) => String::new(),
+            (None, None) => chat_testkit::redis::shared_url(),
         };
         let prefix = unique_name("chat_test");
         let db_proxy = if options.database_proxy {
@@ -329,11 +344,16 @@ impl Cluster {
         let mut nodes = Vec::new();
         for i in 1..=options.nodes {
             let node_id = format!("node{i}");
-            let mut args = vec![
-                "--database-url".to_owned(),
-                database_url.clone(),
-                "--redis-url".to_owned(),
-                redis_url.clone(),
+            let mut args = vec!["--database-url".to_owned(), database_url.clone()];
+            match &redis_cluster {
+                Some(nodes) => {
+                    for node in nodes {
+                        args.extend(["--redis-cluster-node".to_owned(), node.clone()]);
+                    }
+                }
+                None => args.extend(["--redis-url".to_owned(), redis_url.clone()]),
+            }
+            args.extend([
                 "--redis-prefix".to_owned(),
                 prefix.clone(),
                 "--node-id".to_owned(),
@@ -342,7 +362,7 @@ impl Cluster {
                 // token from one node works on all (what
                 // a_killed_nodes_users_show_offline_and_resume_on_the_other_node
                 // relies on).
-            ];
+            ]);
             if let Some(ttl) = options.lease_ttl_secs {
                 args.extend(["--lease-ttl-secs".to_owned(), ttl.to_string()]);
             }
@@ -360,6 +380,7 @@ impl Cluster {
             redis,
             db_proxy,
             redis_url,
+            redis_cluster,
             prefix,
             db,
             logs,
@@ -393,7 +414,10 @@ impl Cluster {
     /// The node id of `user`'s current session, as recorded in Redis
     /// presence (`<prefix>:session:<user>` = `<node>|<boot>|<session>`).
     pub async fn session_node(&self, user: UserId) -> Option<String> {
-        redis::session_node(&self.redis_url, &self.prefix, user).await
+        match &self.redis_cluster {
+            Some(nodes) => redis::cluster_session_node(nodes, &self.prefix, user).await,
+            None => redis::session_node(&self.redis_url, &self.prefix, user).await,
+        }
     }
 
     /// The node whose `--node-id` is `id`.
@@ -415,8 +439,10 @@ impl Drop for Cluster {
         // Processes first, so that no node writes its keys back.
         self.nginx = None;
         self.nodes.clear();
-        if self.redis.is_none() {
-            redis::delete_prefix(&self.redis_url, &self.prefix);
+        match &self.redis_cluster {
+            Some(nodes) => redis::delete_cluster_prefix(nodes, &self.prefix),
+            None if self.redis.is_none() => redis::delete_prefix(&self.redis_url, &self.prefix),
+            None => {}
         }
     }
 }

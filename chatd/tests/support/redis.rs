@@ -40,3 +40,41 @@ pub fn delete_prefix(url: &str, prefix: &str) {
         eprintln!("could not delete the test's Redis keys {prefix}:*: {e}");
     }
 }
+
+/// [`session_node`] on a Redis Cluster, where the record is
+/// `<prefix>:session:{<user>}` (docs/cluster.md).
+pub async fn cluster_session_node(nodes: &[String], prefix: &str, user: UserId) -> Option<String> {
+    let client = redis::cluster::ClusterClient::new(nodes.to_vec()).expect("redis:// URLs");
+    let mut conn = client
+        .get_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("connect to the Redis Cluster {nodes:?}: {e}"));
+    let record: Option<String> = redis::cmd("GET")
+        .arg(format!("{prefix}:session:{{{user}}}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("GET a session record: {e}"));
+    record.map(|r| r.split('|').next().unwrap_or_default().to_owned())
+}
+
+/// [`delete_prefix`] on every master of a Redis Cluster: keys under
+/// `<prefix>:` and `{<prefix>}:`, one by one (they lie in many slots).
+pub fn delete_cluster_prefix(nodes: &[String], prefix: &str) {
+    for url in nodes {
+        let result = (|| -> redis::RedisResult<()> {
+            let client = redis::Client::open(url.as_str())?;
+            let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+            for pattern in [format!("{prefix}:*"), format!("{{{prefix}}}:*")] {
+                let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut conn)?;
+                for key in keys {
+                    // A replica refuses: its master deletes the key.
+                    let _ = redis::cmd("DEL").arg(key).exec(&mut conn);
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            eprintln!("could not delete the test's Redis Cluster keys {prefix}:* on {url}: {e}");
+        }
+    }
+}
