@@ -11,7 +11,7 @@ use chat_testkit::redis_cluster::shared_nodes;
 use chat_testkit::{Service, Test, test, trial};
 use chatcore::bus::{Bus, BusEvent, BusReceiver, LocalBroker, RedisBus};
 use chatcore::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
-use chatcore::presence::SessionId;
+use chatcore::presence::{NodeName, SessionId};
 use chatcore::redis_target::RedisTarget;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,6 +32,8 @@ struct Pair {
     a_rx: BusReceiver,
     b: Arc<dyn Bus>,
     b_rx: BusReceiver,
+    /// B's node name, for what is sent to B alone.
+    b_node: NodeName,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -44,6 +46,7 @@ fn local_pair() -> Pair {
         a_rx,
         b: Arc::new(b),
         b_rx,
+        b_node: NodeName::from("b"),
         _stop: CancellationToken::new().drop_guard(),
     }
 }
@@ -57,10 +60,10 @@ async fn target_pair(target: &RedisTarget) -> Pair {
     // The subscribers end with `stop`, dropped with the pair.
     let tasks = TaskTracker::new();
     let prefix = format!("test-{:016x}", getrandom::u64().expect("random"));
-    let (a, a_rx) = RedisBus::connect_to(target, &prefix, 1024, &tasks, stop.clone())
+    let (a, a_rx) = RedisBus::connect_to(target, &prefix, "a", 1024, &tasks, stop.clone())
         .await
         .expect("redis bus");
-    let (b, b_rx) = RedisBus::connect_to(target, &prefix, 1024, &tasks, stop.clone())
+    let (b, b_rx) = RedisBus::connect_to(target, &prefix, "b", 1024, &tasks, stop.clone())
         .await
         .expect("redis bus");
     Pair {
@@ -68,6 +71,7 @@ async fn target_pair(target: &RedisTarget) -> Pair {
         a_rx,
         b: Arc::new(b),
         b_rx,
+        b_node: NodeName::from("b"),
         _stop: stop.drop_guard(),
     }
 }
@@ -180,6 +184,38 @@ async fn unsubscribed_users_events_stop(mut pair: Pair) {
     );
 }
 
+async fn deliveries_for_a_node_reach_it_alone(mut pair: Pair) {
+    let user = fresh_user();
+    let other = fresh_user();
+    subscribe_live(&pair.b, &mut pair.b_rx, user).await;
+    subscribe_live(&pair.b, &mut pair.b_rx, other).await;
+    let BusEvent::Deliver { message, .. } = deliver(user, 7) else {
+        unreachable!("deliver makes a Deliver")
+    };
+    pair.a
+        .publish_deliveries(
+            &pair.b_node,
+            Arc::clone(&message),
+            vec![(user, Seq(7)), (other, Seq(3))],
+        )
+        .await
+        .expect("publish");
+    for (user, seq) in [(user, Seq(7)), (other, Seq(3))] {
+        let expected = BusEvent::Deliver {
+            user,
+            seq,
+            message: Arc::clone(&message),
+        };
+        assert_eq!(next(&mut pair.b_rx).await, Some(expected));
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), next(&mut pair.a_rx))
+            .await
+            .is_err(),
+        "nothing for the node not named"
+    );
+}
+
 async fn a_live_endpoint_answers_ping(mut pair: Pair) {
     // Once a subscription is live, the endpoint can both receive and send.
     subscribe_live(&pair.b, &mut pair.b_rx, fresh_user()).await;
@@ -218,6 +254,7 @@ suite!(
     events_reach_subscribers_in_order,
     every_interested_node_gets_the_event,
     unsubscribed_users_events_stop,
+    deliveries_for_a_node_reach_it_alone,
     a_live_endpoint_answers_ping,
 );
 

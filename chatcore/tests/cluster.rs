@@ -50,14 +50,16 @@ fn unique() -> String {
 async fn start_node(url: &str, prefix: &str, store: Arc<dyn Store>, lease_ttl: Duration) -> Node {
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let (bus, bus_events) = RedisBus::connect(url, prefix, 1024, &tasks, stop.clone())
+    // The bus reaches the node by the name its presence records.
+    let node_id = format!("it-{}", unique());
+    let (bus, bus_events) = RedisBus::connect(url, prefix, &node_id, 1024, &tasks, stop.clone())
         .await
         .expect("bus");
     let (presence, lost) = RedisPresence::start(
         RedisPresenceConfig {
             target: RedisTarget::Single(url.to_owned()),
             prefix: prefix.to_owned(),
-            node_id: format!("it-{}", unique()),
+            node_id,
             lease_ttl,
         },
         &tasks,

@@ -69,14 +69,17 @@ fn unique() -> String {
 async fn start_node(target: &RedisTarget, prefix: &str, store: Arc<dyn Store>) -> Node {
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let (bus, bus_events) = RedisBus::connect_to(target, prefix, 1024, &tasks, stop.clone())
-        .await
-        .expect("bus");
+    // The bus reaches the node by the name its presence records.
+    let node_id = format!("node-{}", unique());
+    let (bus, bus_events) =
+        RedisBus::connect_to(target, prefix, &node_id, 1024, &tasks, stop.clone())
+            .await
+            .expect("bus");
     let (presence, lost) = RedisPresence::start(
         RedisPresenceConfig {
             target: target.clone(),
             prefix: prefix.to_owned(),
-            node_id: format!("node-{}", unique()),
+            node_id,
             // Longer than a failover: the lease outlives it.
             lease_ttl: Duration::from_secs(12),
         },

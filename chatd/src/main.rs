@@ -182,6 +182,7 @@ async fn cluster_backends(
     let (bus, bus_events) = RedisBus::connect_to(
         &target,
         &config.redis_prefix,
+        &node_id,
         node::BUS_QUEUE,
         tasks,
         shutdown.clone(),

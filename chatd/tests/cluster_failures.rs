@@ -27,7 +27,18 @@ fn main() -> ExitCode {
         trial!(sigint_stops_one_node_and_leaves_the_other_nodes_users_untouched),
         trial!(a_node_paused_past_its_lease_ends_its_sessions_and_delivers_nothing_to_them),
     ];
-    chat_testkit::harness::run(tests.map(|test| test.needs(Cluster::NEEDS).multi_thread(2)))
+    let on_a_redis_cluster = [trial!(
+        on_a_redis_cluster_a_killed_nodes_users_show_offline_and_resume_on_the_other_node
+    )];
+    chat_testkit::harness::run(
+        tests
+            .map(|test| test.needs(Cluster::NEEDS).multi_thread(2))
+            .into_iter()
+            .chain(
+                on_a_redis_cluster
+                    .map(|test| test.needs(Cluster::NEEDS_ON_REDIS_CLUSTER).multi_thread(2)),
+            ),
+    )
 }
 
 /// Sends `texts` from `sender` to `to`, each acknowledged.
@@ -73,9 +84,22 @@ async fn next_presence_of(user: &mut User, friend: chatcore::model::UserId) -> b
 }
 
 async fn a_killed_nodes_users_show_offline_and_resume_on_the_other_node() {
+    killed_node(ClusterOptions::default()).await;
+}
+
+async fn on_a_redis_cluster_a_killed_nodes_users_show_offline_and_resume_on_the_other_node() {
+    killed_node(ClusterOptions {
+        redis_cluster: true,
+        ..ClusterOptions::default()
+    })
+    .await;
+}
+
+/// A node of a cluster started with `options` is killed (SIGKILL).
+async fn killed_node(options: ClusterOptions) {
     // The default lease (9 s): the documented bound is "offline within the
     // TTL", which this test holds to 10 s from the kill.
-    let mut cluster = Cluster::start(ClusterOptions::default()).await;
+    let mut cluster = Cluster::start(options).await;
     let (a, b) = (cluster.node(0).addr.clone(), cluster.node(1).addr.clone());
     let mut alice = new_user(&a, "alice").await;
     let dave = new_user(&a, "dave").await;
@@ -84,6 +108,16 @@ async fn a_killed_nodes_users_show_offline_and_resume_on_the_other_node() {
     for friend in [&alice, &dave] {
         watcher.client.add_friend(friend.id).await.expect("friend");
         assert!(sees_online(&watcher, friend.id).await);
+    }
+    // Dave and the watcher share a group with the sender (alice does not:
+    // her messages are counted below).
+    let group = sender
+        .client
+        .create_group("crash", "")
+        .await
+        .expect("group");
+    for member in [&dave, &watcher] {
+        member.client.join_group(group).await.expect("join");
     }
     send_all(&sender, &alice, &["before the crash".to_owned()]).await;
     receive_and_ack(&mut alice, "before the crash").await;
@@ -108,6 +142,14 @@ async fn a_killed_nodes_users_show_offline_and_resume_on_the_other_node() {
     send_all(&sender, &alice, &away[..3]).await;
     send_all(&sender, &dave2, &["for dave".to_owned()]).await;
     assert_eq!(next_texts(&mut dave2, 1).await, ["for dave"]);
+    // A group message reaches the members now on the live node (one event
+    // for that node, presence having moved dave there).
+    sender
+        .client
+        .send_group(group, "group after the crash")
+        .await
+        .expect("group send");
+    assert_eq!(next_texts(&mut dave2, 1).await, ["group after the crash"]);
 
     let deadline = Duration::from_secs(10);
     eventually(

@@ -7,7 +7,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::{Bus, BusError, BusEvent};
-use crate::model::UserId;
+use crate::model::{Message, Seq, UserId};
+use crate::presence::NodeName;
 use crate::telemetry::{counter, histogram, names, static_key};
 
 /// Wraps any [`Bus`] endpoint; behaves exactly like it, and records
@@ -24,16 +25,32 @@ impl MeteredBus {
     }
 }
 
+/// Runs one publish, recording how long it took and whether it failed.
+async fn measured(
+    publish: impl std::future::Future<Output = Result<(), BusError>>,
+) -> Result<(), BusError> {
+    let started = Instant::now();
+    let result = publish.await;
+    histogram(static_key!(names::BUS_PUBLISH_DURATION)).record(started.elapsed());
+    if result.is_err() {
+        counter(static_key!(names::BUS_PUBLISH_ERRORS)).increment(1);
+    }
+    result
+}
+
 #[async_trait]
 impl Bus for MeteredBus {
     async fn publish(&self, events: Vec<BusEvent>) -> Result<(), BusError> {
-        let started = Instant::now();
-        let result = self.inner.publish(events).await;
-        histogram(static_key!(names::BUS_PUBLISH_DURATION)).record(started.elapsed());
-        if result.is_err() {
-            counter(static_key!(names::BUS_PUBLISH_ERRORS)).increment(1);
-        }
-        result
+        measured(self.inner.publish(events)).await
+    }
+
+    async fn publish_deliveries(
+        &self,
+        node: &NodeName,
+        message: Arc<Message>,
+        recipients: Vec<(UserId, Seq)>,
+    ) -> Result<(), BusError> {
+        measured(self.inner.publish_deliveries(node, message, recipients)).await
     }
 
     fn subscribe(&self, user: UserId) {

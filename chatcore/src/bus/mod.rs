@@ -23,7 +23,7 @@ pub use local::{LocalBroker, LocalBus};
 pub use metered::MeteredBus;
 
 use crate::model::{Message, Seq, UserId};
-use crate::presence::SessionId;
+use crate::presence::{NodeName, SessionId};
 
 /// What travels on the bus.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +86,35 @@ pub enum BusError {
 pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
     /// Publishes events to the nodes interested in their users.
     async fn publish(&self, events: Vec<BusEvent>) -> Result<(), BusError>;
+
+    /// Rings the doorbells of one stored `message` for `recipients` (each
+    /// with its inbox `seq`), all of whom presence places on `node`: the
+    /// node receives them as `Deliver` events, as if each had come for its
+    /// user. An implementation that can reach a node sends one event for
+    /// all of them (a group message costs one publish per node holding
+    /// members, not one per member); the default publishes one `Deliver`
+    /// per recipient, as `publish` does.
+    ///
+    /// The caller read where the recipients are after the message was
+    /// stored: a recipient whose login elsewhere that read missed reads
+    /// the message from the store when its session starts.
+    async fn publish_deliveries(
+        &self,
+        node: &NodeName,
+        message: Arc<Message>,
+        recipients: Vec<(UserId, Seq)>,
+    ) -> Result<(), BusError> {
+        let _ = node;
+        let events = recipients
+            .into_iter()
+            .map(|(user, seq)| BusEvent::Deliver {
+                user,
+                seq,
+                message: Arc::clone(&message),
+            })
+            .collect();
+        self.publish(events).await
+    }
 
     /// Starts receiving this user's events on this endpoint.
     fn subscribe(&self, user: UserId);

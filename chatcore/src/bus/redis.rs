@@ -40,7 +40,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Bus, BusError, BusEvent, BusReceiver};
 use crate::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
-use crate::presence::SessionId;
+use crate::presence::{NodeName, SessionId};
 use crate::redis_target::{Commands, RedisTarget};
 use crate::telemetry;
 
@@ -70,6 +70,16 @@ fn channel(prefix: &str, user: UserId, tagged: bool) -> String {
     }
 }
 
+/// The channel of events for `node` itself (a group message's doorbells
+/// for all its members there); tagged with the node on a Cluster.
+fn node_channel(prefix: &str, node: &str, tagged: bool) -> String {
+    if tagged {
+        format!("{prefix}:node:{{{node}}}")
+    } else {
+        format!("{prefix}:node:{node}")
+    }
+}
+
 /// The user of a tagged channel of this prefix.
 fn channel_user(prefix: &str, channel: &[u8]) -> Option<UserId> {
     let rest = channel.strip_prefix(prefix.as_bytes())?;
@@ -87,6 +97,12 @@ enum Wire {
     Kick { u: UserId, sid: u64 },
     #[serde(rename = "p")]
     Presence { u: UserId, f: UserId },
+    /// One message's doorbells for several users, each with its seq.
+    #[serde(rename = "n")]
+    Deliveries {
+        to: Vec<(UserId, Seq)>,
+        m: WireMessage,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -166,19 +182,44 @@ fn encode(event: &BusEvent) -> Option<(UserId, String)> {
     serde_json::to_string(&wire).ok().map(|json| (user, json))
 }
 
-fn decode(payload: &[u8]) -> Option<BusEvent> {
-    match serde_json::from_slice(payload).ok()? {
-        Wire::Deliver { u, s, m } => Some(BusEvent::Deliver {
+/// The events of one published payload: one, or a message's doorbells
+/// for several users.
+fn decode(payload: &[u8]) -> Option<Vec<BusEvent>> {
+    let event = match serde_json::from_slice(payload).ok()? {
+        Wire::Deliver { u, s, m } => BusEvent::Deliver {
             user: u,
             seq: s,
             message: Arc::new(m.into_message()?),
-        }),
-        Wire::Kick { u, sid } => Some(BusEvent::Kick {
+        },
+        Wire::Kick { u, sid } => BusEvent::Kick {
             user: u,
             session: SessionId(sid),
-        }),
-        Wire::Presence { u, f } => Some(BusEvent::Presence { user: u, friend: f }),
+        },
+        Wire::Presence { u, f } => BusEvent::Presence { user: u, friend: f },
+        Wire::Deliveries { to, m } => {
+            let message = Arc::new(m.into_message()?);
+            return Some(
+                to.into_iter()
+                    .map(|(user, seq)| BusEvent::Deliver {
+                        user,
+                        seq,
+                        message: Arc::clone(&message),
+                    })
+                    .collect(),
+            );
+        }
+    };
+    Some(vec![event])
+}
+
+/// Hands `events` to the node; `false` once it takes no more.
+async fn forward(tx: &mpsc::Sender<BusEvent>, events: Vec<BusEvent>) -> bool {
+    for event in events {
+        if tx.send(event).await.is_err() {
+            return false;
+        }
     }
+    true
 }
 
 /// Observes the subscriber connection, for metrics and tests.
@@ -214,24 +255,27 @@ impl Wanted {
 
 impl RedisBus {
     /// Connects to Redis at `url` and starts the subscriber on a task of
-    /// `tasks` (stopped by `shutdown`). Channel names start with `prefix`.
-    /// Received events go to the returned receiver, which holds at most
-    /// `capacity` (the subscriber waits when it is full).
+    /// `tasks` (stopped by `shutdown`). Channel names start with `prefix`;
+    /// `node` is this node's name (the one its presence records). Received
+    /// events go to the returned receiver, which holds at most `capacity`
+    /// (the subscriber waits when it is full).
     pub async fn connect(
         url: &str,
         prefix: &str,
+        node: &str,
         capacity: usize,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<(RedisBus, BusReceiver), BusError> {
         let target = RedisTarget::Single(url.to_owned());
-        RedisBus::connect_to(&target, prefix, capacity, tasks, shutdown).await
+        RedisBus::connect_to(&target, prefix, node, capacity, tasks, shutdown).await
     }
 
     /// [`RedisBus::connect`] on one Redis or a Redis Cluster.
     pub async fn connect_to(
         target: &RedisTarget,
         prefix: &str,
+        node: &str,
         capacity: usize,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
@@ -246,12 +290,14 @@ impl RedisBus {
         let wanted = Arc::new(Wanted::default());
         let stats = Arc::new(BusStats::default());
         let prefix: Arc<str> = Arc::from(prefix);
+        let own_channel: Arc<str> = node_channel(&prefix, node, target.is_cluster()).into();
         match target {
             RedisTarget::Single(url) => {
                 let client = redis::Client::open(url.as_str()).map_err(|e| unavailable(&e))?;
                 tasks.spawn(subscriber(
                     client,
                     Arc::clone(&prefix),
+                    own_channel,
                     Arc::clone(&wanted),
                     Arc::clone(&stats),
                     tx,
@@ -262,6 +308,7 @@ impl RedisBus {
                 tasks.spawn(cluster_subscriber(
                     nodes.clone(),
                     Arc::clone(&prefix),
+                    own_channel,
                     Arc::clone(&wanted),
                     Arc::clone(&stats),
                     tx,
@@ -326,6 +373,38 @@ impl Bus for RedisBus {
         Ok(())
     }
 
+    async fn publish_deliveries(
+        &self,
+        node: &NodeName,
+        message: Arc<Message>,
+        recipients: Vec<(UserId, Seq)>,
+    ) -> Result<(), BusError> {
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        let wire = Wire::Deliveries {
+            to: recipients,
+            m: WireMessage::from(message.as_ref()),
+        };
+        let payload =
+            serde_json::to_string(&wire).map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let cluster = self.commands.is_cluster();
+        let mut publish = redis::cmd(if cluster { "SPUBLISH" } else { "PUBLISH" });
+        publish
+            .arg(node_channel(&self.prefix, node, cluster))
+            .arg(payload);
+        let published = self.commands.query::<()>(&publish);
+        let unavailable = |e: redis::RedisError| BusError::Unavailable(e.to_string());
+        if !cluster {
+            return published.await.map_err(unavailable);
+        }
+        // As in `publish`: the ack does not wait out a failover.
+        tokio::time::timeout(CLUSTER_PUBLISH_WAIT, published)
+            .await
+            .map_err(|_| BusError::Unavailable("publishing timed out".to_owned()))?
+            .map_err(unavailable)
+    }
+
     fn subscribe(&self, user: UserId) {
         if self.wanted.lock().insert(user) {
             self.wanted.changed.notify_one();
@@ -356,6 +435,7 @@ impl Bus for RedisBus {
 async fn subscriber(
     client: redis::Client,
     prefix: Arc<str>,
+    own_channel: Arc<str>,
     wanted: Arc<Wanted>,
     stats: Arc<BusStats>,
     tx: mpsc::Sender<BusEvent>,
@@ -378,7 +458,7 @@ async fn subscriber(
                 // SUBSCRIBE, a full queue), so the task ends promptly.
                 let served = tokio::select! {
                     _ = shutdown.cancelled() => Ok(()),
-                    served = serve(pubsub, &prefix, &wanted, &tx) => served,
+                    served = serve(pubsub, &prefix, &own_channel, &wanted, &tx) => served,
                 };
                 stats.subscribed.store(false, Ordering::Relaxed);
                 match served {
@@ -401,10 +481,14 @@ async fn subscriber(
 async fn serve(
     pubsub: redis::aio::PubSub,
     prefix: &str,
+    own_channel: &str,
     wanted: &Wanted,
     tx: &mpsc::Sender<BusEvent>,
 ) -> redis::RedisResult<()> {
     let (mut sink, mut stream) = pubsub.split();
+    // The node's own channel first: every user is then subscribed (and
+    // resynced) after it, so nothing sent there before it took is missed.
+    sink.subscribe(own_channel).await?;
     let mut subscribed: HashSet<UserId> = HashSet::new();
     let mut ping = tokio::time::interval(PING_EVERY);
     loop {
@@ -454,8 +538,8 @@ async fn serve(
                     return Err(redis::RedisError::from((redis::ErrorKind::Io, "subscriber connection closed")));
                 };
                 match decode(msg.get_payload_bytes()) {
-                    Some(event) => {
-                        if tx.send(event).await.is_err() {
+                    Some(events) => {
+                        if !forward(tx, events).await {
                             return Ok(());
                         }
                     }
@@ -492,6 +576,7 @@ impl redis::aio::AsyncPushSender for Pushes {
 async fn cluster_subscriber(
     nodes: Vec<String>,
     prefix: Arc<str>,
+    own_channel: Arc<str>,
     wanted: Arc<Wanted>,
     stats: Arc<BusStats>,
     tx: mpsc::Sender<BusEvent>,
@@ -525,7 +610,7 @@ async fn cluster_subscriber(
                 backoff = Duration::from_millis(50);
                 let served = tokio::select! {
                     _ = shutdown.cancelled() => Ok(()),
-                    served = serve_cluster(conn, push_rx, &overflowed, &prefix, &wanted, &stats, &tx) => served,
+                    served = serve_cluster(conn, push_rx, &overflowed, ChannelNames { prefix: &prefix, own: &own_channel }, &wanted, &stats, &tx) => served,
                 };
                 stats.subscribed.store(false, Ordering::Relaxed);
                 match served {
@@ -553,12 +638,12 @@ async fn serve_cluster(
     conn: ClusterConnection,
     mut pushes: mpsc::Receiver<PushInfo>,
     overflowed: &AtomicBool,
-    prefix: &str,
+    names: ChannelNames<'_>,
     wanted: &Wanted,
     stats: &BusStats,
     tx: &mpsc::Sender<BusEvent>,
 ) -> redis::RedisResult<()> {
-    let mut subscribed: HashSet<UserId> = HashSet::new();
+    let mut subscribed = ClusterSubscriptions::default();
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut backoff = Duration::from_millis(50);
@@ -571,7 +656,7 @@ async fn serve_cluster(
             }
         }
         if retry_at.is_none_or(|at| tokio::time::Instant::now() >= at) {
-            match sync_cluster(&conn, prefix, wanted, &mut subscribed, tx).await {
+            match sync_cluster(&conn, names, wanted, &mut subscribed, tx).await {
                 Ok(true) => {
                     retry_at = None;
                     backoff = Duration::from_millis(50);
@@ -608,7 +693,7 @@ async fn serve_cluster(
                     Some(now) => {
                         if topology.as_ref().is_some_and(|before| *before != now) {
                             tracing::info!("the Redis Cluster's masters changed; subscribing again");
-                            subscribed.clear();
+                            subscribed = ClusterSubscriptions::default();
                         }
                         topology = Some(now);
                         retry_at.is_none()
@@ -628,8 +713,8 @@ async fn serve_cluster(
                             _ => None,
                         });
                         match payload.and_then(decode) {
-                            Some(event) => {
-                                if tx.send(event).await.is_err() {
+                            Some(events) => {
+                                if !forward(tx, events).await {
                                     return Ok(());
                                 }
                             }
@@ -639,12 +724,15 @@ async fn serve_cluster(
                     PushKind::SUnsubscribe => {
                         // Unasked (a slot moved away) or the echo of our
                         // own: either way, subscribe again if wanted.
-                        let user = push.data.first().and_then(|v| match v {
-                            redis::Value::BulkString(bytes) => channel_user(prefix, bytes),
+                        let name = push.data.first().and_then(|v| match v {
+                            redis::Value::BulkString(bytes) => Some(bytes.as_slice()),
                             _ => None,
                         });
-                        if let Some(user) = user
-                            && subscribed.remove(&user)
+                        if name == Some(names.own.as_bytes()) {
+                            tracing::debug!("the node's bus subscription ended by Redis; subscribing again");
+                            subscribed.own = false;
+                        } else if let Some(user) = name.and_then(|n| channel_user(names.prefix, n))
+                            && subscribed.users.remove(&user)
                         {
                             tracing::debug!(%user, "bus subscription ended by Redis; subscribing again");
                         }
@@ -653,7 +741,7 @@ async fn serve_cluster(
                         // A node's connection dropped, and the
                         // subscriptions on it; we cannot tell which.
                         tracing::warn!("a bus cluster connection dropped; subscribing again");
-                        subscribed.clear();
+                        subscribed = ClusterSubscriptions::default();
                         stats.subscribed.store(false, Ordering::Relaxed);
                     }
                     _ => {}
@@ -685,17 +773,48 @@ fn masters(slots: &redis::Value) -> Option<Vec<String>> {
     Some(out)
 }
 
-/// Brings the cluster subscriptions in line with `wanted`, sending a
-/// `Resync` for each user newly subscribed. `Ok(false)` when the node
-/// takes no more events; `Err` when some (un)subscription failed (those
-/// users stay to do).
+/// The channel names of one node: its users' start with `prefix`; `own` is
+/// the node's own.
+#[derive(Debug, Clone, Copy)]
+struct ChannelNames<'a> {
+    prefix: &'a str,
+    own: &'a str,
+}
+
+/// What a cluster connection is subscribed to.
+#[derive(Debug, Default)]
+struct ClusterSubscriptions {
+    /// The node's own channel.
+    own: bool,
+    users: HashSet<UserId>,
+}
+
+/// Brings the cluster subscriptions in line with `wanted` (and the node's
+/// own channel), sending a `Resync` for each user newly subscribed, and
+/// for every user when the node's own channel is. `Ok(false)` when the
+/// node takes no more events; `Err` when some (un)subscription failed
+/// (those stay to do).
 async fn sync_cluster(
     conn: &ClusterConnection,
-    prefix: &str,
+    names: ChannelNames<'_>,
     wanted: &Wanted,
-    subscribed: &mut HashSet<UserId>,
+    subscriptions: &mut ClusterSubscriptions,
     tx: &mpsc::Sender<BusEvent>,
 ) -> redis::RedisResult<bool> {
+    if !subscriptions.own {
+        tokio::time::timeout(SUBSCRIBE_WAIT, conn.clone().ssubscribe(names.own))
+            .await
+            .map_err(|_| {
+                redis::RedisError::from((redis::ErrorKind::Io, "subscription change timed out"))
+            })??;
+        subscriptions.own = true;
+        // Doorbells for this node's users sent while it was down are in
+        // the store; its users' own channels do not cover them.
+        if tx.send(BusEvent::Resync { user: None }).await.is_err() {
+            return Ok(false);
+        }
+    }
+    let subscribed = &mut subscriptions.users;
     let (add, remove): (Vec<UserId>, Vec<UserId>) = {
         let users = wanted.lock();
         (
@@ -710,7 +829,7 @@ async fn sync_cluster(
         ))
         .map(|(user, subscribe)| {
             let mut conn = conn.clone();
-            let name = channel(prefix, user, true);
+            let name = channel(names.prefix, user, true);
             async move {
                 let change = async {
                     if subscribe {
@@ -777,7 +896,7 @@ mod tests {
             BusEvent::Deliver {
                 user: UserId(2),
                 seq: Seq(7),
-                message,
+                message: Arc::clone(&message),
             },
             BusEvent::Kick {
                 user: UserId(2),
@@ -790,8 +909,31 @@ mod tests {
         ] {
             let (user, json) = encode(&event).expect("encodes");
             assert_eq!(user, UserId(2));
-            assert_eq!(decode(json.as_bytes()), Some(event));
+            assert_eq!(decode(json.as_bytes()), Some(vec![event]));
         }
+        // A message's doorbells for one node: one payload, one copy of it.
+        let deliveries = Wire::Deliveries {
+            to: vec![(UserId(2), Seq(7)), (UserId(5), Seq(1))],
+            m: WireMessage::from(message.as_ref()),
+        };
+        let json = serde_json::to_string(&deliveries).expect("encodes");
+        assert_eq!(json.matches("hi 👋").count(), 1, "{json}");
+        let events = decode(json.as_bytes()).expect("decodes");
+        assert_eq!(
+            events,
+            vec![
+                BusEvent::Deliver {
+                    user: UserId(2),
+                    seq: Seq(7),
+                    message: Arc::clone(&message),
+                },
+                BusEvent::Deliver {
+                    user: UserId(5),
+                    seq: Seq(1),
+                    message,
+                },
+            ]
+        );
         assert!(encode(&BusEvent::Resync { user: None }).is_none());
         assert_eq!(
             channel_user("chat", channel("chat", UserId(42), true).as_bytes()),

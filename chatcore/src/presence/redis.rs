@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Lease, Lost, Presence, PresenceError, SessionId};
+use super::{Lease, Lost, NodeName, Presence, PresenceError, SessionId};
 use crate::model::UserId;
 use crate::redis_target::{Commands, RedisTarget};
 
@@ -172,6 +172,16 @@ impl Inner {
 
     fn record(&self, session: SessionId) -> String {
         format!("{}|{}|{session}", self.config.node_id, self.boot())
+    }
+
+    /// The session records of `users`, in order.
+    async fn records(&self, users: &[UserId]) -> Result<Vec<Option<String>>, PresenceError> {
+        let keys: Vec<String> = users.iter().map(|&u| self.session_key(u)).collect();
+        // On a Cluster the connection splits this per slot.
+        self.commands
+            .query(redis::cmd("MGET").arg(&keys))
+            .await
+            .map_err(unavailable)
     }
 
     /// Takes the lease under the current boot id.
@@ -460,18 +470,34 @@ impl Presence for RedisPresence {
         Ok(removed > 0)
     }
 
+    async fn locate(
+        &self,
+        users: &[UserId],
+    ) -> Result<Option<Vec<Option<NodeName>>>, PresenceError> {
+        if users.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let records = self.inner.records(users).await?;
+        // Few nodes, many users: one name each.
+        let mut names: HashMap<&str, NodeName> = HashMap::new();
+        Ok(Some(
+            records
+                .iter()
+                .map(|record| {
+                    let (node, _, _) = parse_record(record.as_deref()?)?;
+                    Some(Arc::clone(
+                        names.entry(node).or_insert_with(|| NodeName::from(node)),
+                    ))
+                })
+                .collect(),
+        ))
+    }
+
     async fn online(&self, users: &[UserId]) -> Result<Vec<bool>, PresenceError> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = users.iter().map(|&u| self.inner.session_key(u)).collect();
-        // On a Cluster the connection splits this per slot.
-        let records: Vec<Option<String>> = self
-            .inner
-            .commands
-            .query(redis::cmd("MGET").arg(&keys))
-            .await
-            .map_err(unavailable)?;
+        let records = self.inner.records(users).await?;
         let parsed: Vec<Option<(&str, &str, SessionId)>> = records
             .iter()
             .map(|r| r.as_deref().and_then(parse_record))
