@@ -1,8 +1,10 @@
 //! Abuse limits that need state of their own: the request rate of one
-//! connection (a token bucket, [`RateLimit`]) and failed logins per user
-//! and per address (a guard, [`LoginGuardConfig`]), and the [`Counters`]
-//! such guards can keep their counts in: in this process
-//! ([`LocalCounters`]) or in Redis (`RedisCounters`).
+//! connection (a token bucket, [`RateLimit`], in the connection), and the
+//! guards of the cluster: failed logins per user and address and per
+//! address ([`LoginGuardConfig`]), and registrations per address. The
+//! guards' policy lives here; their counts live behind [`Counters`]: in
+//! this process ([`LocalCounters`]) or in Redis (`RedisCounters`), where
+//! every node sees the same ones.
 
 mod bucket;
 mod counters;

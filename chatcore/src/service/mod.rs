@@ -24,7 +24,7 @@ pub use resume::{ResumeConfig, ResumeKey, ResumeKeyError};
 use crate::bus::{Bus, BusEvent};
 use crate::hub::Hub;
 pub use crate::hub::{SessionEvent, SessionFeed};
-use crate::limit::{LoginGuard, LoginGuardConfig};
+use crate::limit::{Counters, LoginGuard, LoginGuardConfig};
 use crate::model::{InboxEntry, Seq, UserId, UserInfo};
 use crate::presence::{Presence, PresenceError, SessionId};
 use crate::protocol::{
@@ -157,6 +157,9 @@ pub struct Session {
     user: UserInfo,
     id: SessionId,
     dialect: Dialect,
+    /// The client's address at login, which a wrong current password is
+    /// counted under.
+    peer: Option<IpAddr>,
 }
 
 impl Session {
@@ -180,7 +183,7 @@ impl Session {
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
     /// The client's address, when the transport has one; failed logins are
-    /// counted per address as well as per user.
+    /// counted per user and address and per address.
     pub peer: Option<IpAddr>,
     /// Deliveries queued for the session a login starts, before it must
     /// refill from the store instead.
@@ -263,11 +266,13 @@ fn check_identity(session: &Session, claimed: Option<UserId>) -> Result<(), Serv
 
 impl ChatService {
     /// A service over the given backends; `hub` holds this node's sessions
-    /// and hands them what arrives on `bus`.
+    /// and hands them what arrives on `bus`; the guards count in
+    /// `counters`.
     pub(crate) fn new(
         store: Arc<dyn Store>,
         presence: Arc<dyn Presence>,
         bus: Arc<dyn Bus>,
+        counters: Arc<dyn Counters>,
         hub: Hub,
         passwords: Passwords,
         config: ServiceConfig,
@@ -279,7 +284,7 @@ impl ChatService {
                 bus,
                 hub,
                 passwords,
-                login_guard: LoginGuard::new(config.login_guard.clone()),
+                login_guard: LoginGuard::new(config.login_guard.clone(), counters),
                 config,
             }),
         }
