@@ -1,6 +1,7 @@
 //! The server's abuse limits over real sockets, each set small so that it
 //! trips quickly: connections per node, request rate, failed logins,
-//! groups per user and members per group, and the login deadline.
+//! registrations per address, groups per user and members per group, and
+//! the login deadline.
 
 mod common;
 
@@ -337,6 +338,35 @@ async fn a_valid_resume_token_logs_in_through_a_lock_and_refused_tokens_are_not_
         .login(alice_id, "pw-alice")
         .await
         .expect("the address is not held back");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_register_rate_refuses_the_next_registration_from_one_address_only() {
+    let service = ServiceConfig {
+        register_rate: 3,
+        ..ServiceConfig::default()
+    };
+    let server = TestServer::start_with(ServerConfig::default(), service).await;
+    let busy = client_from(&server, [127, 0, 0, 2]).await;
+    for n in 0..3 {
+        busy.register(&format!("user{n}"), "pw")
+            .await
+            .expect("within the rate");
+    }
+    let e = busy
+        .register("one-too-many", "pw")
+        .await
+        .expect_err("over the rate");
+    assert_eq!(e.errno(), Some(ErrorCode::TooManyAttempts.errno()));
+    let text = e.to_string();
+    assert!(text.contains("try again in"), "{text}");
+    // The refused one was not stored: the name is still free elsewhere.
+    let other = client_from(&server, [127, 0, 0, 3]).await;
+    other
+        .register("one-too-many", "pw")
+        .await
+        .expect("another address has a rate of its own");
     server.stop().await;
 }
 

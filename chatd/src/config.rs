@@ -151,6 +151,13 @@ pub(crate) struct Config {
     #[arg(long, env = "CHAT_LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = LoginGuardConfig::default().max_failures_per_address)]
     pub(crate) login_max_failures_per_address: u32,
 
+    /// Registrations one address (IPv6: one /64) may make per minute;
+    /// beyond them REG gets errno 18 until the minute is over. Counted in
+    /// Redis, across the cluster, when one is configured. 0 (the default)
+    /// turns it off; docs/security.md recommends a value.
+    #[arg(long, env = "CHAT_REGISTER_RATE", default_value_t = ServiceConfig::default().register_rate)]
+    pub(crate) register_rate: u32,
+
     /// Most groups one user may belong to (errno 27 beyond); 0: no limit.
     #[arg(long, env = "CHAT_MAX_GROUPS_PER_USER", default_value_t = ServiceConfig::default().max_groups_per_user)]
     pub(crate) max_groups_per_user: u32,
@@ -317,6 +324,7 @@ impl Config {
                 max_failures_per_address: self.login_max_failures_per_address,
                 ..LoginGuardConfig::default()
             },
+            register_rate: self.register_rate,
             max_groups_per_user: self.max_groups_per_user,
             max_group_members: self.max_group_members,
             resume: ResumeConfig {
@@ -452,6 +460,8 @@ mod tests {
             "3",
             "--login-max-failures-per-address",
             "0",
+            "--register-rate",
+            "4",
             "--max-groups-per-user",
             "11",
             "--max-group-members",
@@ -476,6 +486,7 @@ mod tests {
         let service = config.service_config(None).expect("service config");
         assert_eq!(service.login_guard.max_failures_per_user_address, 3);
         assert_eq!(service.login_guard.max_failures_per_address, 0);
+        assert_eq!(service.register_rate, 4);
         assert_eq!(service.max_groups_per_user, 11);
         assert_eq!(service.max_group_members, 12);
         assert_eq!(service.max_message_bytes, 1000);
@@ -492,6 +503,7 @@ mod tests {
         );
         let service = config.service_config(None).expect("service config");
         assert_eq!(service.login_guard.max_failures_per_user_address, 5);
+        assert_eq!(service.register_rate, 0, "off unless asked for");
         assert_eq!(service.max_groups_per_user, 500);
         assert_eq!(service.max_group_members, 1000);
 

@@ -12,6 +12,7 @@ mod local;
 mod login;
 #[cfg(feature = "redis")]
 mod redis;
+mod register;
 
 pub use bucket::RateLimit;
 pub(crate) use bucket::TokenBucket;
@@ -21,3 +22,5 @@ pub use login::LoginGuardConfig;
 pub(crate) use login::{LoginGuard, LoginKeys};
 #[cfg(feature = "redis")]
 pub use redis::RedisCounters;
+pub use register::REGISTER_WINDOW;
+pub(crate) use register::RegisterRate;

@@ -47,11 +47,23 @@ impl ChatService {
 
     pub(super) async fn register(
         &self,
+        caller: Caller,
         rid: Option<u64>,
         req: Register,
     ) -> Result<ServerFrame, ServiceError> {
         self.check_name("name", &req.name)?;
         self.check_new_password(&req.password)?;
+        // Before the hash, which is what a registration storm would cost.
+        if let Err(wait) = self.inner.register_rate.take(caller.peer).await {
+            tracing::debug!(address = ?caller.peer, "registration refused by the rate");
+            return Err(ServiceError::with_detail(
+                ErrorCode::TooManyAttempts,
+                format!(
+                    "too many registrations from this address; try again in {} s",
+                    whole_seconds(wait)
+                ),
+            ));
+        }
         let hash = self.inner.passwords.hash(&req.password).await?;
         let id = self.inner.store.create_user(&req.name, &hash).await?;
         tracing::info!(user = %id, "registered");
