@@ -136,3 +136,33 @@ pub trait Counters: fmt::Debug + Send + Sync {
         window: Duration,
     ) -> Result<Option<Duration>, CountersError>;
 }
+
+/// Counters whose backend cannot be reached, for the guards' tests.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct Unreachable;
+
+#[cfg(test)]
+#[async_trait]
+impl Counters for Unreachable {
+    async fn locked(&self, _: &[CounterKey]) -> Result<Option<Duration>, CountersError> {
+        Err(CountersError::Unavailable("down".into()))
+    }
+
+    async fn failed(&self, _: &CounterKey, _: &Backoff) -> Result<u32, CountersError> {
+        Err(CountersError::Unavailable("down".into()))
+    }
+
+    async fn clear(&self, _: &CounterKey) -> Result<(), CountersError> {
+        Err(CountersError::Unavailable("down".into()))
+    }
+
+    async fn take(
+        &self,
+        _: &CounterKey,
+        _: u32,
+        _: Duration,
+    ) -> Result<Option<Duration>, CountersError> {
+        Err(CountersError::Unavailable("down".into()))
+    }
+}

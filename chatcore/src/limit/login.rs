@@ -288,4 +288,21 @@ mod tests {
         guard.failed(keys(mapped)).await;
         assert!(guard.check(keys(v4)).await.is_err());
     }
+
+    #[tokio::test]
+    async fn without_its_counters_the_guard_lets_logins_through() {
+        let guard = LoginGuard::new(
+            LoginGuardConfig {
+                max_failures_per_user_address: 1,
+                max_failures_per_address: 1,
+                ..LoginGuardConfig::default()
+            },
+            Arc::new(crate::limit::counters::Unreachable),
+        );
+        for _ in 0..3 {
+            guard.failed(from([10, 0, 0, 1], 1)).await;
+        }
+        assert_eq!(guard.check(from([10, 0, 0, 1], 1)).await, Ok(()));
+        guard.succeeded(from([10, 0, 0, 1], 1)).await;
+    }
 }

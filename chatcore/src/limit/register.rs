@@ -49,3 +49,39 @@ impl RegisterRate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::limit::LocalCounters;
+    use crate::limit::counters::Unreachable;
+
+    const A: Option<IpAddr> = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+    const B: Option<IpAddr> = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
+
+    #[tokio::test(start_paused = true)]
+    async fn an_address_gets_its_rate_per_minute_and_callers_without_one_are_free() {
+        let rate = RegisterRate::new(2, Arc::new(LocalCounters::default()));
+        assert_eq!(rate.take(A).await, Ok(()));
+        assert_eq!(rate.take(A).await, Ok(()));
+        assert_eq!(rate.take(A).await, Err(REGISTER_WINDOW));
+        assert_eq!(rate.take(B).await, Ok(()), "another address");
+        for _ in 0..5 {
+            assert_eq!(rate.take(None).await, Ok(()), "no address");
+        }
+        tokio::time::advance(REGISTER_WINDOW).await;
+        assert_eq!(rate.take(A).await, Ok(()), "the next minute");
+    }
+
+    #[tokio::test]
+    async fn zero_is_off_and_unreachable_counters_let_registrations_through() {
+        let off = RegisterRate::new(0, Arc::new(LocalCounters::default()));
+        let down = RegisterRate::new(1, Arc::new(Unreachable));
+        for _ in 0..3 {
+            assert_eq!(off.take(A).await, Ok(()));
+            assert_eq!(down.take(A).await, Ok(()));
+        }
+    }
+}
