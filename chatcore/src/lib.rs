@@ -20,8 +20,10 @@
 //! - [`store`], [`bus`], [`presence`]: the backend traits with their
 //!   implementations; [`node`] wires them into a running service.
 //! - `redis_target` (feature `redis`): one Redis or a Redis Cluster under
-//!   the bus and presence, and the command connection over either.
-//! - [`limit`]: per-connection request rate and failed-login backoff.
+//!   the bus, presence and guard counters, and the command connection over
+//!   either.
+//! - [`limit`]: per-connection request rate; the failed-login guard and
+//!   the registration rate, with their counts in process or in Redis.
 //! - [`model`]: the domain types every layer shares.
 //! - [`client`]: a typed async client (tests, examples, tools).
 //! - [`telemetry`]: the metrics every layer records (no-ops until the

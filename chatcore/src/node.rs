@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bus::{Bus, BusReceiver, LocalBroker};
 use crate::hub::Hub;
+use crate::limit::{Counters, LocalCounters};
 use crate::presence::{LocalPresence, Lost, Presence};
 use crate::protocol::ErrorCode;
 use crate::service::{ChatService, Passwords, ServiceConfig};
@@ -26,16 +27,21 @@ pub struct Backends {
     pub bus_events: BusReceiver,
     /// Sessions presence no longer backs (Redis presence only).
     pub lost_sessions: Option<mpsc::Receiver<Lost>>,
+    /// Where the login guard and the registration rate count: in this
+    /// process, or shared by the cluster (`RedisCounters`).
+    pub counters: Arc<dyn Counters>,
 }
 
 impl Backends {
-    /// A node alone in its process: `store`, in-process presence and bus.
+    /// A node alone in its process: `store`, in-process presence, bus and
+    /// counters.
     pub fn local(store: Arc<dyn Store>) -> Backends {
         Backends::joining(store, &LocalBroker::new(), &LocalPresence::new())
     }
 
     /// One of several nodes in one process, sharing `broker` and `presence`
-    /// (each node joins both with an endpoint of its own).
+    /// (each node joins both with an endpoint of its own); each node counts
+    /// its guards' failures for itself (share a `counters` by setting it).
     pub fn joining(
         store: Arc<dyn Store>,
         broker: &LocalBroker,
@@ -48,6 +54,7 @@ impl Backends {
             bus: Arc::new(bus),
             bus_events,
             lost_sessions: None,
+            counters: Arc::new(LocalCounters::default()),
         }
     }
 }
@@ -76,6 +83,7 @@ pub fn start(
         backends.store,
         backends.presence,
         backends.bus,
+        backends.counters,
         hub,
         passwords,
         config,

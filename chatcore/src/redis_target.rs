@@ -1,7 +1,8 @@
-//! Where the bus and presence of a cluster live: one Redis or a Redis
-//! Cluster ([`RedisTarget`]), and the one command connection both backends
-//! use over either (pooled on one Redis, the multiplexed cluster
-//! connection on a Cluster, which routes each command to its slot).
+//! Where the bus, presence and guard counters of a cluster live: one Redis
+//! or a Redis Cluster ([`RedisTarget`]), and the one command connection
+//! those backends use over either (pooled on one Redis, the multiplexed
+//! cluster connection on a Cluster, which routes each command to its
+//! slot).
 
 use std::time::Duration;
 

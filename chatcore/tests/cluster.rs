@@ -1,6 +1,8 @@
-//! Two nodes in one process on the real cluster backends: Redis bus and
-//! presence (from `CHAT_TEST_REDIS_URL`), one shared SQL store. Users on
-//! different nodes chat, befriend, and replace each other's sessions.
+//! Two nodes in one process on the real cluster backends: Redis bus,
+//! presence and guard counters (from `CHAT_TEST_REDIS_URL`), one shared SQL
+//! store. Users on different nodes chat, befriend, and replace each
+//! other's sessions; a password guesser gets no more tries from two nodes
+//! than from one.
 
 mod common;
 
@@ -11,6 +13,7 @@ use std::time::Duration;
 use chat_testkit::{Service, trial};
 use chatcore::bus::RedisBus;
 use chatcore::client::{Client, Event};
+use chatcore::limit::{LoginGuardConfig, RedisCounters};
 use chatcore::node::{self, Backends};
 use chatcore::presence::{RedisPresence, RedisPresenceConfig};
 use chatcore::protocol::ErrorCode;
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
         trial!(a_login_on_another_node_kicks_the_first_session),
         trial!(stopping_one_node_leaves_the_other_nodes_users_online),
         trial!(a_nodes_background_tasks_all_end_after_shutdown),
+        trial!(two_nodes_give_a_password_guesser_no_more_tries_than_one),
     ];
     chat_testkit::harness::run(tests.map(|test| test.needs(&[Service::Redis])))
 }
@@ -67,12 +71,16 @@ async fn start_node(url: &str, prefix: &str, store: Arc<dyn Store>, lease_ttl: D
     )
     .await
     .expect("presence");
+    let counters = RedisCounters::connect(&RedisTarget::Single(url.to_owned()), prefix)
+        .await
+        .expect("counters");
     let backends = Backends {
         store,
         presence: Arc::new(presence),
         bus: Arc::new(bus),
         bus_events,
         lost_sessions: Some(lost),
+        counters: Arc::new(counters),
     };
     let passwords = Passwords::new(HashParams::insecure_fast(), 2).expect("params");
     let service = node::start(
@@ -219,5 +227,30 @@ async fn a_nodes_background_tasks_all_end_after_shutdown() {
     tokio::time::timeout(WAIT, tasks.wait())
         .await
         .expect("the bus subscriber, lease renewal and hub all end");
+    b.stop().await;
+}
+
+async fn two_nodes_give_a_password_guesser_no_more_tries_than_one() {
+    let (a, b, _dir) = two_nodes().await;
+    let (_alice, alice_id) = user_on(&a, "alice").await;
+    let allowed = LoginGuardConfig::default().max_failures_per_user_address;
+    // The guesser spreads its guesses over both nodes, from one address.
+    for attempt in 0..allowed {
+        let node = if attempt % 2 == 0 { &a } else { &b };
+        let guesser = Client::connect(node.addr).await.expect("connect");
+        let e = guesser.login(alice_id, "guess").await.expect_err("wrong");
+        assert_eq!(e.errno(), Some(ErrorCode::LoginFailed.errno()));
+    }
+    // Each node has seen only some of the failures, and both refuse: the
+    // count is the cluster's, not the node's.
+    for node in [&a, &b] {
+        let guesser = Client::connect(node.addr).await.expect("connect");
+        let e = guesser
+            .login(alice_id, "pw")
+            .await
+            .expect_err("held back even with the right password");
+        assert_eq!(e.errno(), Some(ErrorCode::TooManyAttempts.errno()));
+    }
+    a.stop().await;
     b.stop().await;
 }

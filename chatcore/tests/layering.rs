@@ -12,9 +12,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &["store"]), // a doc link only
     ("codec", &[]),
     ("protocol", &["model"]),
-    ("limit", &["model"]),
+    ("limit", &["model", "redis_target"]),
     ("telemetry", &["model", "protocol"]),
-    // One Redis or a Redis Cluster, under the Redis bus and presence.
+    // One Redis or a Redis Cluster, under the Redis bus, presence and
+    // counters.
     ("redis_target", &[]),
     ("presence", &["model", "redis_target", "telemetry"]),
     ("bus", &["model", "presence", "redis_target", "telemetry"]),
@@ -54,7 +55,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "node",
-        &["bus", "hub", "presence", "protocol", "service", "store"],
+        &[
+            "bus", "hub", "limit", "presence", "protocol", "service", "store",
+        ],
     ),
     ("client", &["codec", "model", "protocol"]),
 ];

@@ -1,12 +1,13 @@
 //! The server's abuse limits over real sockets, each set small so that it
 //! trips quickly: connections per node, request rate, failed logins,
-//! groups per user and members per group, and the login deadline.
+//! registrations per address, groups per user and members per group, and
+//! the login deadline.
 
 mod common;
 
 use std::time::Duration;
 
-use chatcore::client::{ClientError, Event};
+use chatcore::client::{Client, ClientError, Event};
 use chatcore::connection::ConnectionConfig;
 use chatcore::limit::{LoginGuardConfig, RateLimit};
 use chatcore::model::{Seq, UserId};
@@ -178,10 +179,10 @@ async fn a_refused_request_keeps_its_rid_and_msgid_for_an_anonymous_legacy_clien
 
 // -------------------------------------------------------------- login backoff
 
-fn guarded(per_user: u32, per_address: u32) -> ServiceConfig {
+fn guarded(per_user_address: u32, per_address: u32) -> ServiceConfig {
     ServiceConfig {
         login_guard: LoginGuardConfig {
-            max_failures_per_user: per_user,
+            max_failures_per_user_address: per_user_address,
             max_failures_per_address: per_address,
             first_delay: Duration::from_millis(300),
             ..LoginGuardConfig::default()
@@ -190,15 +191,24 @@ fn guarded(per_user: u32, per_address: u32) -> ServiceConfig {
     }
 }
 
+/// A native client of `server` whose connection comes from the loopback
+/// address `source` (all of 127.0.0.0/8 is this host's).
+async fn client_from(server: &TestServer, source: [u8; 4]) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .expect("bind a loopback source address");
+    let stream = socket.connect(server.addr).await.expect("connect");
+    Client::new(stream)
+}
+
 #[tokio::test]
 async fn failed_logins_block_the_user_even_with_the_right_password_until_the_delay_ends() {
     let server = TestServer::start_with(ServerConfig::default(), guarded(3, 0)).await;
+    let (_bob, bob_id) = server.user("bob").await;
     let alice = server.client().await;
     let alice_id = alice.register("alice", "pw-alice").await.expect("register");
-    let info = alice.login(alice_id, "pw-alice").await.expect("login");
-    let token = info.resume.expect("a native login gets a token").token;
     drop(alice);
-    let (_bob, bob_id) = server.user("bob").await;
 
     let client = server.client().await;
     for _ in 0..3 {
@@ -210,10 +220,6 @@ async fn failed_logins_block_the_user_even_with_the_right_password_until_the_del
         .login(alice_id, "pw-alice")
         .await
         .expect_err("blocked");
-    assert_eq!(errno(e), ErrorCode::TooManyAttempts.errno());
-    // A resume token is refused the same way.
-    let resuming = server.client().await;
-    let e = resuming.resume(&token).await.expect_err("blocked");
     assert_eq!(errno(e), ErrorCode::TooManyAttempts.errno());
     // The seed's client sees its usual failed login, with the reason.
     let mut legacy = server.raw().await;
@@ -250,6 +256,117 @@ async fn failed_logins_block_the_user_even_with_the_right_password_until_the_del
         .login(alice_id, "pw-alice")
         .await
         .expect("not blocked");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_login_storm_from_one_address_does_not_lock_the_user_out_from_another() {
+    // Both kinds of key at their defaults, with a long first delay, so
+    // that nothing unlocks during the test.
+    let service = ServiceConfig {
+        login_guard: LoginGuardConfig {
+            first_delay: Duration::from_secs(60),
+            ..LoginGuardConfig::default()
+        },
+        ..ServiceConfig::default()
+    };
+    let server = TestServer::start_with(ServerConfig::default(), service).await;
+    let (alice, alice_id) = server.user("alice").await;
+    drop(alice);
+
+    let attacker = client_from(&server, [127, 0, 0, 2]).await;
+    for _ in 0..20 {
+        let e = attacker.login(alice_id, "guess").await.expect_err("wrong");
+        let code = errno(e);
+        assert!(
+            code == ErrorCode::LoginFailed.errno() || code == ErrorCode::TooManyAttempts.errno(),
+            "errno {code}"
+        );
+    }
+    let e = attacker
+        .login(alice_id, "pw-alice")
+        .await
+        .expect_err("the attacker's address is held back");
+    assert_eq!(errno(e), ErrorCode::TooManyAttempts.errno());
+
+    // Alice, from her own address, logs in as usual.
+    let own = client_from(&server, [127, 0, 0, 3]).await;
+    own.login(alice_id, "pw-alice")
+        .await
+        .expect("the user is not locked out from elsewhere");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_valid_resume_token_logs_in_through_a_lock_and_refused_tokens_are_not_counted() {
+    let server = TestServer::start_with(ServerConfig::default(), guarded(3, 3)).await;
+    let alice = client_from(&server, [127, 0, 0, 2]).await;
+    let alice_id = alice.register("alice", "pw-alice").await.expect("register");
+    let info = alice.login(alice_id, "pw-alice").await.expect("login");
+    let token = info.resume.expect("a native login gets a token").token;
+    drop(alice);
+
+    // Someone guesses alice's password from her own address: both the
+    // user there and the address are held back.
+    let guesser = client_from(&server, [127, 0, 0, 2]).await;
+    for _ in 0..3 {
+        let e = guesser.login(alice_id, "wrong").await.expect_err("wrong");
+        assert_eq!(errno(e), ErrorCode::LoginFailed.errno());
+    }
+    let e = guesser
+        .login(alice_id, "pw-alice")
+        .await
+        .expect_err("held back");
+    assert_eq!(errno(e), ErrorCode::TooManyAttempts.errno());
+    // Her token still gets her in from there: a MAC nobody can guess.
+    let resuming = client_from(&server, [127, 0, 0, 2]).await;
+    let resumed = resuming
+        .resume(&token)
+        .await
+        .expect("resumed through the lock");
+    assert_eq!(resumed.id, alice_id);
+
+    // Refused tokens are refused as such, and are no failed logins: many
+    // of them from a fresh address do not hold it back.
+    let forger = client_from(&server, [127, 0, 0, 4]).await;
+    let forged = format!("{token}x");
+    for _ in 0..10 {
+        let e = forger.resume(&forged).await.expect_err("refused");
+        assert_eq!(errno(e), ErrorCode::ResumeRejected.errno());
+    }
+    forger
+        .login(alice_id, "pw-alice")
+        .await
+        .expect("the address is not held back");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_register_rate_refuses_the_next_registration_from_one_address_only() {
+    let service = ServiceConfig {
+        register_rate: 3,
+        ..ServiceConfig::default()
+    };
+    let server = TestServer::start_with(ServerConfig::default(), service).await;
+    let busy = client_from(&server, [127, 0, 0, 2]).await;
+    for n in 0..3 {
+        busy.register(&format!("user{n}"), "pw")
+            .await
+            .expect("within the rate");
+    }
+    let e = busy
+        .register("one-too-many", "pw")
+        .await
+        .expect_err("over the rate");
+    assert_eq!(e.errno(), Some(ErrorCode::TooManyAttempts.errno()));
+    let text = e.to_string();
+    assert!(text.contains("try again in"), "{text}");
+    // The refused one was not stored: the name is still free elsewhere.
+    let other = client_from(&server, [127, 0, 0, 3]).await;
+    other
+        .register("one-too-many", "pw")
+        .await
+        .expect("another address has a rate of its own");
     server.stop().await;
 }
 

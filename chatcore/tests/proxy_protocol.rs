@@ -62,7 +62,7 @@ async fn start(trusted: &str, per_address: u32) -> TestServer {
     };
     let service = ServiceConfig {
         login_guard: LoginGuardConfig {
-            max_failures_per_user: 0,
+            max_failures_per_user_address: 0,
             max_failures_per_address: per_address,
             ..LoginGuardConfig::default()
         },

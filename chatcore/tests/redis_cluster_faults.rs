@@ -15,6 +15,7 @@ use chat_testkit::redis_cluster::PrivateRedisCluster;
 use chat_testkit::{Service, eventually, trial};
 use chatcore::bus::RedisBus;
 use chatcore::client::{Client, Event};
+use chatcore::limit::LocalCounters;
 use chatcore::model::UserId;
 use chatcore::node::{self, Backends};
 use chatcore::presence::{RedisPresence, RedisPresenceConfig};
@@ -94,6 +95,7 @@ async fn start_node(target: &RedisTarget, prefix: &str, store: Arc<dyn Store>) -
         bus: Arc::new(bus),
         bus_events,
         lost_sessions: Some(lost),
+        counters: Arc::new(LocalCounters::default()),
     };
     let passwords = Passwords::new(HashParams::insecure_fast(), 2).expect("params");
     let service = node::start(

@@ -136,17 +136,27 @@ pub(crate) struct Config {
     #[arg(long, env = "CHAT_LOGIN_TIMEOUT_SECS", default_value_t = 120)]
     pub(crate) login_timeout_secs: u64,
 
-    /// Failed logins for one user id after which its logins are refused
+    /// Failed logins for one user id from one address (IPv6: one /64)
+    /// after which that user's logins from that address are refused
     /// (errno 18) for 1 s, doubling with each further failure up to 5 min;
-    /// 0 turns it off. Counted per node.
-    #[arg(long, env = "CHAT_LOGIN_MAX_FAILURES", default_value_t = LoginGuardConfig::default().max_failures_per_user)]
+    /// 0 turns it off. The user from any other address is not held back.
+    /// Counted in Redis, across the cluster, when one is configured.
+    #[arg(long, env = "CHAT_LOGIN_MAX_FAILURES", default_value_t = LoginGuardConfig::default().max_failures_per_user_address)]
     pub(crate) login_max_failures: u32,
 
-    /// Failed logins from one address (IPv6: one /64) after which logins
-    /// from it are refused the same way; 0 turns it off. Behind nginx or
-    /// another proxy every client has the proxy's address: set 0 there.
+    /// Failed logins from one address (IPv6: one /64), for any users,
+    /// after which logins from it are refused the same way; 0 turns it
+    /// off. Behind a proxy that does not pass the client's address (see
+    /// --proxy-protocol-from) every client has the proxy's: set 0 there.
     #[arg(long, env = "CHAT_LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = LoginGuardConfig::default().max_failures_per_address)]
     pub(crate) login_max_failures_per_address: u32,
+
+    /// Registrations one address (IPv6: one /64) may make per minute;
+    /// beyond them REG gets errno 18 until the minute is over. Counted in
+    /// Redis, across the cluster, when one is configured. 0 (the default)
+    /// turns it off; docs/security.md recommends a value.
+    #[arg(long, env = "CHAT_REGISTER_RATE", default_value_t = ServiceConfig::default().register_rate)]
+    pub(crate) register_rate: u32,
 
     /// Most groups one user may belong to (errno 27 beyond); 0: no limit.
     #[arg(long, env = "CHAT_MAX_GROUPS_PER_USER", default_value_t = ServiceConfig::default().max_groups_per_user)]
@@ -310,10 +320,11 @@ impl Config {
         Ok(ServiceConfig {
             max_message_bytes: self.max_message,
             login_guard: LoginGuardConfig {
-                max_failures_per_user: self.login_max_failures,
+                max_failures_per_user_address: self.login_max_failures,
                 max_failures_per_address: self.login_max_failures_per_address,
                 ..LoginGuardConfig::default()
             },
+            register_rate: self.register_rate,
             max_groups_per_user: self.max_groups_per_user,
             max_group_members: self.max_group_members,
             resume: ResumeConfig {
@@ -449,6 +460,8 @@ mod tests {
             "3",
             "--login-max-failures-per-address",
             "0",
+            "--register-rate",
+            "4",
             "--max-groups-per-user",
             "11",
             "--max-group-members",
@@ -471,8 +484,9 @@ mod tests {
             Some(Duration::from_secs(9))
         );
         let service = config.service_config(None).expect("service config");
-        assert_eq!(service.login_guard.max_failures_per_user, 3);
+        assert_eq!(service.login_guard.max_failures_per_user_address, 3);
         assert_eq!(service.login_guard.max_failures_per_address, 0);
+        assert_eq!(service.register_rate, 4);
         assert_eq!(service.max_groups_per_user, 11);
         assert_eq!(service.max_group_members, 12);
         assert_eq!(service.max_message_bytes, 1000);
@@ -488,7 +502,8 @@ mod tests {
             Some(Duration::from_secs(120))
         );
         let service = config.service_config(None).expect("service config");
-        assert_eq!(service.login_guard.max_failures_per_user, 5);
+        assert_eq!(service.login_guard.max_failures_per_user_address, 5);
+        assert_eq!(service.register_rate, 0, "off unless asked for");
         assert_eq!(service.max_groups_per_user, 500);
         assert_eq!(service.max_group_members, 1000);
 

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use chatcore::bus::{MeteredBus, RedisBus};
+use chatcore::limit::RedisCounters;
 use chatcore::node::{self, Backends};
 use chatcore::presence::{Presence, RedisPresence, RedisPresenceConfig};
 use chatcore::redis_target::RedisTarget;
@@ -201,6 +202,11 @@ async fn cluster_backends(
     )
     .await
     .context("starting Redis presence")?;
+    // The guards count in Redis, so that n nodes give an attacker no
+    // more attempts than one.
+    let counters = RedisCounters::connect(&target, &config.redis_prefix)
+        .await
+        .context("connecting the login guard's counters")?;
     tracing::info!(node = %node_id, redis_cluster = target.is_cluster(), "joined the cluster");
     let backends = Backends {
         store,
@@ -208,6 +214,7 @@ async fn cluster_backends(
         bus: Arc::new(bus),
         bus_events,
         lost_sessions: Some(lost),
+        counters: Arc::new(counters),
     };
     Ok((backends, Some(presence)))
 }

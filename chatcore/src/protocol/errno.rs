@@ -155,7 +155,7 @@ impl ErrorCode {
             ErrorCode::ResumeRejected => {
                 "resume token is invalid, expired or revoked; log in with the password"
             }
-            ErrorCode::TooManyAttempts => "too many failed logins; wait and try again",
+            ErrorCode::TooManyAttempts => "too many attempts; wait and try again",
             ErrorCode::RateLimited => "too many requests; slow down",
             ErrorCode::ServerFull => "server is full, try another node or later",
             ErrorCode::LimitReached => "limit reached",

@@ -5,8 +5,6 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::{Caller, ChatService, LoggedIn, Outcome, ServiceError, Session, now_secs};
 use crate::bus::BusEvent;
 use crate::limit::LoginKeys;
@@ -49,11 +47,23 @@ impl ChatService {
 
     pub(super) async fn register(
         &self,
+        caller: Caller,
         rid: Option<u64>,
         req: Register,
     ) -> Result<ServerFrame, ServiceError> {
         self.check_name("name", &req.name)?;
         self.check_new_password(&req.password)?;
+        // Before the hash, which is what a registration storm would cost.
+        if let Err(wait) = self.inner.register_rate.take(caller.peer).await {
+            tracing::debug!(address = ?caller.peer, "registration refused by the rate");
+            return Err(ServiceError::with_detail(
+                ErrorCode::TooManyAttempts,
+                format!(
+                    "too many registrations from this address; try again in {} s",
+                    whole_seconds(wait)
+                ),
+            ));
+        }
         let hash = self.inner.passwords.hash(&req.password).await?;
         let id = self.inner.store.create_user(&req.name, &hash).await?;
         tracing::info!(user = %id, "registered");
@@ -77,10 +87,11 @@ impl ChatService {
     }
 
     /// Refuses a login attempt for `keys` while the guard holds them back.
-    fn check_guard(&self, keys: LoginKeys) -> Result<(), ServiceError> {
+    async fn check_guard(&self, keys: LoginKeys) -> Result<(), ServiceError> {
         self.inner
             .login_guard
-            .check(keys, Instant::now())
+            .check(keys)
+            .await
             .map_err(|wait| {
                 tracing::debug!(user = ?keys.user, address = ?keys.address, "login refused by the guard");
                 ServiceError::with_detail(
@@ -96,8 +107,9 @@ impl ChatService {
     /// The record of `user` when `password` is theirs; `None` for a wrong
     /// password or an unknown user, which take the same time (the hash of
     /// an unknown user is checked against a dummy). Every password check
-    /// goes through the login guard: refused while `user` (or the client's
-    /// `address`) is held back, counted when it fails.
+    /// goes through the login guard: refused while `user` from `address`
+    /// (or `address` itself) is held back, counted when it fails; without
+    /// an address, `user` alone is.
     async fn authenticate(
         &self,
         user: UserId,
@@ -110,32 +122,31 @@ impl ChatService {
         };
         // Before the hash: a refusal must cost next to nothing, or the
         // guard would not protect the hashing pool.
-        self.check_guard(keys)?;
+        self.check_guard(keys).await?;
         let record = self.inner.store.user(user).await?;
         let hash = record.as_ref().map(|r| r.password_hash.as_str());
         let matches = self.inner.passwords.verify(password, hash).await?;
         let record = record.filter(|_| matches);
         if record.is_some() {
-            self.inner.login_guard.succeeded(user);
+            self.inner.login_guard.succeeded(keys).await;
         } else {
-            self.inner.login_guard.failed(keys, Instant::now());
+            self.inner.login_guard.failed(keys).await;
         }
         Ok(record)
     }
 
     /// Login with a resume token: no password hash to check, so a whole
-    /// node's users can come back at once.
+    /// node's users can come back at once. The login guard plays no part:
+    /// a valid token is a MAC nobody can guess and costs no hash, so it
+    /// goes through any lock (a user whose password is being guessed
+    /// still gets back in with it), and a refused one is not counted
+    /// (clients holding a revoked token are normal).
     pub(super) async fn resume(
         &self,
         caller: Caller,
         rid: Option<u64>,
         req: Resume,
     ) -> Result<Outcome, ServiceError> {
-        let mut keys = LoginKeys {
-            user: None,
-            address: caller.peer,
-        };
-        self.check_guard(keys)?;
         let rejected = || ServiceError::new(ErrorCode::ResumeRejected);
         let claims = self
             .inner
@@ -146,12 +157,6 @@ impl ChatService {
                 tracing::debug!(%reason, "resume token refused");
                 rejected()
             })?;
-        // A user whose password is being guessed is held back on every
-        // path in, so that a refusal never depends on how one logs in. A
-        // refused token is not a failure: MACs cannot be guessed, and
-        // clients holding a revoked token are normal.
-        keys.user = Some(claims.user);
-        self.check_guard(keys)?;
         // A logout or password change since the token was issued moved the
         // epoch on: the token is revoked.
         let record = self
@@ -184,6 +189,7 @@ impl ChatService {
             user: user.clone(),
             id: SessionId::generate(),
             dialect,
+            peer: caller.peer,
         };
         // Register locally before claiming, so a kick aimed at this session
         // by a later login always finds it.
@@ -260,9 +266,13 @@ impl ChatService {
     ) -> Result<ServerFrame, ServiceError> {
         self.check_new_password(&req.new)?;
         let user = session.user.id;
-        // Through the guard, by user only, so that a stolen session is no
-        // free password oracle.
-        if self.authenticate(user, None, &req.old).await?.is_none() {
+        // Through the guard, as a login from the session's address, so
+        // that a stolen session is no free password oracle.
+        if self
+            .authenticate(user, session.peer, &req.old)
+            .await?
+            .is_none()
+        {
             return Err(ServiceError::with_detail(
                 ErrorCode::LoginFailed,
                 "the current password is wrong",

@@ -24,7 +24,7 @@ pub use resume::{ResumeConfig, ResumeKey, ResumeKeyError};
 use crate::bus::{Bus, BusEvent};
 use crate::hub::Hub;
 pub use crate::hub::{SessionEvent, SessionFeed};
-use crate::limit::{LoginGuard, LoginGuardConfig};
+use crate::limit::{Counters, LoginGuard, LoginGuardConfig, RegisterRate};
 use crate::model::{InboxEntry, Seq, UserId, UserInfo};
 use crate::presence::{Presence, PresenceError, SessionId};
 use crate::protocol::{
@@ -51,6 +51,9 @@ pub struct ServiceConfig {
     pub resume: ResumeConfig,
     /// When failed logins start to be refused.
     pub login_guard: LoginGuardConfig,
+    /// Registrations one address (IPv6: one /64) may make per minute
+    /// (errno 18 beyond); 0: no limit.
+    pub register_rate: u32,
     /// Most groups one user may belong to (0: no limit).
     pub max_groups_per_user: u32,
     /// Most members one group may have (0: no limit).
@@ -69,6 +72,7 @@ impl Default for ServiceConfig {
             max_message_bytes: 60 * 1024,
             resume: ResumeConfig::default(),
             login_guard: LoginGuardConfig::default(),
+            register_rate: 0,
             max_groups_per_user: 500,
             max_group_members: 1000,
         }
@@ -157,6 +161,9 @@ pub struct Session {
     user: UserInfo,
     id: SessionId,
     dialect: Dialect,
+    /// The client's address at login, which a wrong current password is
+    /// counted under.
+    peer: Option<IpAddr>,
 }
 
 impl Session {
@@ -180,7 +187,8 @@ impl Session {
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
     /// The client's address, when the transport has one; failed logins are
-    /// counted per address as well as per user.
+    /// counted per user and address and per address, registrations per
+    /// address.
     pub peer: Option<IpAddr>,
     /// Deliveries queued for the session a login starts, before it must
     /// refill from the store instead.
@@ -238,6 +246,7 @@ struct Inner {
     hub: Hub,
     passwords: Passwords,
     login_guard: LoginGuard,
+    register_rate: RegisterRate,
     config: ServiceConfig,
 }
 
@@ -263,11 +272,13 @@ fn check_identity(session: &Session, claimed: Option<UserId>) -> Result<(), Serv
 
 impl ChatService {
     /// A service over the given backends; `hub` holds this node's sessions
-    /// and hands them what arrives on `bus`.
+    /// and hands them what arrives on `bus`; the guards count in
+    /// `counters`.
     pub(crate) fn new(
         store: Arc<dyn Store>,
         presence: Arc<dyn Presence>,
         bus: Arc<dyn Bus>,
+        counters: Arc<dyn Counters>,
         hub: Hub,
         passwords: Passwords,
         config: ServiceConfig,
@@ -279,7 +290,8 @@ impl ChatService {
                 bus,
                 hub,
                 passwords,
-                login_guard: LoginGuard::new(config.login_guard.clone()),
+                login_guard: LoginGuard::new(config.login_guard.clone(), Arc::clone(&counters)),
+                register_rate: RegisterRate::new(config.register_rate, counters),
                 config,
             }),
         }
@@ -314,9 +326,10 @@ impl ChatService {
         let req = request.msgid();
         let result = match request {
             AnonymousRequest::Login(login) => self.login(caller, dialect, rid, login).await,
-            AnonymousRequest::Register(register) => {
-                self.register(rid, register).await.map(Outcome::Reply)
-            }
+            AnonymousRequest::Register(register) => self
+                .register(caller, rid, register)
+                .await
+                .map(Outcome::Reply),
             AnonymousRequest::Resume(resume) => self.resume(caller, rid, resume).await,
         };
         result.unwrap_or_else(|e| Outcome::refused(e, req, rid))

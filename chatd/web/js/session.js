@@ -164,8 +164,8 @@ export class Session {
         this.store.setConn('offline');
         this.store.emit('auth', { message: 'Your session has ended. Please log in again.' });
       } else {
-        // 18 (too many attempts), 30 (unavailable), a timeout: try again later.
-        if (e.errno === 18) this.store.setNotice(e.message, 'warn');
+        // 30 (unavailable), a timeout: try again later. (The login guard
+        // never refuses a valid token, so 18 is not expected here.)
         wire.close(4001, 'resume failed');
       }
     }
