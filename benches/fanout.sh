@@ -9,10 +9,11 @@
 #   one      one node, in-process bus and presence
 #   redis    NODES nodes (default two) on one Redis
 #   cluster  NODES nodes on a Redis Cluster
-# For each run it prints the deliveries per second, the nodes' CPU time
-# per delivery and Redis's (utime + stime from /proc around the chat-load
-# run, set-up included), and at the end each build's two-node rate as a
-# share of its one-node rate.
+# For each run it prints the deliveries per second and the CPU time per
+# delivery of the nodes, of Redis and of MariaDB (utime + stime from /proc
+# around the chat-load run, set-up included; MariaDB's when its server runs
+# on this machine), and at the end each build's two-node rate as a share of
+# its one-node rate.
 #
 #   benches/fanout.sh CHATD [OTHER_CHATD] [ROUNDS]
 #
@@ -102,22 +103,27 @@ run() { # deployment build-index chatd round
     done
     local rpids=()
     [ -n "$redis" ] && mapfile -t rpids < <(redis_pids "$redis")
-    local json="$out/$label.json" before after rbefore=0 rafter=0
+    local json="$out/$label.json" before after rbefore=0 rafter=0 dbefore=0 dafter=0
+    local dbpid
+    dbpid=$(pgrep -x mariadbd || pgrep -x mysqld || true)
     before=$(cpu_ticks "${pids[@]}")
     [ -n "$redis" ] && rbefore=$(cpu_ticks "${rpids[@]}")
+    [ -n "$dbpid" ] && dbefore=$(cpu_ticks "$dbpid")
     # shellcheck disable=SC2086
     "$load" "${addrs[@]}" $load_args --json "$json" >"$out/$label.txt" 2>&1
     after=$(cpu_ticks "${pids[@]}")
     [ -n "$redis" ] && rafter=$(cpu_ticks "${rpids[@]}")
-    python3 - "$json" "$deployment" "$index" "$round" \
-        $(((after - before) * tick_us)) $(((rafter - rbefore) * tick_us)) <<'PY' | tee -a "$out/results.txt"
+    [ -n "$dbpid" ] && dafter=$(cpu_ticks "$dbpid")
+    python3 - "$json" "$deployment" "$index" "$round" $(((after - before) * tick_us)) \
+        $(((rafter - rbefore) * tick_us)) $(((dafter - dbefore) * tick_us)) <<'PY' | tee -a "$out/results.txt"
 import json, sys
-path, deployment, build, round_, cpu_us, redis_us = sys.argv[1:7]
+path, deployment, build, round_, cpu_us, redis_us, db_us = sys.argv[1:8]
 s = json.load(open(path))
 delivered = s["delivered"] or 1
 rate = s["delivered"] / s["load_s"]
 print(f"{deployment:8} build {build} round {round_} {rate:9.0f} deliveries/s"
-      f"  chatd {int(cpu_us) / delivered:5.2f} us  redis {int(redis_us) / delivered:5.2f} us per delivery"
+      f"  chatd {int(cpu_us) / delivered:5.2f} us  redis {int(redis_us) / delivered:5.2f} us"
+      f"  db {int(db_us) / delivered:5.2f} us per delivery"
       f"  lost {s['lost']} dup {s['duplicated']} reord {s['reordered']}")
 PY
     kill -TERM "${pids[@]}"
