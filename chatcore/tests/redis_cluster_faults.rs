@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         trial!(a_master_killed_under_traffic_loses_nothing_and_its_replica_serves),
         trial!(a_slot_moved_under_traffic_loses_nothing_and_delivery_follows_it),
         trial!(a_cut_subscription_is_restored_and_what_it_missed_refilled),
+        trial!(a_moved_node_channel_keeps_group_messages_coming),
     ];
     chat_testkit::harness::run(
         tests.map(|test| test.needs(&[Service::RedisCluster]).multi_thread(2)),
@@ -54,6 +55,8 @@ const MESSAGES: usize = 60;
 
 struct Node {
     addr: std::net::SocketAddr,
+    /// Its name: presence records it, the bus reaches the node by it.
+    id: String,
     stop: CancellationToken,
 }
 
@@ -80,7 +83,7 @@ async fn start_node(target: &RedisTarget, prefix: &str, store: Arc<dyn Store>) -
         RedisPresenceConfig {
             target: target.clone(),
             prefix: prefix.to_owned(),
-            node_id,
+            node_id: node_id.clone(),
             // Longer than a failover: the lease outlives it.
             lease_ttl: Duration::from_secs(12),
         },
@@ -113,7 +116,11 @@ async fn start_node(target: &RedisTarget, prefix: &str, store: Arc<dyn Store>) -
         ServerConfig::default(),
         stop.clone(),
     ));
-    Node { addr, stop }
+    Node {
+        addr,
+        id: node_id,
+        stop,
+    }
 }
 
 /// A cluster of its own, two nodes on it sharing one SQLite store, and
@@ -340,4 +347,59 @@ async fn a_cut_subscription_is_restored_and_what_it_missed_refilled() {
     receive_all(&mut bob, &acked).await;
     live_delivery_works(&alice, &mut bob, bob_id, "after the cut").await;
     presence_is_right(&setup, &watcher, bob_id, &mut bob).await;
+}
+
+async fn a_moved_node_channel_keeps_group_messages_coming() {
+    let setup = setup().await;
+    let (alice, _) = user_on(&setup.a, "alice").await;
+    let (mut bob, _) = user_on(&setup.b, "bob").await;
+    let (carol, _) = user_on(&setup.b, "carol").await;
+    let group = alice.create_group("moved", "").await.expect("group");
+    for member in [&bob, &carol] {
+        member.join_group(group).await.expect("join");
+    }
+    // Bob and carol are both on node b: each group message is one event on
+    // b's own channel, whose slot moves under traffic.
+    let slot = setup
+        .redis
+        .slot_of(&format!("{}:node:{{{}}}", setup.prefix, setup.b.id));
+    let master = setup.redis.master_of(slot).expect("the slot has a master");
+    let other = setup
+        .redis
+        .nodes()
+        .into_iter()
+        .find(|n| n.master && !n.failed && n.port != master.port)
+        .expect("another master");
+
+    let mut acked = Vec::new();
+    let mut moving = None;
+    for i in 0..MESSAGES {
+        let text = format!("g{i}");
+        match alice.send_group(group, &text).await {
+            Ok(_) => acked.push(text),
+            Err(e) => eprintln!("{text} not acked: {e}"),
+        }
+        if i == 10 {
+            let redis = Arc::clone(&setup.redis);
+            moving = Some(tokio::task::spawn_blocking(move || {
+                redis.move_slot(slot, other.port)
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    moving.expect("started").await.expect("the slot moved");
+    assert_eq!(
+        setup.redis.master_of(slot).map(|m| m.port),
+        Some(other.port),
+        "the node's channel moved"
+    );
+    assert_eq!(acked.len(), MESSAGES, "the store acks whatever Redis does");
+    receive_all(&mut bob, &acked).await;
+    // And live: nothing but b's own channel tells it of a group message.
+    alice
+        .send_group(group, "after the move")
+        .await
+        .expect("sent");
+    let got = receive_all(&mut bob, &["after the move".to_owned()]).await;
+    assert_eq!(got.last().map(String::as_str), Some("after the move"));
 }
