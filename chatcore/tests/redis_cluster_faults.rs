@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_testkit::redis_cluster::PrivateRedisCluster;
+use chat_testkit::redis_cluster::{ClusterNode, PrivateRedisCluster};
 use chat_testkit::{Service, eventually, trial};
 use chatcore::bus::RedisBus;
 use chatcore::client::{Client, Event};
@@ -179,6 +179,15 @@ fn users_master(redis: &PrivateRedisCluster, prefix: &str, user: UserId) -> (u16
     (slot, master.port)
 }
 
+/// A live master of the cluster other than the one on `port`.
+fn another_master(redis: &PrivateRedisCluster, port: u16) -> ClusterNode {
+    redis
+        .nodes()
+        .into_iter()
+        .find(|n| n.master && !n.failed && n.port != port)
+        .expect("another master")
+}
+
 /// Sends `MESSAGES` messages from `sender` to `to`, one every 20 ms; after
 /// the first ten, `failure` runs on a blocking thread while the rest is
 /// sent. Returns the texts acked.
@@ -309,12 +318,7 @@ async fn a_slot_moved_under_traffic_loses_nothing_and_delivery_follows_it() {
     let (watcher, _) = user_on(&setup.a, "watcher").await;
     watcher.add_friend(bob_id).await.expect("befriend bob");
     let (slot, master) = users_master(&setup.redis, &setup.prefix, bob_id);
-    let other = setup
-        .redis
-        .nodes()
-        .into_iter()
-        .find(|n| n.master && !n.failed && n.port != master)
-        .expect("another master");
+    let other = another_master(&setup.redis, master);
 
     let redis = Arc::clone(&setup.redis);
     let acked = send_while(&alice, bob_id, move || redis.move_slot(slot, other.port)).await;
@@ -364,12 +368,7 @@ async fn a_moved_node_channel_keeps_group_messages_coming() {
         .redis
         .slot_of(&format!("{}:node:{{{}}}", setup.prefix, setup.b.id));
     let master = setup.redis.master_of(slot).expect("the slot has a master");
-    let other = setup
-        .redis
-        .nodes()
-        .into_iter()
-        .find(|n| n.master && !n.failed && n.port != master.port)
-        .expect("another master");
+    let other = another_master(&setup.redis, master.port);
 
     let mut acked = Vec::new();
     let mut moving = None;

@@ -46,6 +46,21 @@ pub enum BusEvent {
 }
 
 impl BusEvent {
+    /// The doorbells of one stored `message` for `recipients`, each with
+    /// its inbox seq.
+    pub fn deliveries(
+        message: &Arc<Message>,
+        recipients: impl IntoIterator<Item = (UserId, Seq)>,
+    ) -> impl Iterator<Item = BusEvent> {
+        recipients
+            .into_iter()
+            .map(move |(user, seq)| BusEvent::Deliver {
+                user,
+                seq,
+                message: Arc::clone(message),
+            })
+    }
+
     /// The user the event is about, if it is about one.
     pub fn user(&self) -> Option<UserId> {
         match self {
@@ -105,14 +120,7 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
         recipients: Vec<(UserId, Seq)>,
     ) -> Result<(), BusError> {
         let _ = node;
-        let events = recipients
-            .into_iter()
-            .map(|(user, seq)| BusEvent::Deliver {
-                user,
-                seq,
-                message: Arc::clone(&message),
-            })
-            .collect();
+        let events = BusEvent::deliveries(&message, recipients).collect();
         self.publish(events).await
     }
 

@@ -198,15 +198,7 @@ fn decode(payload: &[u8]) -> Option<Vec<BusEvent>> {
         Wire::Presence { u, f } => BusEvent::Presence { user: u, friend: f },
         Wire::Deliveries { to, m } => {
             let message = Arc::new(m.into_message()?);
-            return Some(
-                to.into_iter()
-                    .map(|(user, seq)| BusEvent::Deliver {
-                        user,
-                        seq,
-                        message: Arc::clone(&message),
-                    })
-                    .collect(),
-            );
+            return Some(BusEvent::deliveries(&message, to).collect());
         }
     };
     Some(vec![event])

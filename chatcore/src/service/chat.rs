@@ -123,14 +123,7 @@ impl ChatService {
         if recipients.is_empty() {
             return;
         }
-        let events = recipients
-            .into_iter()
-            .map(|(user, seq)| BusEvent::Deliver {
-                user,
-                seq,
-                message: Arc::clone(message),
-            })
-            .collect();
+        let events = BusEvent::deliveries(message, recipients).collect();
         if let Err(e) = self.inner.bus.publish(events).await {
             tracing::warn!(error = %e, mid = %message.id, "doorbell not rung");
         }
