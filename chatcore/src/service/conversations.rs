@@ -1,7 +1,7 @@
 //! The conversation list and what it needs: read positions, the list
 //! itself with unread counts, and finding users by name.
 
-use super::{ChatService, ServiceError, Session};
+use super::{ChatService, ServiceError, Session, page};
 use crate::protocol::{
     Ack, Conversations, ErrorCode, FindUser, FriendEntry, ReadMark, ServerFrame, msgid,
 };
@@ -42,14 +42,12 @@ impl ChatService {
             .limit
             .unwrap_or(CONVERSATIONS_PAGE)
             .clamp(1, MAX_CONVERSATIONS_PAGE);
-        // One more than asked tells whether older ones follow.
-        let mut conversations = self
+        let conversations = self
             .inner
             .store
             .conversations(session.user.id, req.before, limit + 1)
             .await?;
-        let more = conversations.len() > limit as usize;
-        conversations.truncate(limit as usize);
+        let (conversations, more) = page(conversations, limit);
         Ok(ServerFrame::Conversations {
             rid,
             conversations,

@@ -1,7 +1,7 @@
 //! The inbox seen from the client: acks of what it received, sync of what
 //! it missed, and the history of a conversation.
 
-use super::{ChatService, ServiceError, Session};
+use super::{ChatService, ServiceError, Session, page};
 use crate::model::{Conversation, Seq, Target};
 use crate::protocol::{Ack, DeliveryAck, History, MessagePage, ServerFrame, SyncRequest, msgid};
 
@@ -51,14 +51,12 @@ impl ChatService {
         req: SyncRequest,
     ) -> Result<ServerFrame, ServiceError> {
         let limit = self.page_limit(req.limit);
-        // One more than asked tells whether more follow.
-        let mut entries = self
+        let entries = self
             .inner
             .store
             .inbox_after(session.user.id, req.after.max(Seq::ZERO), limit + 1)
             .await?;
-        let more = entries.len() > limit as usize;
-        entries.truncate(limit as usize);
+        let (entries, more) = page(entries, limit);
         Ok(ServerFrame::Sync(MessagePage { rid, entries, more }))
     }
 
@@ -84,13 +82,12 @@ impl ChatService {
             }
         };
         let limit = self.page_limit(req.limit);
-        let mut messages = self
+        let messages = self
             .inner
             .store
             .history(conversation, req.before, limit + 1)
             .await?;
-        let more = messages.len() > limit as usize;
-        messages.truncate(limit as usize);
+        let (messages, more) = page(messages, limit);
         Ok(ServerFrame::History {
             rid,
             messages,

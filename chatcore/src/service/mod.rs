@@ -258,6 +258,14 @@ fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// The first `limit` of `items`, read from the store as `limit + 1` (one
+/// more than asked tells whether more follow), and whether more do.
+fn page<T>(mut items: Vec<T>, limit: u32) -> (Vec<T>, bool) {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    (items, more)
+}
+
 /// Refuses a request whose `id` names someone else: identity comes from the
 /// session, never from the request.
 fn check_identity(session: &Session, claimed: Option<UserId>) -> Result<(), ServiceError> {
