@@ -11,7 +11,7 @@ use chat_testkit::redis_cluster::shared_nodes;
 use chat_testkit::{Service, Test, test, trial};
 use chatcore::bus::{Bus, BusEvent, BusReceiver, LocalBroker, RedisBus};
 use chatcore::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
-use chatcore::presence::{NodeName, SessionId};
+use chatcore::presence::SessionId;
 use chatcore::redis_target::RedisTarget;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,6 +20,21 @@ fn main() -> ExitCode {
     let mut tests = conformance();
     tests.push(
         trial!(redis_bus_recovers_from_a_restart_and_asks_for_resync).needs(&[Service::Redis]),
+    );
+    tests.push(
+        test("redis::a_node_missing_from_the_roster_resyncs", || async {
+            a_node_missing_from_the_roster_resyncs(RedisTarget::Single(shared_url())).await;
+        })
+        .needs(&[Service::Redis]),
+    );
+    tests.push(
+        test(
+            "cluster::a_node_missing_from_the_roster_resyncs",
+            || async {
+                a_node_missing_from_the_roster_resyncs(RedisTarget::Cluster(shared_nodes())).await;
+            },
+        )
+        .needs(&[Service::RedisCluster]),
     );
     chat_testkit::harness::run(tests)
 }
@@ -32,8 +47,6 @@ struct Pair {
     a_rx: BusReceiver,
     b: Arc<dyn Bus>,
     b_rx: BusReceiver,
-    /// B's node name, for what is sent to B alone.
-    b_node: NodeName,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -46,7 +59,6 @@ fn local_pair() -> Pair {
         a_rx,
         b: Arc::new(b),
         b_rx,
-        b_node: NodeName::from("b"),
         _stop: CancellationToken::new().drop_guard(),
     }
 }
@@ -56,14 +68,18 @@ async fn redis_pair(url: &str) -> Pair {
 }
 
 async fn target_pair(target: &RedisTarget) -> Pair {
+    let prefix = format!("test-{:016x}", getrandom::u64().expect("random"));
+    prefixed_pair(target, &prefix).await
+}
+
+async fn prefixed_pair(target: &RedisTarget, prefix: &str) -> Pair {
     let stop = CancellationToken::new();
     // The subscribers end with `stop`, dropped with the pair.
     let tasks = TaskTracker::new();
-    let prefix = format!("test-{:016x}", getrandom::u64().expect("random"));
-    let (a, a_rx) = RedisBus::connect_to(target, &prefix, "a", 1024, &tasks, stop.clone())
+    let (a, a_rx) = RedisBus::connect_to(target, prefix, "a", 1024, &tasks, stop.clone())
         .await
         .expect("redis bus");
-    let (b, b_rx) = RedisBus::connect_to(target, &prefix, "b", 1024, &tasks, stop.clone())
+    let (b, b_rx) = RedisBus::connect_to(target, prefix, "b", 1024, &tasks, stop.clone())
         .await
         .expect("redis bus");
     Pair {
@@ -71,7 +87,6 @@ async fn target_pair(target: &RedisTarget) -> Pair {
         a_rx,
         b: Arc::new(b),
         b_rx,
-        b_node: NodeName::from("b"),
         _stop: stop.drop_guard(),
     }
 }
@@ -184,36 +199,46 @@ async fn unsubscribed_users_events_stop(mut pair: Pair) {
     );
 }
 
-async fn deliveries_for_a_node_reach_it_alone(mut pair: Pair) {
-    let user = fresh_user();
-    let other = fresh_user();
-    subscribe_live(&pair.b, &mut pair.b_rx, user).await;
-    subscribe_live(&pair.b, &mut pair.b_rx, other).await;
-    let BusEvent::Deliver { message, .. } = deliver(user, 7) else {
+async fn a_messages_doorbells_reach_each_recipients_node_alone(mut pair: Pair) {
+    // More recipients than nodes: a bus that can address nodes sends the
+    // message to each node once; each node still hears of its users only.
+    let on_a = fresh_user();
+    let on_b = fresh_user();
+    let nowhere = [fresh_user(), fresh_user()];
+    subscribe_live(&pair.a, &mut pair.a_rx, on_a).await;
+    subscribe_live(&pair.b, &mut pair.b_rx, on_b).await;
+    let BusEvent::Deliver { message, .. } = deliver(on_a, 7) else {
         unreachable!("deliver makes a Deliver")
     };
     pair.a
         .publish_deliveries(
-            &pair.b_node,
             Arc::clone(&message),
-            vec![(user, Seq(7)), (other, Seq(3))],
+            vec![
+                (on_a, Seq(7)),
+                (nowhere[0], Seq(1)),
+                (on_b, Seq(3)),
+                (nowhere[1], Seq(2)),
+            ],
         )
         .await
         .expect("publish");
-    for (user, seq) in [(user, Seq(7)), (other, Seq(3))] {
+    for (rx, user, seq) in [
+        (&mut pair.a_rx, on_a, Seq(7)),
+        (&mut pair.b_rx, on_b, Seq(3)),
+    ] {
         let expected = BusEvent::Deliver {
             user,
             seq,
             message: Arc::clone(&message),
         };
-        assert_eq!(next(&mut pair.b_rx).await, Some(expected));
+        assert_eq!(next(rx).await, Some(expected));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), next(rx))
+                .await
+                .is_err(),
+            "each node hears of its own recipient, once"
+        );
     }
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), next(&mut pair.a_rx))
-            .await
-            .is_err(),
-        "nothing for the node not named"
-    );
 }
 
 async fn a_live_endpoint_answers_ping(mut pair: Pair) {
@@ -254,7 +279,7 @@ suite!(
     events_reach_subscribers_in_order,
     every_interested_node_gets_the_event,
     unsubscribed_users_events_stop,
-    deliveries_for_a_node_reach_it_alone,
+    a_messages_doorbells_reach_each_recipients_node_alone,
     a_live_endpoint_answers_ping,
 );
 
@@ -291,4 +316,66 @@ async fn redis_bus_recovers_from_a_restart_and_asks_for_resync() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(delivered, "events flow after the restart");
+}
+
+/// Redis and Cluster: a node whose roster entry vanished (Redis lost it)
+/// lists itself again at its next renewal and resyncs every user, since a
+/// group's doorbells sent meanwhile went to the nodes listed.
+async fn a_node_missing_from_the_roster_resyncs(target: RedisTarget) {
+    let prefix = format!("test-{:016x}", getrandom::u64().expect("random"));
+    let roster = if target.is_cluster() {
+        format!("{{{prefix}}}:bus:nodes")
+    } else {
+        format!("{prefix}:bus:nodes")
+    };
+    let mut pair = prefixed_pair(&target, &prefix).await;
+    let user = fresh_user();
+    subscribe_live(&pair.b, &mut pair.b_rx, user).await;
+    let listed: Vec<String> =
+        query(&target, redis::cmd("ZRANGE").arg(&roster).arg(0).arg(-1)).await;
+    assert_eq!(listed, ["a", "b"], "both nodes list themselves");
+
+    let () = query(&target, redis::cmd("DEL").arg(&roster)).await;
+    let resync = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match pair.b_rx.recv().await {
+                Some(BusEvent::Resync { user: None }) => return,
+                Some(_) => continue,
+                None => panic!("bus closed"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        resync.is_ok(),
+        "the node resyncs every user once it is back"
+    );
+    let listed: Vec<String> =
+        query(&target, redis::cmd("ZRANGE").arg(&roster).arg(0).arg(-1)).await;
+    assert!(
+        listed.contains(&"b".to_owned()),
+        "and it is listed again: {listed:?}"
+    );
+}
+
+/// Runs one command on the target (on a Cluster, on its key's node).
+async fn query<T: redis::FromRedisValue>(target: &RedisTarget, cmd: &redis::Cmd) -> T {
+    match target {
+        RedisTarget::Single(url) => {
+            let client = redis::Client::open(url.as_str()).expect("redis url");
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("redis connection");
+            cmd.query_async(&mut conn).await.expect("redis command")
+        }
+        RedisTarget::Cluster(nodes) => {
+            let client = redis::cluster::ClusterClient::new(nodes.clone()).expect("cluster nodes");
+            let mut conn = client
+                .get_async_connection()
+                .await
+                .expect("cluster connection");
+            cmd.query_async(&mut conn).await.expect("cluster command")
+        }
+    }
 }

@@ -8,7 +8,6 @@ use async_trait::async_trait;
 
 use super::{Bus, BusError, BusEvent};
 use crate::model::{Message, Seq, UserId};
-use crate::presence::NodeName;
 use crate::telemetry::{counter, histogram, names, static_key};
 
 /// Wraps any [`Bus`] endpoint; behaves exactly like it, and records
@@ -46,11 +45,10 @@ impl Bus for MeteredBus {
 
     async fn publish_deliveries(
         &self,
-        node: &NodeName,
         message: Arc<Message>,
         recipients: Vec<(UserId, Seq)>,
     ) -> Result<(), BusError> {
-        measured(self.inner.publish_deliveries(node, message, recipients)).await
+        measured(self.inner.publish_deliveries(message, recipients)).await
     }
 
     fn subscribe(&self, user: UserId) {

@@ -23,7 +23,7 @@ pub use local::{LocalBroker, LocalBus};
 pub use metered::MeteredBus;
 
 use crate::model::{Message, Seq, UserId};
-use crate::presence::{NodeName, SessionId};
+use crate::presence::SessionId;
 
 /// What travels on the bus.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,23 +103,21 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
     async fn publish(&self, events: Vec<BusEvent>) -> Result<(), BusError>;
 
     /// Rings the doorbells of one stored `message` for `recipients` (each
-    /// with its inbox `seq`), all of whom presence places on `node`: the
-    /// node receives them as `Deliver` events, as if each had come for its
-    /// user. An implementation that can reach a node sends one event for
-    /// all of them (a group message costs one publish per node holding
-    /// members, not one per member); the default publishes one `Deliver`
-    /// per recipient, as `publish` does.
+    /// with its inbox `seq`): every node holding one of them receives its
+    /// `Deliver` event, as if published with `publish`. An implementation
+    /// that can address nodes rather than users does so when that costs
+    /// fewer publishes (a group message of 100 members across two nodes:
+    /// two, not 100); the default publishes one `Deliver` per recipient.
     ///
-    /// The caller read where the recipients are after the message was
-    /// stored: a recipient whose login elsewhere that read missed reads
-    /// the message from the store when its session starts.
+    /// Such an implementation must not lose a doorbell to a node it did not
+    /// know of: a node whose address was missing when a publish skipped it
+    /// is told to `Resync` once it is back, the same way a lost
+    /// subscription is.
     async fn publish_deliveries(
         &self,
-        node: &NodeName,
         message: Arc<Message>,
         recipients: Vec<(UserId, Seq)>,
     ) -> Result<(), BusError> {
-        let _ = node;
         let events = BusEvent::deliveries(&message, recipients).collect();
         self.publish(events).await
     }

@@ -40,7 +40,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Bus, BusError, BusEvent, BusReceiver};
 use crate::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
-use crate::presence::{NodeName, SessionId};
+use crate::presence::SessionId;
 use crate::redis_target::{Commands, RedisTarget};
 use crate::telemetry;
 
@@ -60,6 +60,10 @@ const CLUSTER_PUBLISH_WAIT: Duration = Duration::from_secs(2);
 /// Pushes (messages, subscription changes) queued from the cluster
 /// connection; beyond it they are dropped and every user resyncs.
 const PUSH_QUEUE: usize = 4096;
+/// How often a node renews its roster entry (with the subscriber's ping).
+const ROSTER_RENEW: Duration = PING_EVERY;
+/// Roster entries not renewed for this long belong to dead nodes.
+const ROSTER_FORGET_AFTER: Duration = Duration::from_secs(60);
 
 /// The channel of `user`'s events; tagged with the user on a Cluster.
 fn channel(prefix: &str, user: UserId, tagged: bool) -> String {
@@ -77,6 +81,87 @@ fn node_channel(prefix: &str, node: &str, tagged: bool) -> String {
         format!("{prefix}:node:{{{node}}}")
     } else {
         format!("{prefix}:node:{node}")
+    }
+}
+
+/// The roster of nodes listening on their own channels (a sorted set of
+/// node names by last renewal); tagged with the prefix on a Cluster.
+fn roster_key(prefix: &str, tagged: bool) -> String {
+    if tagged {
+        format!("{{{prefix}}}:bus:nodes")
+    } else {
+        format!("{prefix}:bus:nodes")
+    }
+}
+
+/// This node's place in the roster.
+#[derive(Debug, Clone)]
+struct RosterEntry {
+    commands: Commands,
+    key: Arc<str>,
+    node: Arc<str>,
+}
+
+impl RosterEntry {
+    /// Lists the node (again) and prunes dead nodes' entries; `true` when
+    /// the node's entry was missing, so that doorbells may have passed it
+    /// by.
+    async fn renew(&self) -> redis::RedisResult<bool> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let stale = now.saturating_sub(ROSTER_FORGET_AFTER);
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&*self.key)
+            .arg("-inf")
+            .arg(format!("({}", stale.as_millis()))
+            .ignore()
+            .cmd("ZADD")
+            .arg(&*self.key)
+            .arg(now.as_millis() as u64)
+            .arg(&*self.node);
+        let (added,): (u64,) = self.commands.pipe(&pipe).await?;
+        Ok(added > 0)
+    }
+
+    /// Renews the entry; `true` when every user must resync because the
+    /// entry was missing (doorbells may have passed the node by). `listed`
+    /// says whether an earlier renewal worked, so that a missing entry is
+    /// worth a warning. A failure is only logged: the next renewal that
+    /// works finds the entry gone if it is.
+    async fn renew_and_check(&self, listed: &mut bool) -> bool {
+        let renewed = tokio::time::timeout(ROSTER_RENEW * 2, self.renew())
+            .await
+            .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))));
+        match renewed {
+            Ok(added) => {
+                if added && *listed {
+                    tracing::warn!(
+                        node = %self.node,
+                        "this node was missing from the bus roster (Redis lost it, or this \
+                         node's clock lags the others' by over a minute); every user resyncs"
+                    );
+                }
+                *listed = true;
+                added
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "bus roster not renewed");
+                false
+            }
+        }
+    }
+
+    /// Takes the node off the roster (it stops listening).
+    async fn leave(&self) {
+        let mut zrem = redis::cmd("ZREM");
+        zrem.arg(&*self.key).arg(&*self.node);
+        match tokio::time::timeout(ROSTER_RENEW, self.commands.query::<()>(&zrem)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "bus roster entry left behind"),
+            Err(_) => tracing::debug!("bus roster entry left behind: timed out"),
+        }
     }
 }
 
@@ -204,8 +289,17 @@ fn decode(payload: &[u8]) -> Option<Vec<BusEvent>> {
     Some(vec![event])
 }
 
-/// Hands `events` to the node; `false` once it takes no more.
-async fn forward(tx: &mpsc::Sender<BusEvent>, events: Vec<BusEvent>) -> bool {
+/// Hands `events` to the node; `false` once it takes no more. Of a
+/// message's doorbells for several users (sent to every node) it keeps
+/// those of the users this node holds.
+async fn forward(tx: &mpsc::Sender<BusEvent>, wanted: &Wanted, mut events: Vec<BusEvent>) -> bool {
+    if events.len() > 1 {
+        let users = wanted.lock();
+        events.retain(|event| match event {
+            BusEvent::Deliver { user, .. } => users.contains(user),
+            _ => true,
+        });
+    }
     for event in events {
         if tx.send(event).await.is_err() {
             return false;
@@ -228,6 +322,9 @@ struct BusStats {
 pub struct RedisBus {
     commands: Commands,
     prefix: Arc<str>,
+    /// This node's roster entry; its key is where the publisher reads the
+    /// roster.
+    roster: RosterEntry,
     wanted: Arc<Wanted>,
     stats: Arc<BusStats>,
 }
@@ -283,40 +380,88 @@ impl RedisBus {
         let stats = Arc::new(BusStats::default());
         let prefix: Arc<str> = Arc::from(prefix);
         let own_channel: Arc<str> = node_channel(&prefix, node, target.is_cluster()).into();
+        let roster = RosterEntry {
+            commands: commands.clone(),
+            key: roster_key(&prefix, target.is_cluster()).into(),
+            node: node.into(),
+        };
+        let listener = Listener {
+            prefix: Arc::clone(&prefix),
+            own_channel,
+            roster: roster.clone(),
+            wanted: Arc::clone(&wanted),
+            stats: Arc::clone(&stats),
+            tx,
+        };
         match target {
             RedisTarget::Single(url) => {
                 let client = redis::Client::open(url.as_str()).map_err(|e| unavailable(&e))?;
-                tasks.spawn(subscriber(
-                    client,
-                    Arc::clone(&prefix),
-                    own_channel,
-                    Arc::clone(&wanted),
-                    Arc::clone(&stats),
-                    tx,
-                    shutdown,
-                ));
+                tasks.spawn(subscriber(client, listener, shutdown));
             }
             RedisTarget::Cluster(nodes) => {
-                tasks.spawn(cluster_subscriber(
-                    nodes.clone(),
-                    Arc::clone(&prefix),
-                    own_channel,
-                    Arc::clone(&wanted),
-                    Arc::clone(&stats),
-                    tx,
-                    shutdown,
-                ));
+                tasks.spawn(cluster_subscriber(nodes.clone(), listener, shutdown));
             }
         }
         Ok((
             RedisBus {
                 commands,
                 prefix,
+                roster,
                 wanted,
                 stats,
             },
             rx,
         ))
+    }
+}
+
+impl RedisBus {
+    /// Runs a command (or several) for a publish. During a failover the
+    /// cluster connection retries until the replica took over; the
+    /// sender's ack does not wait that long (the recipients refill once
+    /// their subscriptions are back).
+    async fn bounded<T>(
+        &self,
+        command: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, BusError> {
+        let unavailable = |e: redis::RedisError| BusError::Unavailable(e.to_string());
+        if !self.commands.is_cluster() {
+            return command.await.map_err(unavailable);
+        }
+        tokio::time::timeout(CLUSTER_PUBLISH_WAIT, command)
+            .await
+            .map_err(|_| BusError::Unavailable("publishing timed out".to_owned()))?
+            .map_err(unavailable)
+    }
+
+    /// Publishes one message's doorbells for `recipients` once to each of
+    /// `nodes`' own channels.
+    async fn publish_to_nodes(
+        &self,
+        nodes: &[String],
+        message: &Message,
+        recipients: Vec<(UserId, Seq)>,
+    ) -> Result<(), BusError> {
+        let wire = Wire::Deliveries {
+            to: recipients,
+            m: WireMessage::from(message),
+        };
+        let payload =
+            serde_json::to_string(&wire).map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let cluster = self.commands.is_cluster();
+        let publishes = nodes
+            .iter()
+            .map(|node| {
+                let mut publish = redis::cmd(if cluster { "SPUBLISH" } else { "PUBLISH" });
+                publish
+                    .arg(node_channel(&self.prefix, node, cluster))
+                    .arg(&payload);
+                publish
+            })
+            .collect();
+        self.bounded(self.commands.each::<redis::Value>(publishes))
+            .await?;
+        Ok(())
     }
 }
 
@@ -327,7 +472,6 @@ impl Bus for RedisBus {
         if encoded.is_empty() {
             return Ok(());
         }
-        let unavailable = |e: redis::RedisError| BusError::Unavailable(e.to_string());
         if !self.commands.is_cluster() {
             let mut pipe = redis::pipe();
             for (user, payload) in encoded {
@@ -336,7 +480,7 @@ impl Bus for RedisBus {
                     .arg(payload)
                     .ignore();
             }
-            return self.commands.pipe::<()>(&pipe).await.map_err(unavailable);
+            return self.bounded(self.commands.pipe::<()>(&pipe)).await;
         }
         // A pipeline per user (one channel, one slot) keeps each user's
         // events in order; users go side by side.
@@ -355,46 +499,35 @@ impl Bus for RedisBus {
         }
         let published =
             futures::future::try_join_all(pipes.iter().map(|pipe| self.commands.pipe::<()>(pipe)));
-        // During a failover the cluster connection retries until the
-        // replica took over; the sender's ack does not wait that long (the
-        // recipients refill once their subscriptions are back).
-        tokio::time::timeout(CLUSTER_PUBLISH_WAIT, published)
-            .await
-            .map_err(|_| BusError::Unavailable("publishing timed out".to_owned()))?
-            .map_err(unavailable)?;
+        self.bounded(published).await?;
         Ok(())
     }
 
     async fn publish_deliveries(
         &self,
-        node: &NodeName,
         message: Arc<Message>,
         recipients: Vec<(UserId, Seq)>,
     ) -> Result<(), BusError> {
-        if recipients.is_empty() {
-            return Ok(());
+        if recipients.len() > 1 {
+            let mut zrange = redis::cmd("ZRANGE");
+            zrange.arg(&*self.roster.key).arg(0).arg(-1);
+            match self
+                .bounded(self.commands.query::<Vec<String>>(&zrange))
+                .await
+            {
+                // An empty roster is Redis that forgot it: each node lists
+                // itself again within seconds, but users' channels work now.
+                Ok(nodes) if !nodes.is_empty() && nodes.len() < recipients.len() => {
+                    return self.publish_to_nodes(&nodes, &message, recipients).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "bus roster unreadable; ringing each recipient");
+                }
+            }
         }
-        let wire = Wire::Deliveries {
-            to: recipients,
-            m: WireMessage::from(message.as_ref()),
-        };
-        let payload =
-            serde_json::to_string(&wire).map_err(|e| BusError::Unavailable(e.to_string()))?;
-        let cluster = self.commands.is_cluster();
-        let mut publish = redis::cmd(if cluster { "SPUBLISH" } else { "PUBLISH" });
-        publish
-            .arg(node_channel(&self.prefix, node, cluster))
-            .arg(payload);
-        let published = self.commands.query::<()>(&publish);
-        let unavailable = |e: redis::RedisError| BusError::Unavailable(e.to_string());
-        if !cluster {
-            return published.await.map_err(unavailable);
-        }
-        // As in `publish`: the ack does not wait out a failover.
-        tokio::time::timeout(CLUSTER_PUBLISH_WAIT, published)
-            .await
-            .map_err(|_| BusError::Unavailable("publishing timed out".to_owned()))?
-            .map_err(unavailable)
+        let events = BusEvent::deliveries(&message, recipients).collect();
+        self.publish(events).await
     }
 
     fn subscribe(&self, user: UserId) {
@@ -422,65 +555,100 @@ impl Bus for RedisBus {
     }
 }
 
-/// Keeps one subscriber connection alive and its subscriptions equal to
-/// `wanted`, forwarding every event to `tx`.
-async fn subscriber(
-    client: redis::Client,
+/// What a node's subscriber task works with, on either deployment.
+struct Listener {
+    /// Users' channels start with it.
     prefix: Arc<str>,
+    /// The node's own channel.
     own_channel: Arc<str>,
+    roster: RosterEntry,
+    /// The users whose channels the node listens on.
     wanted: Arc<Wanted>,
     stats: Arc<BusStats>,
+    /// Where received events go.
     tx: mpsc::Sender<BusEvent>,
-    shutdown: CancellationToken,
-) {
+}
+
+/// Serves each connection `connect` makes with `serve` until the node
+/// stops (`shutdown`, or `serve` returns `Ok`: the node takes no more
+/// events), reconnecting with backoff when a connection fails; then takes
+/// the node off the roster.
+async fn keep_connected<C, Connect, Serve>(
+    listener: &Listener,
+    shutdown: &CancellationToken,
+    mut connect: impl FnMut() -> Connect,
+    mut serve: impl FnMut(C) -> Serve,
+) where
+    Connect: Future<Output = redis::RedisResult<C>>,
+    Serve: Future<Output = redis::RedisResult<()>>,
+{
+    let stats = &listener.stats;
     let mut backoff = Duration::from_millis(50);
     loop {
         let connected = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            connected = client.get_async_pubsub() => connected,
+            _ = shutdown.cancelled() => break,
+            connected = connect() => connected,
         };
         match connected {
-            Ok(pubsub) => {
+            Ok(conn) => {
                 if stats.connects.fetch_add(1, Ordering::Relaxed) > 0 {
                     telemetry::bus_reconnected();
                 }
-                stats.subscribed.store(true, Ordering::Relaxed);
                 backoff = Duration::from_millis(50);
                 // Shutdown interrupts the connection wherever it waits (a
                 // SUBSCRIBE, a full queue), so the task ends promptly.
                 let served = tokio::select! {
                     _ = shutdown.cancelled() => Ok(()),
-                    served = serve(pubsub, &prefix, &own_channel, &wanted, &tx) => served,
+                    served = serve(conn) => served,
                 };
                 stats.subscribed.store(false, Ordering::Relaxed);
                 match served {
-                    Ok(()) => return,
+                    Ok(()) => break,
                     Err(e) => tracing::warn!(error = %e, "bus subscriber lost; reconnecting"),
                 }
             }
             Err(e) => tracing::warn!(error = %e, ?backoff, "bus subscriber cannot connect"),
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+    listener.roster.leave().await;
+}
+
+/// Keeps one subscriber connection alive and its subscriptions equal to
+/// `wanted`, forwarding every event to `tx`.
+async fn subscriber(client: redis::Client, listener: Listener, shutdown: CancellationToken) {
+    keep_connected(
+        &listener,
+        &shutdown,
+        || client.get_async_pubsub(),
+        |pubsub| serve(pubsub, &listener),
+    )
+    .await;
 }
 
 /// Runs one subscriber connection until it fails (`Err`) or the node stops
 /// taking events (`Ok`).
-async fn serve(
-    pubsub: redis::aio::PubSub,
-    prefix: &str,
-    own_channel: &str,
-    wanted: &Wanted,
-    tx: &mpsc::Sender<BusEvent>,
-) -> redis::RedisResult<()> {
+async fn serve(pubsub: redis::aio::PubSub, listener: &Listener) -> redis::RedisResult<()> {
+    let Listener {
+        prefix,
+        own_channel,
+        roster,
+        wanted,
+        stats,
+        tx,
+    } = listener;
+    stats.subscribed.store(true, Ordering::Relaxed);
     let (mut sink, mut stream) = pubsub.split();
-    // The node's own channel first: every user is then subscribed (and
-    // resynced) after it, so nothing sent there before it took is missed.
-    sink.subscribe(own_channel).await?;
+    // The node's own channel first, then its roster entry: every user is
+    // then subscribed (and resynced) after both, so nothing sent to the
+    // node before they took is missed.
+    sink.subscribe(&**own_channel).await?;
+    let mut listed = false;
+    roster.renew_and_check(&mut listed).await;
     let mut subscribed: HashSet<UserId> = HashSet::new();
     let mut ping = tokio::time::interval(PING_EVERY);
     loop {
@@ -524,6 +692,11 @@ async fn serve(
                 tokio::time::timeout(PING_EVERY * 2, sink.ping::<redis::Value>())
                     .await
                     .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "ping timed out")))??;
+                if roster.renew_and_check(&mut listed).await
+                    && tx.send(BusEvent::Resync { user: None }).await.is_err()
+                {
+                    return Ok(());
+                }
             }
             msg = stream.next() => {
                 let Some(msg) = msg else {
@@ -531,7 +704,7 @@ async fn serve(
                 };
                 match decode(msg.get_payload_bytes()) {
                     Some(events) => {
-                        if !forward(tx, events).await {
+                        if !forward(tx, wanted, events).await {
                             return Ok(());
                         }
                     }
@@ -565,61 +738,33 @@ impl redis::aio::AsyncPushSender for Pushes {
 
 /// [`subscriber`] on a Redis Cluster: one cluster connection (RESP3)
 /// holding this node's sharded subscriptions, kept equal to `wanted`.
-async fn cluster_subscriber(
-    nodes: Vec<String>,
-    prefix: Arc<str>,
-    own_channel: Arc<str>,
-    wanted: Arc<Wanted>,
-    stats: Arc<BusStats>,
-    tx: mpsc::Sender<BusEvent>,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
-        let overflowed = Arc::new(AtomicBool::new(false));
-        let pushes = Pushes {
-            tx: push_tx,
-            overflowed: Arc::clone(&overflowed),
-        };
-        let connect = async {
-            RedisTarget::cluster_builder(&nodes)
+async fn cluster_subscriber(nodes: Vec<String>, listener: Listener, shutdown: CancellationToken) {
+    keep_connected(
+        &listener,
+        &shutdown,
+        || {
+            // Each connection queues its own pushes.
+            let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
+            let overflowed = Arc::new(AtomicBool::new(false));
+            let pushes = Pushes {
+                tx: push_tx,
+                overflowed: Arc::clone(&overflowed),
+            };
+            let client = RedisTarget::cluster_builder(&nodes)
                 .use_protocol(redis::ProtocolVersion::RESP3)
                 .push_sender(pushes)
-                .build()?
-                .get_async_connection()
-                .await
-        };
-        let connected = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            connected = connect => connected,
-        };
-        match connected {
-            Ok(conn) => {
-                if stats.connects.fetch_add(1, Ordering::Relaxed) > 0 {
-                    telemetry::bus_reconnected();
-                }
-                backoff = Duration::from_millis(50);
-                let served = tokio::select! {
-                    _ = shutdown.cancelled() => Ok(()),
-                    served = serve_cluster(conn, push_rx, &overflowed, ChannelNames { prefix: &prefix, own: &own_channel }, &wanted, &stats, &tx) => served,
-                };
-                stats.subscribed.store(false, Ordering::Relaxed);
-                match served {
-                    Ok(()) => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "bus cluster subscriber lost; reconnecting")
-                    }
-                }
+                .build();
+            async move {
+                let conn = client?.get_async_connection().await?;
+                Ok((conn, push_rx, overflowed))
             }
-            Err(e) => tracing::warn!(error = %e, ?backoff, "bus cluster subscriber cannot connect"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
+        },
+        |(conn, push_rx, overflowed)| {
+            let listener = &listener;
+            async move { serve_cluster(conn, push_rx, &overflowed, listener).await }
+        },
+    )
+    .await;
 }
 
 /// Runs one cluster connection's subscriptions until the node stops taking
@@ -630,12 +775,18 @@ async fn serve_cluster(
     conn: ClusterConnection,
     mut pushes: mpsc::Receiver<PushInfo>,
     overflowed: &AtomicBool,
-    names: ChannelNames<'_>,
-    wanted: &Wanted,
-    stats: &BusStats,
-    tx: &mpsc::Sender<BusEvent>,
+    listener: &Listener,
 ) -> redis::RedisResult<()> {
+    let Listener {
+        prefix,
+        own_channel,
+        roster,
+        wanted,
+        stats,
+        tx,
+    } = listener;
     let mut subscribed = ClusterSubscriptions::default();
+    let mut listed = false;
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut backoff = Duration::from_millis(50);
@@ -648,7 +799,7 @@ async fn serve_cluster(
             }
         }
         if retry_at.is_none_or(|at| tokio::time::Instant::now() >= at) {
-            match sync_cluster(&conn, names, wanted, &mut subscribed, tx).await {
+            match sync_cluster(&conn, listener, &mut listed, &mut subscribed).await {
                 Ok(true) => {
                     retry_at = None;
                     backoff = Duration::from_millis(50);
@@ -693,6 +844,12 @@ async fn serve_cluster(
                     None => false,
                 };
                 stats.subscribed.store(up, Ordering::Relaxed);
+                if subscribed.own
+                    && roster.renew_and_check(&mut listed).await
+                    && tx.send(BusEvent::Resync { user: None }).await.is_err()
+                {
+                    return Ok(());
+                }
             }
             push = pushes.recv() => {
                 let Some(push) = push else {
@@ -706,7 +863,7 @@ async fn serve_cluster(
                         });
                         match payload.and_then(decode) {
                             Some(events) => {
-                                if !forward(tx, events).await {
+                                if !forward(tx, wanted, events).await {
                                     return Ok(());
                                 }
                             }
@@ -720,10 +877,10 @@ async fn serve_cluster(
                             redis::Value::BulkString(bytes) => Some(bytes.as_slice()),
                             _ => None,
                         });
-                        if name == Some(names.own.as_bytes()) {
+                        if name == Some(own_channel.as_bytes()) {
                             tracing::debug!("the node's bus subscription ended by Redis; subscribing again");
                             subscribed.own = false;
-                        } else if let Some(user) = name.and_then(|n| channel_user(names.prefix, n))
+                        } else if let Some(user) = name.and_then(|n| channel_user(prefix, n))
                             && subscribed.users.remove(&user)
                         {
                             tracing::debug!(%user, "bus subscription ended by Redis; subscribing again");
@@ -765,14 +922,6 @@ fn masters(slots: &redis::Value) -> Option<Vec<String>> {
     Some(out)
 }
 
-/// The channel names of one node: its users' start with `prefix`; `own` is
-/// the node's own.
-#[derive(Debug, Clone, Copy)]
-struct ChannelNames<'a> {
-    prefix: &'a str,
-    own: &'a str,
-}
-
 /// What a cluster connection is subscribed to.
 #[derive(Debug, Default)]
 struct ClusterSubscriptions {
@@ -788,20 +937,29 @@ struct ClusterSubscriptions {
 /// (those stay to do).
 async fn sync_cluster(
     conn: &ClusterConnection,
-    names: ChannelNames<'_>,
-    wanted: &Wanted,
+    listener: &Listener,
+    listed: &mut bool,
     subscriptions: &mut ClusterSubscriptions,
-    tx: &mpsc::Sender<BusEvent>,
 ) -> redis::RedisResult<bool> {
+    let Listener {
+        prefix,
+        own_channel,
+        roster,
+        wanted,
+        tx,
+        ..
+    } = listener;
     if !subscriptions.own {
-        tokio::time::timeout(SUBSCRIBE_WAIT, conn.clone().ssubscribe(names.own))
+        tokio::time::timeout(SUBSCRIBE_WAIT, conn.clone().ssubscribe(&**own_channel))
             .await
             .map_err(|_| {
                 redis::RedisError::from((redis::ErrorKind::Io, "subscription change timed out"))
             })??;
         subscriptions.own = true;
-        // Doorbells for this node's users sent while it was down are in
-        // the store; its users' own channels do not cover them.
+        roster.renew_and_check(listed).await;
+        // Doorbells for this node's users sent while it was down (or while
+        // it was missing from the roster) are in the store; its users' own
+        // channels do not cover them.
         if tx.send(BusEvent::Resync { user: None }).await.is_err() {
             return Ok(false);
         }
@@ -821,7 +979,7 @@ async fn sync_cluster(
         ))
         .map(|(user, subscribe)| {
             let mut conn = conn.clone();
-            let name = channel(names.prefix, user, true);
+            let name = channel(prefix, user, true);
             async move {
                 let change = async {
                     if subscribe {

@@ -45,10 +45,6 @@ impl fmt::Display for SessionId {
     }
 }
 
-/// A node's name in the cluster (`chatd --node-id`): where presence
-/// records its sessions and the bus reaches it.
-pub type NodeName = std::sync::Arc<str>;
-
 /// Sessions a node must end because presence no longer backs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lost {
@@ -91,11 +87,6 @@ pub enum PresenceError {
 /// - `release_node` forgets every session this node recorded and its
 ///   lease, so its users show offline at once; other nodes' sessions stay.
 ///   It is the last call of a graceful shutdown.
-/// - `locate` answers for each entry of `users`, in order, the name of the
-///   node that recorded the user's session (whether or not its lease still
-///   holds), or `None` when the implementation cannot tell where sessions
-///   are (an in-process one: its nodes share a process, and the bus needs
-///   no directions). A read that follows a `claim` sees that claim.
 /// - `departures` changes each time this node learns that another node
 ///   died (its lease ran out without `release_node`): its users are
 ///   offline now, without anybody releasing them, and whoever shows their
@@ -116,17 +107,6 @@ pub trait Presence: Send + Sync + fmt::Debug + 'static {
 
     /// Whether each of `users` is online, in the same order.
     async fn online(&self, users: &[UserId]) -> Result<Vec<bool>, PresenceError>;
-
-    /// The node holding each of `users`' session, in the same order (`None`
-    /// inside for a user with no session); `None` when this presence
-    /// cannot tell (the default).
-    async fn locate(
-        &self,
-        users: &[UserId],
-    ) -> Result<Option<Vec<Option<NodeName>>>, PresenceError> {
-        let _ = users;
-        Ok(None)
-    }
 
     /// This node's lease: while it does not hold, the node must not deliver
     /// to its sessions (another node may serve their users now).

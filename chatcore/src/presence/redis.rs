@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Lease, Lost, NodeName, Presence, PresenceError, SessionId};
+use super::{Lease, Lost, Presence, PresenceError, SessionId};
 use crate::model::UserId;
 use crate::redis_target::{Commands, RedisTarget};
 
@@ -468,29 +468,6 @@ impl Presence for RedisPresence {
             .await
             .map_err(unavailable)?;
         Ok(removed > 0)
-    }
-
-    async fn locate(
-        &self,
-        users: &[UserId],
-    ) -> Result<Option<Vec<Option<NodeName>>>, PresenceError> {
-        if users.is_empty() {
-            return Ok(Some(Vec::new()));
-        }
-        let records = self.inner.records(users).await?;
-        // Few nodes, many users: one name each.
-        let mut names: HashMap<&str, NodeName> = HashMap::new();
-        Ok(Some(
-            records
-                .iter()
-                .map(|record| {
-                    let (node, _, _) = parse_record(record.as_deref()?)?;
-                    Some(Arc::clone(
-                        names.entry(node).or_insert_with(|| NodeName::from(node)),
-                    ))
-                })
-                .collect(),
-        ))
     }
 
     async fn online(&self, users: &[UserId]) -> Result<Vec<bool>, PresenceError> {
