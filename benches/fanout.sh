@@ -28,6 +28,10 @@
 #   DEPLOYMENTS    default "one redis cluster"
 #   NODES          nodes of the redis and cluster deployments (default 2;
 #                  they listen on 127.0.0.1:6200, 6202, ...)
+#   WRITERS        batch writers in all, shared out over the nodes (each gets
+#                  WRITERS / nodes, at least one: `--batch-writers`), so that
+#                  the database takes as many transactions at once whatever
+#                  the number of nodes (default: chatd's own, per node)
 #   LOAD           chat-load's scenario flags (default: 200 clients in groups
 #                  of 100, 10 senders a group, 20 s)
 #   OUT            directory for logs and chat-load's JSON (default /tmp/chat-fanout)
@@ -89,12 +93,14 @@ run() { # deployment build-index chatd round
             ;;
         *) echo "unknown deployment $deployment" >&2; exit 2 ;;
     esac
+    local writers=()
+    [ -n "${WRITERS:-}" ] && writers=(--batch-writers $((WRITERS / nodes > 0 ? WRITERS / nodes : 1)))
     local pids=() addrs=() i
     for i in $(seq "$nodes"); do
         local port=$((6198 + 2 * i))
         CHAT_ARGON2_MEMORY_KIB=64 CHAT_ARGON2_ITERATIONS=1 \
             "$chatd" --listen "127.0.0.1:$port" --web-addr off --node-id "fanout$i" \
-            --database-url "$mysql_url/$db" "${backend[@]}" \
+            --database-url "$mysql_url/$db" "${backend[@]}" "${writers[@]}" \
             --login-max-failures-per-address 0 --log warn \
             >"$out/$label-node$i.log" 2>&1 &
         pids+=($!)
