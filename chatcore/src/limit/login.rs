@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::counters::{Backoff, CounterKey, Counters};
+use super::outage::OutageLog;
 use crate::model::UserId;
 
 /// When failed logins start to be refused, and for how long.
@@ -71,11 +72,16 @@ pub(crate) fn address_key(address: IpAddr) -> IpAddr {
 pub(crate) struct LoginGuard {
     config: LoginGuardConfig,
     counters: Arc<dyn Counters>,
+    outage: OutageLog,
 }
 
 impl LoginGuard {
     pub(crate) fn new(config: LoginGuardConfig, counters: Arc<dyn Counters>) -> LoginGuard {
-        LoginGuard { config, counters }
+        LoginGuard {
+            config,
+            counters,
+            outage: OutageLog::default(),
+        }
     }
 
     fn rule(&self, threshold: u32) -> Backoff {
@@ -131,7 +137,9 @@ impl LoginGuard {
             Ok(None) => Ok(()),
             Ok(Some(wait)) => Err(wait),
             Err(e) => {
-                tracing::warn!(error = %e, "login guard unavailable: letting the login through");
+                if let Some(unsaid) = self.outage.due() {
+                    tracing::warn!(error = %e, unsaid, "login guard unavailable: letting logins through");
+                }
                 Ok(())
             }
         }
@@ -144,8 +152,10 @@ impl LoginGuard {
             (key, self.counters.failed(key, &self.rule(*threshold)).await)
         });
         for (key, result) in futures::future::join_all(failures).await {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, %key, "login guard unavailable: a failure went uncounted");
+            if let Err(e) = result
+                && let Some(unsaid) = self.outage.due()
+            {
+                tracing::warn!(error = %e, %key, unsaid, "login guard unavailable: failures go uncounted");
             }
         }
     }
@@ -156,8 +166,9 @@ impl LoginGuard {
     pub(crate) async fn succeeded(&self, keys: LoginKeys) {
         if let Some(key) = self.user_key(keys)
             && let Err(e) = self.counters.clear(&key).await
+            && let Some(unsaid) = self.outage.due()
         {
-            tracing::warn!(error = %e, %key, "login guard unavailable: a success did not clear");
+            tracing::warn!(error = %e, %key, unsaid, "login guard unavailable: a success did not clear");
         }
     }
 }

@@ -10,6 +10,7 @@ mod bucket;
 mod counters;
 mod local;
 mod login;
+mod outage;
 #[cfg(feature = "redis")]
 mod redis;
 mod register;

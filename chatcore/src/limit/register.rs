@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::counters::{CounterKey, Counters};
 use super::login::address_key;
+use super::outage::OutageLog;
 
 /// The window the registration rate is counted over.
 pub const REGISTER_WINDOW: Duration = Duration::from_secs(60);
@@ -16,6 +17,7 @@ pub const REGISTER_WINDOW: Duration = Duration::from_secs(60);
 pub(crate) struct RegisterRate {
     per_minute: u32,
     counters: Arc<dyn Counters>,
+    outage: OutageLog,
 }
 
 impl RegisterRate {
@@ -24,6 +26,7 @@ impl RegisterRate {
         RegisterRate {
             per_minute,
             counters,
+            outage: OutageLog::default(),
         }
     }
 
@@ -43,7 +46,9 @@ impl RegisterRate {
             Ok(None) => Ok(()),
             Ok(Some(wait)) => Err(wait),
             Err(e) => {
-                tracing::warn!(error = %e, "registration rate unavailable: letting it through");
+                if let Some(unsaid) = self.outage.due() {
+                    tracing::warn!(error = %e, unsaid, "registration rate unavailable: letting registrations through");
+                }
                 Ok(())
             }
         }
