@@ -11,6 +11,18 @@
 //!   the measured thread).
 //! - `fanout/<store>/<members>`: a `GROUP_CHAT` to a group of 10 or 100
 //!   members, all logged in on the node; throughput counts deliveries.
+//! - `message_path/<store>/<in flight>`: one message's whole way through
+//!   chatd in process, bytes to bytes: the sender's connection task reads
+//!   and decodes the `ONE_CHAT` frame, dispatches it (store first, the
+//!   bus publish) and writes the encoded `CHAT_ACK`; the recipient's
+//!   connection task takes the delivery from the hub and writes the
+//!   encoded push; the recipient acknowledges every 64th push with a
+//!   `DELIVERED`, as chat-load's clients do. The connections are chatd's
+//!   own (`connection::serve`) on in-memory pipes instead of sockets.
+//!   `one_in_flight` sends the next message once the last one's push and
+//!   ack are in (the closed loop of a light load: every wake-up is paid by
+//!   one message); `window_64` writes 64 frames at once and waits for all
+//!   (the batching of a busy connection).
 //!
 //! ```text
 //! cargo bench -p chat-bench --bench dispatch -- --warm-up-time 1 --measurement-time 3
@@ -24,10 +36,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use chatcore::model::Target;
-use chatcore::protocol::{Chat, ServerFrame, SessionRequest};
+use chatcore::protocol::{Chat, ClientFrame, DeliveryAck, Request, ServerFrame, SessionRequest};
 use chatcore::service::{HashParams, Outcome, Session};
 use criterion::{Criterion, Throughput};
-use support::{BenchNode, StoreKind};
+use support::{BenchNode, StoreKind, WireClient};
 use tokio::runtime::Runtime;
 
 /// The message body (the one `store_send` uses).
@@ -38,6 +50,9 @@ const CHUNK: u64 = 1024;
 /// old one between samples, so that memory stays bounded however many
 /// iterations criterion asks for.
 const RESET_AFTER: u64 = 2_000_000;
+/// Pushes between two cumulative `DELIVERED` of a wire recipient (as
+/// chat-load's clients send them).
+const ACK_EVERY: usize = 64;
 
 /// A sender logged in on a node, sending one request over and over.
 struct Sender {
@@ -157,6 +172,121 @@ fn chat(target: Target) -> SessionRequest {
     })
 }
 
+/// A sender and its recipient, each on a connection served over an
+/// in-memory pipe, and the bytes the sender writes.
+struct MessagePath {
+    node: BenchNode,
+    sender: WireClient,
+    recipient: WireClient,
+    /// `in_flight` one-to-one chat frames, encoded once.
+    burst: Vec<u8>,
+    in_flight: usize,
+    /// Pushes the recipient has not acknowledged yet.
+    unacked: usize,
+    sent: u64,
+}
+
+impl MessagePath {
+    async fn start(store: StoreKind, in_flight: usize) -> MessagePath {
+        let mut node = BenchNode::start(store, HashParams::insecure_fast()).await;
+        let sender = node.register("sender").await;
+        let recipient = node.register("recipient").await;
+        let mut burst = Vec::new();
+        for rid in 0..in_flight as u64 {
+            let frame = ClientFrame {
+                // Request ids after the login's (1); the ack echoes them.
+                rid: Some(2 + rid),
+                request: Request::Session(chat(Target::User(recipient))),
+            };
+            frame.encode(&mut burst);
+        }
+        let mut path = MessagePath {
+            sender: node.connect_wire(sender).await,
+            recipient: node.connect_wire(recipient).await,
+            node,
+            burst,
+            in_flight,
+            unacked: 0,
+            sent: 0,
+        };
+        path.check().await;
+        path
+    }
+
+    /// One untimed round whose frames are decoded: what the timed rounds
+    /// only count must be a push and a chat ack.
+    async fn check(&mut self) {
+        self.sender.send_bytes(&self.burst).await;
+        let push = ServerFrame::decode(self.recipient.frames(self.in_flight).await);
+        assert!(
+            matches!(&push, Ok(ServerFrame::Push { message, .. }) if message.body == BODY),
+            "the recipient's last frame is the push: {push:?}"
+        );
+        let ack = ServerFrame::decode(self.sender.frames(self.in_flight).await);
+        assert!(
+            matches!(ack, Ok(ServerFrame::ChatAck(_))),
+            "the sender's last frame is a chat ack: {ack:?}"
+        );
+        self.unacked += self.in_flight;
+        self.sent += self.in_flight as u64;
+    }
+
+    /// Sends `iters` bursts and returns the time until each one's pushes
+    /// and acks were all read.
+    async fn run(&mut self, iters: u64) -> Duration {
+        let started = Instant::now();
+        for _ in 0..iters {
+            self.sender.send_bytes(&self.burst).await;
+            let last = self.recipient.frames(self.in_flight).await;
+            self.unacked += self.in_flight;
+            if self.unacked >= ACK_EVERY {
+                // The one push decoded: the recipient needs its `seq`.
+                let Ok(ServerFrame::Push { seq, .. }) = ServerFrame::decode(last) else {
+                    panic!("a push, got {:?}", String::from_utf8_lossy(last));
+                };
+                self.unacked = 0;
+                let ack = ClientFrame {
+                    rid: None,
+                    request: Request::Session(SessionRequest::DeliveryAck(DeliveryAck { seq })),
+                };
+                self.recipient.send(&ack).await;
+            }
+            black_box(self.sender.frames(self.in_flight).await);
+        }
+        self.sent += iters * self.in_flight as u64;
+        started.elapsed()
+    }
+
+    /// True once the store holds enough to be worth starting afresh.
+    fn grown(&self) -> bool {
+        self.sent * 2 > RESET_AFTER
+    }
+}
+
+/// Benchmarks the message path with `in_flight` messages at once.
+fn bench_message_path(c: &mut Criterion, rt: &Runtime, store: StoreKind, in_flight: usize) {
+    let mut path = rt.block_on(MessagePath::start(store, in_flight));
+    let id = match in_flight {
+        1 => "one_in_flight".to_owned(),
+        n => format!("window_{n}"),
+    };
+    let mut bench = c.benchmark_group(format!("message_path/{}", store.name()));
+    bench.throughput(Throughput::Elements(in_flight as u64));
+    bench.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                if path.grown() {
+                    let fresh = MessagePath::start(store, in_flight).await;
+                    std::mem::replace(&mut path, fresh).node.stop();
+                }
+                path.run(iters).await
+            })
+        });
+    });
+    bench.finish();
+    path.node.stop();
+}
+
 /// Benchmarks `scenario` on `store` as `group/id`.
 fn bench_sender(
     c: &mut Criterion,
@@ -200,6 +330,9 @@ fn main() {
         for members in [10, 100] {
             let scenario = Scenario::Group { members };
             bench_sender(&mut c, &rt, "fanout", &members.to_string(), store, scenario);
+        }
+        for in_flight in [1, ACK_EVERY] {
+            bench_message_path(&mut c, &rt, store, in_flight);
         }
     }
     c.final_summary();

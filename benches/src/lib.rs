@@ -14,10 +14,13 @@
 //!   reordering and latency.
 //! - [`metrics`]: live counters, latency histograms, per-stream records.
 //! - [`report`]: the summary (JSON and text).
+//! - [`cpu`]: the measured processes' CPU over the load phase, and an
+//!   idle baseline of it.
 //! - [`progress`]: the progress bar.
 //! - [`system`]: sockets from chosen source addresses, the open-files
-//!   limit, server memory from /proc.
+//!   limit, server memory and CPU time from /proc.
 
+pub mod cpu;
 pub mod legacy;
 pub mod metrics;
 pub mod options;

@@ -101,11 +101,49 @@ pub struct Options {
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
 
-    /// A server process id whose resident memory is read from /proc
-    /// before and after the connections are set up (repeatable: one per
-    /// node); gives memory per connection.
+    /// A server process id (repeatable: one per node). Its CPU time over
+    /// the load phase is reported per process and, all servers together,
+    /// per delivered message (`server_cpu_us_per_msg`); in `idle`, its
+    /// resident memory before and after the connections are set up gives
+    /// memory per connection.
+    ///
+    /// How CPU is counted: user + system time of the process and all its
+    /// threads (fields 14 and 15 of /proc/PID/stat, in clock ticks of
+    /// 10 ms on Linux), read when the load phase starts (after set-up, and
+    /// after the idle baseline if asked) and again when it ends (every ack
+    /// and delivery in, or `--grace` over). Set-up (connecting,
+    /// registering, hashing passwords, making groups) is not counted.
+    /// `cpu_us_per_msg` divides by the deliveries counted (one per
+    /// recipient); with none it is empty. A process's children are not
+    /// counted: for nginx give each worker's pid. Keep runs long enough
+    /// that a tick (10 ms) is small beside the figures.
     #[arg(long = "server-pid", value_name = "PID")]
     pub server_pids: Vec<u32>,
+
+    /// Another process whose CPU over the load phase is reported beside
+    /// the servers', under NAME: the database, Redis, nginx (repeatable;
+    /// counted as for `--server-pid`, but not in `server_cpu_us_per_msg`).
+    #[arg(long = "service-pid", value_name = "NAME=PID", value_parser = parse_service_pid)]
+    pub service_pids: Vec<ServicePid>,
+
+    /// Account for the measured processes' idle background CPU (timers,
+    /// a database's housekeeping, Redis's cron), which at light load can
+    /// be a large share of the cost per message.
+    ///
+    /// After set-up, with every client connected and logged in but nothing
+    /// sent, chat-load waits `--duration` seconds and reads each
+    /// process's CPU over that wait. Reported per process as
+    /// `idle_cpu_ms`: that idle CPU scaled to the length of the load phase
+    /// (idle CPU / idle seconds x load-phase seconds, since the load phase
+    /// lasts `--duration` plus the drain after it); `cpu_ms_net` is
+    /// `cpu_ms - idle_cpu_ms` (0 where it would be negative, which is
+    /// noise) and `cpu_us_per_msg_net` is that per delivered message; the
+    /// raw `cpu_ms` and `cpu_us_per_msg` are reported as well, and
+    /// `server_cpu_us_per_msg_net` beside `server_cpu_us_per_msg`. Needs
+    /// `--server-pid` or `--service-pid`; the run takes `--duration`
+    /// longer.
+    #[arg(long)]
+    pub idle_baseline: bool,
 
     /// Write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -120,6 +158,32 @@ pub struct Options {
     pub log: String,
 }
 
+/// A `--service-pid`: a process measured beside the servers, and the
+/// name it is reported under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePid {
+    pub name: String,
+    pub pid: u32,
+}
+
+fn parse_service_pid(text: &str) -> Result<ServicePid, String> {
+    let wanted = "expected NAME=PID, a name and a process id, as in `mariadb=1234`";
+    let Some((name, pid)) = text.split_once('=') else {
+        return Err(wanted.into());
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("{wanted}: the name is empty"));
+    }
+    match pid.trim().parse::<u32>() {
+        Ok(pid) if pid > 0 => Ok(ServicePid {
+            name: name.to_owned(),
+            pid,
+        }),
+        _ => Err(format!("{wanted}: `{pid}` is not a process id")),
+    }
+}
+
 /// How `chat-load`'s clients reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -128,6 +192,16 @@ pub enum Transport {
     Tcp,
     /// WebSockets at `/ws`.
     Ws,
+}
+
+/// What a measured process is to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// A `--server-pid`: counted in `server_cpu_us_per_msg`.
+    Server,
+    /// A `--service-pid`.
+    Service,
 }
 
 /// The scenarios `chat-load` can run.
@@ -189,6 +263,19 @@ impl Options {
                 "--window, --connect-concurrency and --source-ips must be at least 1".into(),
             );
         }
+        if self.idle_baseline && self.server_pids.is_empty() && self.service_pids.is_empty() {
+            return Err(
+                "--idle-baseline needs a process to measure: --server-pid or --service-pid".into(),
+            );
+        }
+        let mut names: Vec<&str> = self.service_pids.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!(
+                "--service-pid name `{}` given twice: each process needs its own name",
+                twice[0]
+            ));
+        }
         if self.legacy && self.transport == Transport::Ws {
             return Err("--legacy cannot run over `ws`: WebSockets speak native only".into());
         }
@@ -224,6 +311,24 @@ impl Options {
         Duration::from_secs_f64(self.duration)
     }
 
+    /// The processes whose CPU is measured: the servers first, named
+    /// `chatd` (`chatd:PID` when there are several), then the services.
+    pub fn measured_processes(&self) -> Vec<(String, u32, Role)> {
+        let servers = self.server_pids.iter().map(|&pid| {
+            let name = if self.server_pids.len() == 1 {
+                "chatd".to_owned()
+            } else {
+                format!("chatd:{pid}")
+            };
+            (name, pid, Role::Server)
+        });
+        let services = self
+            .service_pids
+            .iter()
+            .map(|s| (s.name.clone(), s.pid, Role::Service));
+        servers.chain(services).collect()
+    }
+
     pub fn grace(&self) -> Duration {
         Duration::from_secs_f64(self.grace)
     }
@@ -254,5 +359,74 @@ impl Options {
                 .map_or(0, |d| d.as_secs());
             format!("ld{}p{}-", secs % 100_000_000, std::process::id())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Options::try_parse_from(["chat-load", "--addr", "127.0.0.1:6000"].iter().chain(args))
+    }
+
+    #[test]
+    fn service_pids_are_name_equals_pid() {
+        let opts = parse(&[
+            "--service-pid",
+            "mariadb=10",
+            "--service-pid",
+            "redis=11",
+            "--server-pid",
+            "20",
+            "--server-pid",
+            "21",
+        ])
+        .expect("valid");
+        let names: Vec<(String, u32, Role)> = opts.measured_processes();
+        assert_eq!(
+            names,
+            [
+                ("chatd:20".to_owned(), 20, Role::Server),
+                ("chatd:21".to_owned(), 21, Role::Server),
+                ("mariadb".to_owned(), 10, Role::Service),
+                ("redis".to_owned(), 11, Role::Service),
+            ]
+        );
+        let one = parse(&["--server-pid", "20"]).expect("valid");
+        assert_eq!(one.measured_processes()[0].0, "chatd");
+    }
+
+    #[test]
+    fn malformed_service_pids_are_refused() {
+        for bad in [
+            "mariadb",
+            "=12",
+            "redis=",
+            "redis=abc",
+            "redis=0",
+            "redis=-3",
+        ] {
+            let error = parse(&["--service-pid", bad]).expect_err(bad).to_string();
+            assert!(error.contains("NAME=PID"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn service_names_are_unique_and_a_baseline_needs_a_process() {
+        let twice = parse(&["--service-pid", "db=1", "--service-pid", "db=2"]).expect("parses");
+        assert!(
+            twice
+                .validate()
+                .expect_err("twice")
+                .contains("`db` given twice")
+        );
+        let alone = parse(&["--idle-baseline"]).expect("parses");
+        assert!(
+            alone
+                .validate()
+                .expect_err("nothing")
+                .contains("--idle-baseline")
+        );
     }
 }

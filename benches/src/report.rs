@@ -2,8 +2,9 @@
 
 use serde::Serialize;
 
+use crate::cpu::ProcessCpu;
 use crate::metrics::Percentiles;
-use crate::options::{Scenario, Transport};
+use crate::options::{Role, Scenario, Transport};
 
 /// Everything a run measured. Rates are per second of load.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -67,6 +68,18 @@ pub struct Summary {
     /// cannot be read. The memory growth is divided by it.
     pub server_connections_added: u64,
     pub server_rss_bytes_per_connection: Option<f64>,
+
+    /// CPU of the `--server-pid` processes together per delivered
+    /// message over the load phase, raw and (`--idle-baseline`) less
+    /// their idle CPU; empty without servers or deliveries.
+    pub server_cpu_us_per_msg: Option<f64>,
+    pub server_cpu_us_per_msg_net: Option<f64>,
+    /// Seconds of the load phase over which CPU was read (`--duration`
+    /// plus the drain after it), and of the idle baseline.
+    pub cpu_load_s: Option<f64>,
+    pub idle_baseline_s: Option<f64>,
+    /// One entry per `--server-pid` and `--service-pid`, in that order.
+    pub cpu: Vec<ProcessCpu>,
 
     /// `login`: logins done and their rate and latency.
     pub logins: u64,
@@ -154,6 +167,7 @@ impl Summary {
                 self.server_rss_bytes_per_connection.unwrap_or(0.0)
             ));
         }
+        out.push_str(&self.cpu_text());
         if self.logins > 0 {
             out.push_str(&format!(
                 "logins: {} ({:.1}/s), latency ms: {}\n",
@@ -173,6 +187,60 @@ impl Summary {
             self.load_average_start, self.load_average_end
         ));
         out
+    }
+}
+
+impl Summary {
+    /// The CPU lines: one per measured process, then the servers together.
+    fn cpu_text(&self) -> String {
+        let Some(load_s) = self.cpu_load_s else {
+            return String::new();
+        };
+        let mut out = format!("CPU (user + system) over the {load_s:.1} s load phase");
+        match self.idle_baseline_s {
+            Some(idle_s) => out.push_str(&format!(
+                ", and net of idle CPU (measured over {idle_s:.1} s, scaled to the load phase):\n"
+            )),
+            None => out.push_str(":\n"),
+        }
+        let width = self.cpu.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        for p in &self.cpu {
+            let Some(cpu_ms) = p.cpu_ms else {
+                out.push_str(&format!("  {:width$}  unreadable at the end\n", p.name));
+                continue;
+            };
+            out.push_str(&format!(
+                "  {:width$}  {cpu_ms:9.0} ms  {} per message",
+                p.name,
+                micros(p.cpu_us_per_msg)
+            ));
+            if let (Some(idle), Some(net)) = (p.idle_cpu_ms, p.cpu_ms_net) {
+                out.push_str(&format!(
+                    "; idle {idle:.0} ms, net {net:.0} ms, {} per message",
+                    micros(p.cpu_us_per_msg_net)
+                ));
+            }
+            out.push('\n');
+        }
+        if self.cpu.iter().any(|p| p.role == Role::Server) {
+            out.push_str(&format!(
+                "  servers together: {} per delivered message",
+                micros(self.server_cpu_us_per_msg)
+            ));
+            if self.idle_baseline_s.is_some() {
+                out.push_str(&format!(", net {}", micros(self.server_cpu_us_per_msg_net)));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// A per-message figure in µs, or why there is none.
+fn micros(value: Option<f64>) -> String {
+    match value {
+        Some(us) => format!("{us:.1} µs"),
+        None => "- (nothing delivered)".to_owned(),
     }
 }
 

@@ -4,6 +4,8 @@
 //! and log in through the service itself. Every logged-in connection gets
 //! a task that empties its outbox, as a connection task would, counting
 //! what it receives so that a benchmark can check nothing went missing.
+//! A [`WireClient`] instead talks to a real connection task over an
+//! in-memory pipe, bytes in and bytes out, as a client on a socket would.
 
 // Each benchmark binary compiles this module and uses a part of it.
 #![allow(dead_code)]
@@ -13,14 +15,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chatcore::ChatService;
+use chatcore::connection::{self, ConnectionConfig};
+use chatcore::limit::RateLimit;
 use chatcore::model::{GroupId, UserId};
 use chatcore::node::{self, Backends};
 use chatcore::protocol::{
-    Ack, AddFriend, AddGroup, AnonymousRequest, CreateGroup, Login, NATIVE_PROTO, Register,
-    ServerFrame, SessionRequest,
+    Ack, AddFriend, AddGroup, AnonymousRequest, ClientFrame, CreateGroup, Login, NATIVE_PROTO,
+    Register, Request, ServerFrame, SessionRequest,
 };
 use chatcore::service::{Caller, HashParams, LoggedIn, Outcome, Passwords, ServiceConfig, Session};
 use chatcore::store::{MemoryStore, SqlStore, SqlStoreOptions, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,6 +34,9 @@ use tokio_util::task::TaskTracker;
 const PASSWORD: &str = "correct horse battery staple";
 /// Outbox depth of a connection (`ConnectionConfig::outbox_capacity`).
 const OUTBOX: usize = 1024;
+/// Bytes an in-memory pipe holds each way: room for a window of frames,
+/// as a socket's buffers have.
+const PIPE: usize = 256 * 1024;
 
 /// The store a bench node runs on.
 #[derive(Clone, Copy, Debug)]
@@ -206,6 +214,45 @@ impl BenchNode {
         assert_eq!(self.delivered(), expected, "no delivery more than sent");
     }
 
+    /// A connection task serving `user` over an in-memory pipe, logged in
+    /// through it; the other end is returned. The connection is chatd's
+    /// (`connection::serve`) with the request rate limit off and no
+    /// heartbeat or login timeout to interrupt a long measurement.
+    pub(crate) async fn connect_wire(&self, user: UserId) -> WireClient {
+        let (ours, theirs) = tokio::io::duplex(PIPE);
+        let config = ConnectionConfig {
+            outbox_capacity: OUTBOX,
+            rate_limit: RateLimit::OFF,
+            heartbeat: Duration::from_secs(24 * 3600),
+            login_timeout: None,
+            ..ConnectionConfig::default()
+        };
+        tokio::spawn(connection::serve(
+            theirs,
+            None,
+            self.service.clone(),
+            config,
+            self.shutdown.clone(),
+        ));
+        let (read, write) = tokio::io::split(ours);
+        let mut client = WireClient {
+            read,
+            write,
+            buf: Vec::new(),
+            last: Vec::new(),
+        };
+        let login = ClientFrame {
+            rid: Some(1),
+            request: Request::Anonymous(BenchNode::login_request(user)),
+        };
+        client.send(&login).await;
+        let reply = client.frames(1).await;
+        match ServerFrame::decode(reply) {
+            Ok(ServerFrame::LoginOk(_)) => client,
+            other => panic!("logging in {user} over the pipe: {other:?}"),
+        }
+    }
+
     /// Stops the node's tasks.
     pub(crate) fn stop(self) {
         self.shutdown.cancel();
@@ -224,4 +271,70 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
+}
+
+/// The client's end of a connection served over an in-memory pipe: it
+/// writes request bytes and counts reply frames (one per `\n`), decoding
+/// only the ones a benchmark asks for.
+pub(crate) struct WireClient {
+    read: ReadHalf<DuplexStream>,
+    write: WriteHalf<DuplexStream>,
+    /// Bytes read and not yet taken: whole frames, then part of one.
+    buf: Vec<u8>,
+    /// The last frame [`WireClient::frames`] took, without its `\n`.
+    last: Vec<u8>,
+}
+
+impl WireClient {
+    /// Writes `frame` as a native client encodes it.
+    pub(crate) async fn send(&mut self, frame: &ClientFrame) {
+        let mut bytes = Vec::new();
+        frame.encode(&mut bytes);
+        self.send_bytes(&bytes).await;
+    }
+
+    /// Writes bytes already encoded (one or more whole frames).
+    pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.write
+            .write_all(bytes)
+            .await
+            .expect("the connection reads its pipe");
+    }
+
+    /// Reads until `count` more frames have come and returns the last of
+    /// them, without its `\n`; panics if the connection closes first.
+    pub(crate) async fn frames(&mut self, count: usize) -> &[u8] {
+        assert!(count > 0, "a frame to wait for");
+        let (mut seen, mut scanned, mut start) = (0, 0, 0);
+        let mut last = 0..0;
+        loop {
+            for (i, &b) in self.buf[scanned..].iter().enumerate() {
+                if b == b'\n' && seen < count {
+                    let end = scanned + i;
+                    last = start..end;
+                    start = end + 1;
+                    seen += 1;
+                }
+            }
+            scanned = self.buf.len();
+            if seen == count {
+                break;
+            }
+            self.buf.reserve(16 * 1024);
+            let n = self
+                .read
+                .read_buf(&mut self.buf)
+                .await
+                .expect("the connection writes its pipe");
+            assert!(
+                n > 0,
+                "the connection closed after {seen} of {count} frames"
+            );
+        }
+        self.last.clear();
+        self.last.extend_from_slice(&self.buf[last]);
+        // What follows stays for the next call (normally nothing).
+        self.buf.drain(..start);
+        &self.last
+    }
 }

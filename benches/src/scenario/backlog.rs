@@ -44,6 +44,8 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
         pairs.push((sender, recipient, id));
     }
 
+    // The load phase: filling the inboxes and catching up.
+    ctx.begin_load().await;
     ctx.progress.phase("filling inboxes");
     let started = Instant::now();
     let filled = join_all(
@@ -76,6 +78,7 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
             }),
     )
     .await;
+    ctx.cpu.end_load();
 
     let acked = Counters::get(&ctx.counters.acked);
     summary.sent = Counters::get(&ctx.counters.sent);

@@ -202,6 +202,7 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
     };
     ctx.fill_setup(summary, setup_started);
 
+    ctx.begin_load().await;
     ctx.progress.phase("load");
     // A moment for every task to be spawned before the first send.
     let start = Instant::now() + Duration::from_millis(100);
@@ -257,6 +258,9 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The drain is part of the load phase: the servers are still
+    // delivering what was sent.
+    ctx.cpu.end_load();
     load.stop.cancel();
     let mut results = Vec::with_capacity(tasks.len());
     for task in tasks {

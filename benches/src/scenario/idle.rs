@@ -44,8 +44,10 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
         .await;
     ctx.fill_setup(summary, setup_started);
 
+    ctx.begin_load().await;
     ctx.progress.phase("holding");
     tokio::time::sleep(opts.duration()).await;
+    ctx.cpu.end_load();
     // Sampled at the end, when every connection (of this and of any other
     // instance started alongside) has been up for a while.
     let rss_after = sum_over(&opts.server_pids, "memory", rss_kib);

@@ -24,6 +24,7 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
     let opts = &ctx.opts;
     let clients = ctx.set_up(summary).await?;
 
+    ctx.begin_load().await;
     ctx.progress.phase("logins");
     let latency = Arc::new(Latency::default());
     let started = Instant::now();
@@ -62,6 +63,7 @@ pub(super) async fn run(ctx: &Ctx, summary: &mut Summary) -> Result<(), RunError
     for task in tasks {
         let _ = task.await;
     }
+    ctx.cpu.end_load();
     let elapsed = started.elapsed().as_secs_f64();
     summary.load_s = elapsed;
     summary.logins = Counters::get(&ctx.counters.logins);

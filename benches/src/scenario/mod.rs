@@ -17,6 +17,7 @@ use futures::StreamExt;
 use futures::stream;
 use tokio::net::TcpStream;
 
+use crate::cpu::CpuMeter;
 use crate::legacy::LegacyConn;
 use crate::metrics::Counters;
 use crate::options::{Options, Scenario, Transport};
@@ -123,6 +124,8 @@ struct Ctx {
     counters: Arc<Counters>,
     progress: Progress,
     first_error: Mutex<Option<String>>,
+    /// CPU of the measured processes over the load phase.
+    cpu: CpuMeter,
 }
 
 impl Ctx {
@@ -195,6 +198,18 @@ impl Ctx {
         Ok(clients)
     }
 
+    /// Starts the load phase's CPU accounting, after the idle baseline
+    /// when one was asked for. Call once set-up is over.
+    async fn begin_load(&self) {
+        if self.opts.idle_baseline {
+            self.progress.phase("idle baseline");
+        }
+        self.cpu
+            .idle_baseline(self.opts.idle_baseline, self.opts.duration())
+            .await;
+        self.cpu.start_load();
+    }
+
     fn fill_setup(&self, summary: &mut Summary, started: Instant) {
         let get = Counters::get;
         summary.connected = get(&self.counters.connected);
@@ -221,6 +236,7 @@ pub enum RunError {
 /// Runs the scenario `opts` describes and returns what it measured.
 pub async fn run(opts: Options) -> Result<Summary, RunError> {
     opts.validate().map_err(RunError::Options)?;
+    let cpu = CpuMeter::new(&opts).map_err(RunError::Options)?;
     let counters = Arc::new(Counters::default());
     let progress = Progress::start(Arc::clone(&counters), opts.no_progress);
     let ctx = Ctx {
@@ -229,6 +245,7 @@ pub async fn run(opts: Options) -> Result<Summary, RunError> {
         counters,
         progress,
         first_error: Mutex::new(None),
+        cpu,
     };
     let mut summary = Summary {
         scenario: Some(ctx.opts.scenario),
@@ -248,6 +265,7 @@ pub async fn run(opts: Options) -> Result<Summary, RunError> {
         Scenario::Backlog => backlog::run(&ctx, &mut summary).await,
     };
     ctx.progress.finish();
+    ctx.cpu.report(&mut summary);
     summary.load_average_end = load_average();
     result.map(|()| summary)
 }
