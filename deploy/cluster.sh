@@ -55,6 +55,9 @@ stop_pid() { # name
 
 up() {
     : "${CHAT_DATABASE_URL:?set CHAT_DATABASE_URL to a mysql:// URL the nodes share}"
+    # The nodes read it from their environment: on their command lines its
+    # password would show in `ps` to every user of the machine.
+    export CHAT_DATABASE_URL
     command -v nginx >/dev/null || { echo "nginx is not installed (apt-get install nginx libnginx-mod-stream)" >&2; exit 1; }
     mkdir -p "$dir"
     local chatd=${CHATD:-}
@@ -90,7 +93,7 @@ up() {
         # Each node's web listener on a port of its own (the default,
         # 127.0.0.1:6080, would be taken by the first); nginx is in front.
         "$chatd" --listen "127.0.0.1:$port" --web-addr "127.0.0.1:$web" --node-id "node$i" \
-            --database-url "$CHAT_DATABASE_URL" "${redis_args[@]}" \
+            "${redis_args[@]}" \
             --proxy-protocol-from 127.0.0.2 \
             >"$dir/node$i.log" 2>&1 &
         echo $! >"$dir/node$i.pid"

@@ -393,6 +393,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cluster_script_keeps_the_database_password_off_command_lines() {
+        // `ps` shows every process's arguments to every user of the machine.
+        let script = include_str!("../../deploy/cluster.sh");
+        let on_a_command_line = script
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .find(|line| line.contains("--database-url"));
+        assert_eq!(on_a_command_line, None);
+        assert!(script.contains("export CHAT_DATABASE_URL"));
+    }
+
+    #[test]
     fn passwords_are_redacted_from_urls() {
         assert_eq!(
             redact("mysql://chat:s3cret@db:3306/chat"),
