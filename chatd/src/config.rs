@@ -375,15 +375,20 @@ impl Config {
 }
 
 /// Replaces the password of `scheme://user:password@host` with `***`.
+/// The user information ends at the authority's last `@`: a password may
+/// hold an `@` of its own (URL parsers take it so), and the path or query
+/// after the authority may too.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let Some((userinfo, host)) = rest.split_once('@') else {
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
         return url.to_owned();
     };
     match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
         None => url.to_owned(),
     }
 }
@@ -411,6 +416,16 @@ mod tests {
             "mysql://chat:***@db:3306/chat"
         );
         assert_eq!(redact("mysql://root@db/chat"), "mysql://root@db/chat");
+        // An `@` in the password is the password's: all of it goes.
+        assert_eq!(
+            redact("mysql://chat:p@ss@w0rd@db:3306/chat"),
+            "mysql://chat:***@db:3306/chat"
+        );
+        // One after the authority is not.
+        assert_eq!(
+            redact("mysql://chat:s3cret@db/chat?user=a@b"),
+            "mysql://chat:***@db/chat?user=a@b"
+        );
         assert_eq!(redact(DEFAULT_DATABASE_URL), DEFAULT_DATABASE_URL);
     }
 
