@@ -177,6 +177,19 @@ impl fmt::Debug for Login {
     }
 }
 
+// What people write to each other is theirs: a logged request shows how
+// long its message is, not what it says.
+impl fmt::Debug for Chat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chat")
+            .field("id", &self.id)
+            .field("target", &self.target)
+            .field("msg", &format_args!("<{} bytes>", self.msg.len()))
+            .field("cmid", &self.cmid)
+            .finish()
+    }
+}
+
 impl fmt::Debug for Register {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Register")
@@ -195,7 +208,7 @@ pub struct Identity {
 }
 
 /// `ONE_CHAT` (5) and `GROUP_CHAT` (9).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Chat {
     pub id: Option<UserId>,
     pub target: Target,
@@ -737,5 +750,18 @@ mod tests {
     fn passwords_stay_out_of_debug_output() {
         let frame = parse(r#"{"msgid":1,"id":1,"password":"hunter2"}"#).expect("valid");
         assert!(!format!("{frame:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn message_bodies_stay_out_of_debug_output() {
+        for frame in [
+            r#"{"msgid":5,"id":1,"toid":2,"msg":"meet me at the docks"}"#,
+            r#"{"msgid":9,"id":1,"groupid":3,"msg":"meet me at the docks"}"#,
+        ] {
+            let request = parse(frame).expect("valid");
+            let shown = format!("{request:?}");
+            assert!(!shown.contains("docks"), "{shown}");
+            assert!(shown.contains("<20 bytes>"), "{shown}");
+        }
     }
 }
