@@ -5,7 +5,7 @@
 //! typical and, where its size can grow, near the 64 KiB frame limit.
 //!
 //! ```text
-//! cargo bench -p chat-bench --bench codec -- --warm-up-time 1 --measurement-time 2
+//! cargo bench --workspace --bench codec -- --warm-up-time 1 --measurement-time 2
 //! ```
 //!
 //! Method and figures: `docs/benchmarks.md`.

@@ -25,7 +25,7 @@
 //!   (the batching of a busy connection).
 //!
 //! ```text
-//! cargo bench -p chat-bench --bench dispatch -- --warm-up-time 1 --measurement-time 3
+//! cargo bench --workspace --bench dispatch -- --warm-up-time 1 --measurement-time 3
 //! ```
 //!
 //! Method and figures: `docs/benchmarks.md`.

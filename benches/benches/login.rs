@@ -7,7 +7,7 @@
 //! Only the login is timed; the logout after it is not.
 //!
 //! ```text
-//! cargo bench -p chat-bench --bench login -- --warm-up-time 1 --measurement-time 3
+//! cargo bench --workspace --bench login -- --warm-up-time 1 --measurement-time 3
 //! ```
 //!
 //! Method and figures: `docs/benchmarks.md`.

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! CHAT_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306 \
-//!     cargo bench -p chatcore --bench store_send -- --warm-up-time 1 --measurement-time 3
+//!     cargo bench --workspace --bench store_send -- --warm-up-time 1 --measurement-time 3
 //! ```
 //!
 //! `CHAT_BENCH_RATE` (default 2500 msg/s) and `CHAT_BENCH_LATENCY_SECS`
