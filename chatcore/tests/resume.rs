@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -12,7 +13,8 @@ use chatcore::client::{Client, ClientError, Event};
 use chatcore::model::UserId;
 use chatcore::protocol::ErrorCode;
 use chatcore::server::ServerConfig;
-use chatcore::service::{ResumeConfig, ResumeKey, ServiceConfig};
+use chatcore::service::{HashParams, Passwords, ResumeConfig, ResumeKey, ServiceConfig};
+use chatcore::store::{SqlStore, SqlStoreOptions, Store};
 use common::{TestServer, WAIT, assert_quiet, next_message};
 
 fn errno(e: ClientError) -> u32 {
@@ -257,4 +259,77 @@ async fn a_resumed_session_is_quiet_when_nothing_waits() {
 
     assert_quiet(&mut again).await;
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_dearer_hash_setting_reaches_an_account_at_its_next_login_and_keeps_its_tokens() {
+    let store: Arc<dyn Store> = Arc::new(
+        SqlStore::connect(SqlStoreOptions::new("sqlite::memory:"))
+            .await
+            .expect("sqlite in memory"),
+    );
+    // Two servers on one store and one key, as a node before and after
+    // its hash cost was raised.
+    let config = || ServiceConfig {
+        resume: ResumeConfig {
+            key: ResumeKey::from_secret(b"a shared secret of thirty-two bytes or more")
+                .expect("key"),
+            ttl: WAIT,
+        },
+        ..ServiceConfig::default()
+    };
+    let cheap = TestServer::start_on(Arc::clone(&store), ServerConfig::default(), config()).await;
+    let client = cheap.client().await;
+    let id = client
+        .register("rehash", "pw-rehash")
+        .await
+        .expect("register");
+    let info = client.login(id, "pw-rehash").await.expect("login");
+    let token = info.resume.expect("a native login gets a token").token;
+    let before = store.user(id).await.expect("user").expect("record");
+
+    let memory_kib = HashParams::insecure_fast().memory_kib * 2;
+    let dearer = Passwords::new(
+        HashParams {
+            memory_kib,
+            ..HashParams::insecure_fast()
+        },
+        2,
+    )
+    .expect("hash params");
+    let server = TestServer::start_hashing(
+        Arc::clone(&store),
+        ServerConfig::default(),
+        config(),
+        dearer,
+    )
+    .await;
+    server
+        .client()
+        .await
+        .login(id, "pw-rehash")
+        .await
+        .expect("the old hash still lets the password in");
+    let after = store.user(id).await.expect("user").expect("record");
+    assert_ne!(after.password_hash, before.password_hash, "hashed again");
+    assert!(
+        after.password_hash.contains(&format!("m={memory_kib},")),
+        "with the new cost: {}",
+        after.password_hash
+    );
+    assert_eq!(after.token_epoch, before.token_epoch, "no token revoked");
+    server
+        .client()
+        .await
+        .resume(&token)
+        .await
+        .expect("the token from before still resumes");
+    server
+        .client()
+        .await
+        .login(id, "pw-rehash")
+        .await
+        .expect("the new hash lets the password in");
+    server.stop().await;
+    cheap.stop().await;
 }

@@ -60,7 +60,17 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("opening the database {}", config.redacted_database_url()))?,
     );
     let store: Arc<dyn Store> = Arc::clone(&sql) as Arc<dyn Store>;
-    let passwords = Passwords::new(config.hash_params(), config.hash_threads)
+    let hash_params = config.hash_params();
+    if hash_params.below_owasp_minimum() {
+        tracing::warn!(
+            memory_kib = hash_params.memory_kib,
+            iterations = hash_params.iterations,
+            "password hashing is weaker than OWASP's minimum for argon2id (19456 KiB x 2 \
+             passes, or as much memory times passes); raise --argon2-memory-kib or \
+             --argon2-iterations"
+        );
+    }
+    let passwords = Passwords::new(hash_params, config.hash_threads)
         .context("invalid --argon2-memory-kib or --argon2-iterations")?;
     let shutdown = CancellationToken::new();
     // The node's background tasks (bus subscriber, lease renewal, hub).

@@ -127,12 +127,39 @@ impl ChatService {
         let hash = record.as_ref().map(|r| r.password_hash.as_str());
         let matches = self.inner.passwords.verify(password, hash).await?;
         let record = record.filter(|_| matches);
-        if record.is_some() {
+        if let Some(record) = &record {
             self.inner.login_guard.succeeded(keys).await;
+            if self.inner.passwords.outdated(&record.password_hash) {
+                self.rehash(record, password).await;
+            }
         } else {
             self.inner.login_guard.failed(keys).await;
         }
         Ok(record)
+    }
+
+    /// Hashes `password` again with the current parameters, in place of
+    /// the outdated hash of `record` (raising `--argon2-*` reaches every
+    /// account at its next login). The login goes on whatever happens.
+    async fn rehash(&self, record: &UserRecord, password: &str) {
+        let user = record.id;
+        let rehashed = match self.inner.passwords.hash(password).await {
+            Ok(hash) => hash,
+            Err(e) => {
+                tracing::warn!(error = %e, %user, "password not rehashed");
+                return;
+            }
+        };
+        match self
+            .inner
+            .store
+            .rehash_password(user, &record.password_hash, &rehashed)
+            .await
+        {
+            Ok(true) => tracing::info!(%user, "password hash upgraded to the current parameters"),
+            Ok(false) => tracing::debug!(%user, "password changed meanwhile; not rehashed"),
+            Err(e) => tracing::warn!(error = %e, %user, "password not rehashed"),
+        }
     }
 
     /// Login with a resume token: no password hash to check, so a whole

@@ -42,6 +42,14 @@ impl HashParams {
             parallelism: 1,
         }
     }
+
+    /// Whether these cost less than OWASP's weakest argon2id setting. Its
+    /// settings trade memory for passes at about the same cost (47 MiB x
+    /// 1, 19 MiB x 2, 12 MiB x 3, 9 MiB x 4, 7 MiB x 5): memory times
+    /// passes below the least of them, 7,168 KiB x 5, is weaker than all.
+    pub fn below_owasp_minimum(&self) -> bool {
+        u64::from(self.memory_kib) * u64::from(self.iterations) < 7168 * 5
+    }
 }
 
 /// Why [`Passwords::new`] could not make a hasher; either way, choose
@@ -128,6 +136,25 @@ impl Passwords {
         .await?
     }
 
+    /// Whether `stored` was made otherwise than this hasher would make it
+    /// now (another algorithm, version or cost): worth making again at the
+    /// next login, while the password is at hand. An unreadable one is
+    /// left alone (it never matches anyway).
+    pub(crate) fn outdated(&self, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return false;
+        };
+        let now = self.argon.params();
+        let same = parsed.algorithm.as_str() == Algorithm::Argon2id.as_str()
+            && parsed.version == Some(Version::V0x13 as u32)
+            && Params::try_from(&parsed).is_ok_and(|then| {
+                then.m_cost() == now.m_cost()
+                    && then.t_cost() == now.t_cost()
+                    && then.p_cost() == now.p_cost()
+            });
+        !same
+    }
+
     /// Whether `password` matches `stored`; `None` (no such user) never
     /// matches but takes as long as a real check.
     pub(crate) async fn verify(
@@ -154,6 +181,41 @@ impl Passwords {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owasp_minimum_is_memory_times_passes() {
+        assert!(!HashParams::default().below_owasp_minimum());
+        assert!(HashParams::insecure_fast().below_owasp_minimum());
+        let with = |memory_kib, iterations| HashParams {
+            memory_kib,
+            iterations,
+            parallelism: 1,
+        };
+        assert!(!with(47_104, 1).below_owasp_minimum());
+        assert!(!with(7_168, 5).below_owasp_minimum());
+        assert!(with(19_456, 1).below_owasp_minimum());
+        assert!(with(8_192, 4).below_owasp_minimum());
+    }
+
+    #[tokio::test]
+    async fn hashes_made_with_other_costs_are_outdated() {
+        let fast = Passwords::new(HashParams::insecure_fast(), 1).expect("params");
+        let dearer = Passwords::new(
+            HashParams {
+                memory_kib: HashParams::insecure_fast().memory_kib * 2,
+                ..HashParams::insecure_fast()
+            },
+            1,
+        )
+        .expect("params");
+        let hash = fast.hash("pw").await.expect("hash");
+        assert!(!fast.outdated(&hash), "its own hashes are current");
+        assert!(dearer.outdated(&hash), "a cheaper hash is outdated");
+        assert!(
+            !dearer.outdated("not a PHC string"),
+            "unreadable: left alone"
+        );
+    }
 
     #[tokio::test]
     async fn hash_verifies_only_the_same_password() {

@@ -145,6 +145,22 @@ impl Store for MemoryStore {
         Ok(record.token_epoch)
     }
 
+    async fn rehash_password(
+        &self,
+        user: UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        match state.users.get_mut(&user) {
+            Some(record) if record.password_hash == old => {
+                new.clone_into(&mut record.password_hash);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn users(&self, ids: &[UserId]) -> Result<Vec<UserInfo>, StoreError> {
         let state = self.state();
         let wanted: BTreeSet<UserId> = ids.iter().copied().collect();

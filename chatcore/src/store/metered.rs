@@ -68,6 +68,18 @@ impl Store for MeteredStore {
         metered!("set_password", self.inner.set_password(user, password_hash))
     }
 
+    async fn rehash_password(
+        &self,
+        user: UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        metered!(
+            "rehash_password",
+            self.inner.rehash_password(user, old, new)
+        )
+    }
+
     async fn add_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
         metered!("add_friend", self.inner.add_friend(a, b))
     }

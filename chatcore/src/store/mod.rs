@@ -132,6 +132,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// returns the new token epoch. `UnknownUser` when there is no such user.
     async fn set_password(&self, user: UserId, password_hash: &str) -> Result<u64, StoreError>;
 
+    /// Replaces the password hash of `user` with `new` if it is still
+    /// `old`: the same password hashed again with other parameters, so its
+    /// resume tokens stay valid. `false` when the hash changed meanwhile
+    /// (a password change wins) or there is no such user.
+    async fn rehash_password(&self, user: UserId, old: &str, new: &str)
+    -> Result<bool, StoreError>;
+
     /// The users among `ids` that exist, in ascending id order; unknown ids
     /// are left out.
     async fn users(&self, ids: &[UserId]) -> Result<Vec<UserInfo>, StoreError>;

@@ -66,8 +66,18 @@ impl TestServer {
         server: ServerConfig,
         service: ServiceConfig,
     ) -> TestServer {
-        let shutdown = CancellationToken::new();
         let passwords = Passwords::new(HashParams::insecure_fast(), 2).expect("hash params");
+        TestServer::start_hashing(store, server, service, passwords).await
+    }
+
+    /// [`TestServer::start_on`] with passwords hashed by `passwords`.
+    pub async fn start_hashing(
+        store: Arc<dyn Store>,
+        server: ServerConfig,
+        service: ServiceConfig,
+        passwords: Passwords,
+    ) -> TestServer {
+        let shutdown = CancellationToken::new();
         // The node's tasks end with `shutdown`; nothing needs to wait for them.
         let service = node::start(
             Backends::local(store),

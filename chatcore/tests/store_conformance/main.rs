@@ -100,6 +100,7 @@ conformance_suite! {
             revoke_tokens_moves_the_epoch_on,
             racing_revocations_each_get_a_higher_epoch,
             set_password_replaces_the_hash_and_revokes_tokens,
+            rehash_replaces_only_the_hash_it_was_made_from,
             token_calls_on_unknown_user_fail_with_unknown_user,
         }
         friends {

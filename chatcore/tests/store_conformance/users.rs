@@ -149,6 +149,39 @@ pub(crate) async fn set_password_replaces_the_hash_and_revokes_tokens(store: Arc
     assert_eq!(record.token_epoch, epoch);
 }
 
+pub(crate) async fn rehash_replaces_only_the_hash_it_was_made_from(store: Arc<dyn Store>) {
+    let alice = register(&store, "alice").await;
+    let before = store.user(alice).await.expect("user").expect("alice");
+
+    let replaced = store
+        .rehash_password(alice, &before.password_hash, "$argon2id$rehashed")
+        .await
+        .expect("rehash_password");
+    let after = store.user(alice).await.expect("user").expect("alice");
+    assert!(replaced);
+    assert_eq!(after.password_hash, "$argon2id$rehashed");
+    assert_eq!(after.token_epoch, before.token_epoch, "tokens stay valid");
+
+    // A password changed meanwhile wins over a rehash of the old one.
+    store
+        .set_password(alice, "$argon2id$changed")
+        .await
+        .expect("set_password");
+    let stale = store
+        .rehash_password(alice, "$argon2id$rehashed", "$argon2id$late")
+        .await
+        .expect("rehash_password");
+    assert!(!stale);
+    let record = store.user(alice).await.expect("user").expect("alice");
+    assert_eq!(record.password_hash, "$argon2id$changed");
+
+    let nobody = store
+        .rehash_password(UserId(alice.0 + 1000), "x", "y")
+        .await
+        .expect("rehash_password");
+    assert!(!nobody, "no such user: nothing replaced");
+}
+
 pub(crate) async fn token_calls_on_unknown_user_fail_with_unknown_user(store: Arc<dyn Store>) {
     let nobody = UserId(987_654);
 

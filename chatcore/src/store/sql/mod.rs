@@ -219,6 +219,16 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn rehash_password(
+        &self,
+        user: UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        self.bounded(write::rehash_password(&self.writer, user, old, new))
+            .await
+    }
+
     async fn add_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
         self.bounded(write::add_friend(&self.reader, &self.writer, a, b))
             .await

@@ -123,6 +123,23 @@ pub(super) async fn bump_token_epoch(
     Ok(epoch(stored))
 }
 
+/// One conditional update: the hash changes only if it is still `old`,
+/// and the token epoch stays.
+pub(super) async fn rehash_password(
+    writer: &DatabaseConnection,
+    user: UserId,
+    old: &str,
+    new: &str,
+) -> Result<bool, Fail> {
+    let updated = user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(new))
+        .filter(user::Column::Id.eq(user.0))
+        .filter(user::Column::PasswordHash.eq(old))
+        .exec(writer)
+        .await?;
+    Ok(updated.rows_affected > 0)
+}
+
 /// Checks both users on `reader`, then inserts both directions on `writer`.
 pub(super) async fn add_friend(
     reader: &DatabaseConnection,
