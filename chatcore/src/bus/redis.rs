@@ -94,12 +94,15 @@ fn roster_key(prefix: &str, tagged: bool) -> String {
     }
 }
 
-/// This node's place in the roster.
-#[derive(Debug, Clone)]
+/// This node's place in the roster, kept by its subscriber.
+#[derive(Debug)]
 struct RosterEntry {
     commands: Commands,
     key: Arc<str>,
     node: Arc<str>,
+    /// Whether a renewal has worked yet, so that an entry found missing
+    /// later is worth a warning.
+    listed: AtomicBool,
 }
 
 impl RosterEntry {
@@ -126,24 +129,22 @@ impl RosterEntry {
     }
 
     /// Renews the entry; `true` when every user must resync because the
-    /// entry was missing (doorbells may have passed the node by). `listed`
-    /// says whether an earlier renewal worked, so that a missing entry is
-    /// worth a warning. A failure is only logged: the next renewal that
-    /// works finds the entry gone if it is.
-    async fn renew_and_check(&self, listed: &mut bool) -> bool {
+    /// entry was missing (doorbells may have passed the node by). A
+    /// failure is only logged: the next renewal that works finds the entry
+    /// gone if it is.
+    async fn renew_and_check(&self) -> bool {
         let renewed = tokio::time::timeout(ROSTER_RENEW * 2, self.renew())
             .await
             .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))));
         match renewed {
             Ok(added) => {
-                if added && *listed {
+                if added && self.listed.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         node = %self.node,
                         "this node was missing from the bus roster (Redis lost it, or this \
                          node's clock lags the others' by over a minute); every user resyncs"
                     );
                 }
-                *listed = true;
                 added
             }
             Err(e) => {
@@ -151,6 +152,13 @@ impl RosterEntry {
                 false
             }
         }
+    }
+
+    /// Renews the entry on the subscriber's schedule, and has every user
+    /// resync when it had vanished; `false` once the node takes no more
+    /// events.
+    async fn keep(&self, tx: &mpsc::Sender<BusEvent>) -> bool {
+        !self.renew_and_check().await || tx.send(BusEvent::Resync { user: None }).await.is_ok()
     }
 
     /// Takes the node off the roster (it stops listening).
@@ -322,9 +330,8 @@ struct BusStats {
 pub struct RedisBus {
     commands: Commands,
     prefix: Arc<str>,
-    /// This node's roster entry; its key is where the publisher reads the
-    /// roster.
-    roster: RosterEntry,
+    /// Where the publisher reads the roster of nodes.
+    roster_key: Arc<str>,
     wanted: Arc<Wanted>,
     stats: Arc<BusStats>,
 }
@@ -380,15 +387,16 @@ impl RedisBus {
         let stats = Arc::new(BusStats::default());
         let prefix: Arc<str> = Arc::from(prefix);
         let own_channel: Arc<str> = node_channel(&prefix, node, target.is_cluster()).into();
-        let roster = RosterEntry {
-            commands: commands.clone(),
-            key: roster_key(&prefix, target.is_cluster()).into(),
-            node: node.into(),
-        };
+        let roster_key: Arc<str> = roster_key(&prefix, target.is_cluster()).into();
         let listener = Listener {
             prefix: Arc::clone(&prefix),
             own_channel,
-            roster: roster.clone(),
+            roster: RosterEntry {
+                commands: commands.clone(),
+                key: Arc::clone(&roster_key),
+                node: node.into(),
+                listed: AtomicBool::new(false),
+            },
             wanted: Arc::clone(&wanted),
             stats: Arc::clone(&stats),
             tx,
@@ -406,7 +414,7 @@ impl RedisBus {
             RedisBus {
                 commands,
                 prefix,
-                roster,
+                roster_key,
                 wanted,
                 stats,
             },
@@ -510,7 +518,7 @@ impl Bus for RedisBus {
     ) -> Result<(), BusError> {
         if recipients.len() > 1 {
             let mut zrange = redis::cmd("ZRANGE");
-            zrange.arg(&*self.roster.key).arg(0).arg(-1);
+            zrange.arg(&*self.roster_key).arg(0).arg(-1);
             match self
                 .bounded(self.commands.query::<Vec<String>>(&zrange))
                 .await
@@ -647,8 +655,7 @@ async fn serve(pubsub: redis::aio::PubSub, listener: &Listener) -> redis::RedisR
     // then subscribed (and resynced) after both, so nothing sent to the
     // node before they took is missed.
     sink.subscribe(&**own_channel).await?;
-    let mut listed = false;
-    roster.renew_and_check(&mut listed).await;
+    roster.renew_and_check().await;
     let mut subscribed: HashSet<UserId> = HashSet::new();
     let mut ping = tokio::time::interval(PING_EVERY);
     loop {
@@ -692,9 +699,7 @@ async fn serve(pubsub: redis::aio::PubSub, listener: &Listener) -> redis::RedisR
                 tokio::time::timeout(PING_EVERY * 2, sink.ping::<redis::Value>())
                     .await
                     .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "ping timed out")))??;
-                if roster.renew_and_check(&mut listed).await
-                    && tx.send(BusEvent::Resync { user: None }).await.is_err()
-                {
+                if !roster.keep(tx).await {
                     return Ok(());
                 }
             }
@@ -786,7 +791,6 @@ async fn serve_cluster(
         tx,
     } = listener;
     let mut subscribed = ClusterSubscriptions::default();
-    let mut listed = false;
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut backoff = Duration::from_millis(50);
@@ -799,7 +803,7 @@ async fn serve_cluster(
             }
         }
         if retry_at.is_none_or(|at| tokio::time::Instant::now() >= at) {
-            match sync_cluster(&conn, listener, &mut listed, &mut subscribed).await {
+            match sync_cluster(&conn, listener, &mut subscribed).await {
                 Ok(true) => {
                     retry_at = None;
                     backoff = Duration::from_millis(50);
@@ -844,10 +848,7 @@ async fn serve_cluster(
                     None => false,
                 };
                 stats.subscribed.store(up, Ordering::Relaxed);
-                if subscribed.own
-                    && roster.renew_and_check(&mut listed).await
-                    && tx.send(BusEvent::Resync { user: None }).await.is_err()
-                {
+                if subscribed.own && !roster.keep(tx).await {
                     return Ok(());
                 }
             }
@@ -938,7 +939,6 @@ struct ClusterSubscriptions {
 async fn sync_cluster(
     conn: &ClusterConnection,
     listener: &Listener,
-    listed: &mut bool,
     subscriptions: &mut ClusterSubscriptions,
 ) -> redis::RedisResult<bool> {
     let Listener {
@@ -956,7 +956,7 @@ async fn sync_cluster(
                 redis::RedisError::from((redis::ErrorKind::Io, "subscription change timed out"))
             })??;
         subscriptions.own = true;
-        roster.renew_and_check(listed).await;
+        roster.renew_and_check().await;
         // Doorbells for this node's users sent while it was down (or while
         // it was missing from the roster) are in the store; its users' own
         // channels do not cover them.
