@@ -33,12 +33,7 @@ out=${OUT:-/tmp/chat-ab}
 mkdir -p "$out"
 ports=(6100 6102)
 
-# mysql://USER:PW@HOST:PORT -> the mariadb client's arguments.
-creds=${mysql_url#mysql://}
-userpw=${creds%@*} hostport=${creds##*@}
-sql() {
-    mariadb -u"${userpw%%:*}" -p"${userpw#*:}" -h"${hostport%%:*}" -P"${hostport##*:}" -e "$1"
-}
+sql() { mysql_sql "$mysql_url" "$1"; }
 
 scenario_args() {
     case "$1" in

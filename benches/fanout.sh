@@ -54,11 +54,7 @@ out=${OUT:-/tmp/chat-fanout}
 mkdir -p "$out"
 nodes_wanted=${NODES:-2}
 
-creds=${mysql_url#mysql://}
-userpw=${creds%@*} hostport=${creds##*@}
-sql() {
-    mariadb -u"${userpw%%:*}" -p"${userpw#*:}" -h"${hostport%%:*}" -P"${hostport##*:}" -e "$1"
-}
+sql() { mysql_sql "$mysql_url" "$1"; }
 
 redis_cluster=${REDIS_CLUSTER:-}
 if [[ " $deployments " == *" cluster "* ]] && [ -z "$redis_cluster" ]; then

@@ -35,11 +35,7 @@ out=${OUT:-/tmp/chat-profile}
 mkdir -p "$out"
 rm -f "$out"/callgrind.*
 
-creds=${mysql_url#mysql://}
-userpw=${creds%@*} hostport=${creds##*@}
-sql() {
-    mariadb -u"${userpw%%:*}" -p"${userpw#*:}" -h"${hostport%%:*}" -P"${hostport##*:}" -e "$1"
-}
+sql() { mysql_sql "$mysql_url" "$1"; }
 db="chat_profile_$$"
 sql "CREATE DATABASE $db"
 pids=()
@@ -63,12 +59,7 @@ for i in 1 2; do
     addrs+=(--addr "127.0.0.1:$port")
 done
 # Under valgrind a node takes a while to start.
-for i in 1 2; do
-    for _ in $(seq 600); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$((6298 + 2 * i))") 2>/dev/null && break
-        sleep 0.5
-    done
-done
+for i in 1 2; do wait_port $((6298 + 2 * i)) 300; done
 echo "nodes up; zeroing their counts" >&2
 for pid in "${pids[@]}"; do callgrind_control --zero "$pid" >/dev/null; done
 # shellcheck disable=SC2086
