@@ -87,17 +87,18 @@ def annotate(path, inclusive):
     return rows
 
 # Async code is inlined into the poll of its task, so a function's own
-# count says little; these are inclusive counts of entry points (the
-# largest of the closures bearing the name), and the C library's own.
+# count says little, and a task's own loop (the bus subscriber's, a
+# connection's) cannot be told apart from the task; these are inclusive
+# counts of entry points (the largest of the closures bearing the name),
+# and the C library's own.
 inclusive = [
     ("a request, decoded to answered (ChatService::dispatch)", r"chatcore::service::ChatService::dispatch"),
-    ("storing a message (SqlStore::send)", r"SqlStore as chatcore::store::Store>::send"),
-    ("  opening a transaction (SeaORM begin)", r"TransactionTrait>::begin_with_options"),
-    ("  committing it (SeaORM commit)", r"DatabaseTransaction::commit"),
-    ("  taking a pooled connection (sqlx acquire)", r"sqlx_core::pool::Pool<DB>::acquire"),
-    ("  giving it back (sqlx PoolConnection drop)", r"PoolConnection<DB> as core::ops::drop::Drop>::drop"),
+    ("handing a message to a batch writer (SqlStore::send)", r"SqlStore as chatcore::store::Store>::send"),
+    ("the writer opening a transaction (SeaORM begin)", r"TransactionTrait>::begin_with_options"),
+    ("the writer committing it (SeaORM commit)", r"DatabaseTransaction::commit"),
+    ("taking a pooled connection (sqlx acquire)", r"sqlx_core::pool::Pool<DB>::acquire"),
+    ("giving it back (sqlx PoolConnection drop)", r"PoolConnection<DB> as core::ops::drop::Drop>::drop"),
     ("ringing doorbells (RedisBus publish)", r"RedisBus as chatcore::bus::Bus>::publish"),
-    ("receiving doorbells (bus subscriber)", r"chatcore::bus::redis::serve"),
     ("JSON encoding", r"serde_json::ser::"),
     ("JSON decoding", r"serde_json::de::"),
     ("spawning tasks (tokio new_task)", r"tokio::runtime::task::new_task"),
