@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chat_testkit::redis::{PrivateRedis, shared_url};
 use chat_testkit::redis_cluster::shared_nodes;
-use chat_testkit::{Service, Test, test, trial};
+use chat_testkit::{Deployment, Service, Test, test, trial};
 use chatcore::bus::{Bus, BusEvent, BusReceiver, LocalBroker, RedisBus};
 use chatcore::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
 use chatcore::presence::SessionId;
@@ -247,41 +247,24 @@ async fn a_live_endpoint_answers_ping(mut pair: Pair) {
     pair.b.ping().await.expect("a live endpoint answers ping");
 }
 
-/// Every check on the in-process bus (`local::<check>`), on Redis
-/// (`redis::<check>`) and on a Redis Cluster (`cluster::<check>`).
-macro_rules! suite {
-    ($($check:ident),* $(,)?) => {
-        fn conformance() -> Vec<Test> {
-            let mut tests = Vec::new();
-            $(
-                tests.push(test(concat!("local::", stringify!($check)), || async {
-                    $check(local_pair()).await;
-                }));
-                tests.push(
-                    test(concat!("redis::", stringify!($check)), || async {
-                        $check(redis_pair(&shared_url()).await).await;
-                    })
-                    .needs(&[Service::Redis]),
-                );
-                tests.push(
-                    test(concat!("cluster::", stringify!($check)), || async {
-                        $check(target_pair(&RedisTarget::Cluster(shared_nodes())).await).await;
-                    })
-                    .needs(&[Service::RedisCluster]),
-                );
-            )*
-            tests
-        }
-    };
+/// Two endpoints on `deployment`.
+async fn fixture(deployment: Deployment) -> Pair {
+    match deployment {
+        Deployment::Local => local_pair(),
+        Deployment::Redis(url) => redis_pair(&url).await,
+        Deployment::Cluster(nodes) => target_pair(&RedisTarget::Cluster(nodes)).await,
+    }
 }
 
-suite!(
-    events_reach_subscribers_in_order,
-    every_interested_node_gets_the_event,
-    unsubscribed_users_events_stop,
-    a_messages_doorbells_reach_each_recipients_node_alone,
-    a_live_endpoint_answers_ping,
-);
+fn conformance() -> Vec<Test> {
+    chat_testkit::on_each_deployment!(fixture;
+        events_reach_subscribers_in_order,
+        every_interested_node_gets_the_event,
+        unsubscribed_users_events_stop,
+        a_messages_doorbells_reach_each_recipients_node_alone,
+        a_live_endpoint_answers_ping,
+    )
+}
 
 /// Redis only: a restarted server loses subscriptions; the bus reconnects,
 /// subscribes again and says `Resync`, and later events flow again.

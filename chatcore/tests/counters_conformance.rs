@@ -7,9 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_testkit::redis::shared_url;
-use chat_testkit::redis_cluster::shared_nodes;
-use chat_testkit::{Service, Test, test};
+use chat_testkit::{Deployment, Test};
 use chatcore::limit::{Backoff, CounterKey, Counters, LocalCounters, RedisCounters};
 use chatcore::redis_target::RedisTarget;
 
@@ -71,42 +69,27 @@ fn assert_about(lock: Option<Duration>, full: Duration, what: &str) {
     );
 }
 
-macro_rules! suite {
-    ($($check:ident),* $(,)?) => {
-        fn conformance() -> Vec<Test> {
-            let mut tests = Vec::new();
-            $(
-                tests.push(test(concat!("local::", stringify!($check)), || async {
-                    $check(local_pair()).await;
-                }));
-                tests.push(
-                    test(concat!("redis::", stringify!($check)), || async {
-                        $check(target_pair(RedisTarget::Single(shared_url())).await).await;
-                    })
-                    .needs(&[Service::Redis]),
-                );
-                tests.push(
-                    test(concat!("cluster::", stringify!($check)), || async {
-                        $check(target_pair(RedisTarget::Cluster(shared_nodes())).await).await;
-                    })
-                    .needs(&[Service::RedisCluster]),
-                );
-            )*
-            tests
-        }
-    };
+/// Two nodes' counters on `deployment`.
+async fn fixture(deployment: Deployment) -> Pair {
+    match deployment {
+        Deployment::Local => local_pair(),
+        Deployment::Redis(url) => target_pair(RedisTarget::Single(url)).await,
+        Deployment::Cluster(nodes) => target_pair(RedisTarget::Cluster(nodes)).await,
+    }
 }
 
-suite!(
-    a_key_locks_at_its_threshold_on_every_node,
-    each_further_failure_doubles_the_lock_up_to_the_cap,
-    a_lock_ends_and_a_quiet_key_is_forgotten,
-    clear_forgets_the_count_and_the_lock,
-    concurrent_failures_from_two_nodes_are_counted_exactly,
-    locked_reports_the_longest_lock_of_keys_in_any_slot,
-    a_window_allows_its_limit_from_any_node_then_says_how_long_to_wait,
-    concurrent_attempts_in_a_window_are_counted_exactly,
-);
+fn conformance() -> Vec<Test> {
+    chat_testkit::on_each_deployment!(fixture;
+        a_key_locks_at_its_threshold_on_every_node,
+        each_further_failure_doubles_the_lock_up_to_the_cap,
+        a_lock_ends_and_a_quiet_key_is_forgotten,
+        clear_forgets_the_count_and_the_lock,
+        concurrent_failures_from_two_nodes_are_counted_exactly,
+        locked_reports_the_longest_lock_of_keys_in_any_slot,
+        a_window_allows_its_limit_from_any_node_then_says_how_long_to_wait,
+        concurrent_attempts_in_a_window_are_counted_exactly,
+    )
+}
 
 async fn a_key_locks_at_its_threshold_on_every_node(pair: Pair) {
     let rule = rule(3, 2_000, 60_000, 60_000);

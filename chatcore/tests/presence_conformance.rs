@@ -8,9 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_testkit::redis::shared_url;
-use chat_testkit::redis_cluster::shared_nodes;
-use chat_testkit::{Service, Test, test};
+use chat_testkit::{Deployment, Test};
 use chatcore::model::UserId;
 use chatcore::presence::{
     LocalPresence, Lost, Presence, PresenceError, RedisPresence, RedisPresenceConfig, SessionId,
@@ -311,49 +309,29 @@ fn main() -> ExitCode {
     chat_testkit::harness::run(conformance())
 }
 
-/// Every check on every implementation: `local::<check>` always,
-/// `redis::<check>` when a Redis is named, `cluster::<check>` when a Redis
-/// Cluster is.
-macro_rules! suite {
-    ($($check:ident),* $(,)?) => {
-        fn conformance() -> Vec<Test> {
-            let mut tests = Vec::new();
-            $(
-                tests.push(
-                    test(concat!("local::", stringify!($check)), || async {
-                        $check(Backend::local()).await;
-                    })
-                    .multi_thread(2),
-                );
-                tests.push(
-                    test(concat!("redis::", stringify!($check)), || async {
-                        $check(Backend::redis(RedisTarget::Single(shared_url()))).await;
-                    })
-                    .multi_thread(2)
-                    .needs(&[Service::Redis]),
-                );
-                tests.push(
-                    test(concat!("cluster::", stringify!($check)), || async {
-                        $check(Backend::redis(RedisTarget::Cluster(shared_nodes()))).await;
-                    })
-                    .multi_thread(2)
-                    .needs(&[Service::RedisCluster]),
-                );
-            )*
-            tests
-        }
-    };
+/// Presence on `deployment`.
+async fn fixture(deployment: Deployment) -> Backend {
+    match deployment {
+        Deployment::Local => Backend::local(),
+        Deployment::Redis(url) => Backend::redis(RedisTarget::Single(url)),
+        Deployment::Cluster(nodes) => Backend::redis(RedisTarget::Cluster(nodes)),
+    }
 }
 
-suite!(
-    claim_returns_the_session_it_replaced,
-    a_claim_replaces_a_session_another_node_recorded,
-    of_racing_claims_one_stays_and_every_other_is_named_once,
-    releasing_a_replaced_session_leaves_the_newer_one,
-    releasing_an_unrecorded_session_changes_nothing,
-    online_answers_each_user_in_order,
-    a_node_holds_its_lease_from_start,
-    a_dead_nodes_users_go_offline_within_one_lease,
-    release_node_takes_only_this_nodes_users_offline,
-    a_node_without_its_lease_cannot_claim,
-);
+fn conformance() -> Vec<Test> {
+    chat_testkit::on_each_deployment!(fixture;
+        claim_returns_the_session_it_replaced,
+        a_claim_replaces_a_session_another_node_recorded,
+        of_racing_claims_one_stays_and_every_other_is_named_once,
+        releasing_a_replaced_session_leaves_the_newer_one,
+        releasing_an_unrecorded_session_changes_nothing,
+        online_answers_each_user_in_order,
+        a_node_holds_its_lease_from_start,
+        a_dead_nodes_users_go_offline_within_one_lease,
+        release_node_takes_only_this_nodes_users_offline,
+        a_node_without_its_lease_cannot_claim,
+    )
+    .into_iter()
+    .map(|check| check.multi_thread(2))
+    .collect()
+}

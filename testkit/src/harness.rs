@@ -70,6 +70,54 @@ where
     }
 }
 
+/// Where a conformance check of a part the cluster's nodes share runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deployment {
+    /// Nodes in this process (the in-process implementation).
+    Local,
+    /// Nodes on the Redis at this URL (`CHAT_TEST_REDIS_URL`).
+    Redis(String),
+    /// Nodes on the Redis Cluster of these nodes (`CHAT_TEST_REDIS_CLUSTER`).
+    Cluster(Vec<String>),
+}
+
+/// `check` as three tests, `local::NAME`, `redis::NAME` and
+/// `cluster::NAME`, each on its [`Deployment`] and needing its service.
+pub fn on_each_deployment<F, Fut>(name: &str, check: F) -> [Test; 3]
+where
+    F: FnOnce(Deployment) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let (redis, cluster) = (check.clone(), check.clone());
+    [
+        test(format!("local::{name}"), move || check(Deployment::Local)),
+        test(format!("redis::{name}"), move || {
+            redis(Deployment::Redis(crate::redis::shared_url()))
+        })
+        .needs(&[Service::Redis]),
+        test(format!("cluster::{name}"), move || {
+            cluster(Deployment::Cluster(crate::redis_cluster::shared_nodes()))
+        })
+        .needs(&[Service::RedisCluster]),
+    ]
+}
+
+/// [`on_each_deployment`] for each of the `checks`, async functions of the
+/// fixture that `fixture` (an async function of a [`Deployment`]) makes.
+#[macro_export]
+macro_rules! on_each_deployment {
+    ($fixture:path; $($check:ident),* $(,)?) => {{
+        let mut tests = Vec::new();
+        $(
+            tests.extend($crate::harness::on_each_deployment(
+                stringify!($check),
+                |deployment| async move { $check($fixture(deployment).await).await },
+            ));
+        )*
+        tests
+    }};
+}
+
 /// [`test()`] named after the function it runs.
 #[macro_export]
 macro_rules! trial {

@@ -36,7 +36,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub use harness::{Test, test};
+pub use harness::{Deployment, Test, test};
 pub use services::Service;
 
 /// A port of 127.0.0.1 nothing listens on right now (the OS picks it).
