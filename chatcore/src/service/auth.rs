@@ -83,6 +83,9 @@ impl ChatService {
         else {
             return Err(ServiceError::new(ErrorCode::LoginFailed));
         };
+        if self.inner.passwords.outdated(&record.password_hash) {
+            self.rehash(&record, &req.password).await;
+        }
         self.start_session(caller, dialect, rid, record).await
     }
 
@@ -127,11 +130,8 @@ impl ChatService {
         let hash = record.as_ref().map(|r| r.password_hash.as_str());
         let matches = self.inner.passwords.verify(password, hash).await?;
         let record = record.filter(|_| matches);
-        if let Some(record) = &record {
+        if record.is_some() {
             self.inner.login_guard.succeeded(keys).await;
-            if self.inner.passwords.outdated(&record.password_hash) {
-                self.rehash(record, password).await;
-            }
         } else {
             self.inner.login_guard.failed(keys).await;
         }
