@@ -86,6 +86,19 @@ fn an_interactive_session_in_a_pseudo_terminal() -> Result<(), Box<dyn std::erro
     p.flush()?;
     p.exp_string(&format!("{bob} bob online"))?;
 
+    // Someone else befriends alice: her friend list (and so completion)
+    // learns them from the presence push, without a /friends.
+    let carol = runtime.block_on(register(addr, "carol"));
+    let carol_client = runtime.block_on(login(addr, carol, "carol"));
+    runtime.block_on(carol_client.add_friend(alice))?;
+    p.exp_string(&format!("[{carol}]carol is online"))?;
+    p.send(&format!("chat:{carol}\t"))?;
+    p.flush()?;
+    p.exp_string(&format!("chat:{carol}:"))?;
+    p.send("hello carol\r")?;
+    p.flush()?;
+    p.exp_string(&format!("to [{carol}]carol: hello carol"))?;
+
     // Ctrl-D quits cleanly.
     p.send_control('d')?;
     p.exp_eof()?;

@@ -88,7 +88,15 @@ impl Session {
                     .await;
             }
             Event::Presence { user, online } => {
-                self.roster.set_online(user, online);
+                if self.roster.is_friend(user) {
+                    self.roster.set_online(user, online);
+                    self.publish();
+                } else {
+                    // Presence of someone not on the list: they befriended
+                    // us since it was read. Read it again, for their name
+                    // (completion offers it) and their state.
+                    self.refresh_friends().await;
+                }
                 let who = self.roster.user(user);
                 self.emit(Output::Notice(Notice::Presence { who, online }))
                     .await;

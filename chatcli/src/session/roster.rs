@@ -39,6 +39,10 @@ impl Roster {
         self.groups = groups;
     }
 
+    pub(super) fn is_friend(&self, id: UserId) -> bool {
+        self.friends.iter().any(|f| f.id == id)
+    }
+
     /// Records a friend's presence as the server pushed it.
     pub(super) fn set_online(&mut self, id: UserId, online: bool) {
         for friend in self.friends.iter_mut().filter(|f| f.id == id) {
