@@ -63,8 +63,12 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Event::Message(m)) = bob.next_event().await {
         println!("bob received from {}: {}", m.name, m.msg);
     }
-    let friends = bob.friends().await?;
-    println!("bob's friends: {friends:?}");
+    for friend in bob.friends().await? {
+        println!(
+            "bob's friend {} ({}) is {}",
+            friend.name, friend.id, friend.state
+        );
+    }
 
     shutdown.cancel();
     tasks.close();
