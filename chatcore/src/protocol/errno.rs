@@ -163,6 +163,101 @@ impl ErrorCode {
     }
 }
 
+/// The errors any request may be answered with, whatever it asks: a field
+/// it sends is bad (12), it comes before login (14) or, for `LOGIN`, `REG`
+/// and `RESUME`, after it (16), a backend fails (30, 31), or the
+/// connection sends too fast (32).
+pub const GENERAL_ERRORS: [ErrorCode; 6] = [
+    ErrorCode::BadField,
+    ErrorCode::NotLoggedIn,
+    ErrorCode::AlreadyLoggedIn,
+    ErrorCode::Unavailable,
+    ErrorCode::Internal,
+    ErrorCode::RateLimited,
+];
+
+/// Every request, by `msgid` and name, with the errors particular to it
+/// (besides [`GENERAL_ERRORS`]). docs/protocol.md §8.1 is this table, and
+/// a test keeps the two the same; a debug build checks every error reply
+/// against it, so that a test provoking an error the table lacks fails.
+pub const REQUEST_ERRORS: &[(u32, &str, &[ErrorCode])] = {
+    use super::msgid;
+    use ErrorCode::*;
+    &[
+        (msgid::LOGIN, "LOGIN", &[LoginFailed, TooManyAttempts]),
+        (
+            msgid::REG,
+            "REG",
+            &[TooManyAttempts, NameTaken, InvalidValue],
+        ),
+        (
+            msgid::ONE_CHAT,
+            "ONE_CHAT",
+            &[IdentityMismatch, InvalidValue, UnknownUser],
+        ),
+        (
+            msgid::ADD_FRIEND,
+            "ADD_FRIEND",
+            &[IdentityMismatch, InvalidValue, UnknownUser],
+        ),
+        (
+            msgid::CREATE_GROUP,
+            "CREATE_GROUP",
+            &[IdentityMismatch, InvalidValue, GroupNameTaken, LimitReached],
+        ),
+        (
+            msgid::ADD_GROUP,
+            "ADD_GROUP",
+            &[IdentityMismatch, UnknownGroup, LimitReached],
+        ),
+        (
+            msgid::GROUP_CHAT,
+            "GROUP_CHAT",
+            &[IdentityMismatch, InvalidValue, UnknownGroup, NotMember],
+        ),
+        (msgid::LOGINOUT, "LOGINOUT", &[IdentityMismatch]),
+        (msgid::DELIVERED, "DELIVERED", &[]),
+        (msgid::SYNC, "SYNC", &[]),
+        (msgid::HISTORY, "HISTORY", &[UnknownGroup, NotMember]),
+        (msgid::LIST_FRIENDS, "LIST_FRIENDS", &[]),
+        (msgid::LIST_GROUPS, "LIST_GROUPS", &[]),
+        (
+            msgid::LIST_MEMBERS,
+            "LIST_MEMBERS",
+            &[UnknownGroup, NotMember],
+        ),
+        (
+            msgid::REMOVE_FRIEND,
+            "REMOVE_FRIEND",
+            &[IdentityMismatch, NotFriend],
+        ),
+        (
+            msgid::LEAVE_GROUP,
+            "LEAVE_GROUP",
+            &[IdentityMismatch, UnknownGroup, NotMember],
+        ),
+        (msgid::PING, "PING", &[]),
+        (msgid::PONG, "PONG", &[]),
+        (msgid::RESUME, "RESUME", &[ResumeRejected]),
+        (
+            msgid::CHANGE_PASSWORD,
+            "CHANGE_PASSWORD",
+            &[LoginFailed, TooManyAttempts, InvalidValue],
+        ),
+        (msgid::READ, "READ", &[UnknownUser, UnknownGroup, NotMember]),
+        (msgid::CONVERSATIONS, "CONVERSATIONS", &[]),
+        (msgid::FIND_USER, "FIND_USER", &[InvalidValue]),
+    ]
+};
+
+/// Whether docs/protocol.md says request `req` may be refused with `code`.
+pub(crate) fn is_documented_error(req: u32, code: ErrorCode) -> bool {
+    GENERAL_ERRORS.contains(&code)
+        || REQUEST_ERRORS
+            .iter()
+            .any(|(id, _, codes)| *id == req && codes.contains(&code))
+}
+
 #[cfg(test)]
 mod tests {
     use super::ErrorCode;

@@ -22,7 +22,8 @@ mod time;
 
 use serde::Serialize;
 
-pub use errno::ErrorCode;
+pub(crate) use errno::is_documented_error;
+pub use errno::{ErrorCode, GENERAL_ERRORS, REQUEST_ERRORS};
 pub use legacy::{LEGACY_READ_LIMIT, encode_legacy_login};
 pub use reply::{
     Ack, ChatAck, DecodeError, ErrorReply, FriendEntry, GroupEntry, LoginOk, MemberEntry,

@@ -223,6 +223,16 @@ pub enum Outcome {
 
 impl Outcome {
     fn refused(e: ServiceError, req: u32, rid: Option<u64>) -> Outcome {
+        // A client reads docs/protocol.md to know what to expect: an error
+        // it does not list is a bug in the table or in the service. Tests
+        // run debug builds, so any test that provokes one fails here.
+        debug_assert!(
+            crate::protocol::is_documented_error(req, e.code),
+            "errno {} ({:?}) for request {req} is not in protocol::REQUEST_ERRORS \
+             (docs/protocol.md §8.1): add it to both",
+            e.code.errno(),
+            e.code,
+        );
         Outcome::Reply(ServerFrame::Error(ErrorReply::with_detail(
             e.code,
             Some(req),
