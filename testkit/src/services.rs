@@ -25,6 +25,9 @@ pub enum Service {
     /// it also says that `redis-server` and `redis-cli` are installed, for
     /// the tests that run a cluster of their own.
     RedisCluster,
+    /// The `systemd-analyze` binary (systemd 252 or later), to check the
+    /// shipped unit file.
+    SystemdAnalyze,
 }
 
 impl Service {
@@ -36,6 +39,7 @@ impl Service {
             Service::Nginx => "CHAT_TEST_NGINX",
             Service::Chromedriver => "CHAT_TEST_CHROMEDRIVER",
             Service::RedisCluster => "CHAT_TEST_REDIS_CLUSTER",
+            Service::SystemdAnalyze => "CHAT_TEST_SYSTEMD_ANALYZE",
         }
     }
 
