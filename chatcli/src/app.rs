@@ -65,7 +65,8 @@ pub(crate) struct App<C> {
     pub(crate) out: mpsc::Sender<Output>,
     pub(crate) view: Arc<watch::Sender<View>>,
     pub(crate) style: Style,
-    /// `CHAT_PASSWORD`, which replaces every password prompt.
+    /// `--password-file` or `CHAT_PASSWORD`, which replaces every password
+    /// prompt.
     pub(crate) password: Option<String>,
     /// How long a waiting command waits for its reply.
     pub(crate) reply_timeout: Duration,

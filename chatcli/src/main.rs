@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, watch};
 
 use app::{App, Start};
 use render::Style;
-use session::{Settings, View};
+use session::{Settings, Tls, View};
 
 /// Terminal client of the chatd chat server.
 ///
@@ -53,7 +53,7 @@ use session::{Settings, View};
 #[command(
     version,
     about,
-    after_help = "Environment:\n  CHAT_PASSWORD  the password; without it chatcli asks, without echo\n  NO_COLOR       set and not empty: no colours (as does output that is not a terminal)\n  RUST_LOG       log filter when --log is not given\n\nType help (or /help) once logged in for the commands."
+    after_help = "Environment:\n  CHAT_PASSWORD  the password (--password-file wins); without either chatcli asks, without echo\n  NO_COLOR       set and not empty: no colours (as does output that is not a terminal)\n  RUST_LOG       log filter when --log is not given\n\nType help (or /help) once logged in for the commands."
 )]
 struct Args {
     /// Address of the chatd server.
@@ -64,6 +64,22 @@ struct Args {
         default_value = "127.0.0.1:6000"
     )]
     addr: String,
+
+    /// Speak TLS to the server (chatd's TLS listener, the proxy in front
+    /// of it), trusting the system's root certificates or --ca-file. The
+    /// certificate must name the host of --addr.
+    #[arg(long, env = "CHAT_TLS")]
+    tls: bool,
+
+    /// PEM file of the CA certificates to trust for --tls instead of the
+    /// system's (a private CA). Implies --tls.
+    #[arg(long, env = "CHAT_CA_FILE", value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+
+    /// Read the password from this file (its first line, without the line
+    /// end) instead of CHAT_PASSWORD or asking.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
 
     /// Log in as this user id, skipping the menu.
     #[arg(long, value_name = "ID", conflicts_with = "register")]
@@ -156,6 +172,14 @@ fn run(args: Args) -> anyhow::Result<bool> {
         (None, Some(name)) => Start::Register(name),
         (None, None) => Start::Menu,
     };
+    let mut settings = Settings::new(args.addr.clone());
+    if args.tls || args.ca_file.is_some() {
+        settings = settings.with_tls(Tls::new(&args.addr, args.ca_file.as_deref())?);
+    }
+    let password = match &args.password_file {
+        Some(file) => Some(read_password(file)?),
+        None => std::env::var("CHAT_PASSWORD").ok(),
+    };
     let (out, outputs) = mpsc::channel(1024);
     let (view, view_rx) = watch::channel(View::default());
 
@@ -163,11 +187,11 @@ fn run(args: Args) -> anyhow::Result<bool> {
     let app = |console| App {
         console,
         runtime: runtime.handle().clone(),
-        settings: Settings::new(args.addr.clone()),
+        settings: settings.clone(),
         out: out.clone(),
         view: Arc::clone(&view),
         style,
-        password: std::env::var("CHAT_PASSWORD").ok(),
+        password: password.clone(),
         reply_timeout: Duration::from_secs(args.timeout.max(1)),
         failed: false,
     };
@@ -209,6 +233,18 @@ fn run(args: Args) -> anyhow::Result<bool> {
         anyhow::bail!("the printer thread panicked");
     }
     Ok(ok)
+}
+
+/// The password in `file`: its first line, without the line end (as
+/// `echo secret > file` leaves it).
+fn read_password(file: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read --password-file {}", file.display()))?;
+    let password = text.lines().next().unwrap_or_default();
+    if password.is_empty() {
+        anyhow::bail!("--password-file {} is empty", file.display());
+    }
+    Ok(password.to_owned())
 }
 
 /// The front end chosen at start.

@@ -1,12 +1,23 @@
-//! Command-line flags (each with an environment fallback), turned into the
-//! configuration structs of `chatcore` once, here.
+//! Command-line flags (each with an environment fallback and an optional
+//! `--config` file under it), turned into the configuration structs of
+//! `chatcore` once, here.
+//!
+//! Precedence, highest first: a flag, its environment variable, the
+//! `--config` file (`file.rs`), the built-in default. `check.rs` prints
+//! the outcome for `--check-config`, secrets redacted.
 
+mod check;
+mod file;
+
+use std::ffi::OsString;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use ipnet::IpNet;
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use chatcore::codec::DEFAULT_MAX_FRAME;
 use chatcore::connection::ConnectionConfig;
@@ -26,8 +37,28 @@ pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://chat.db?mode=rwc";
 /// over TCP). With no flags it runs a single node on a SQLite file in the
 /// working directory.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Every flag but --config and --check-config may also be set in the \
+                  --config file, under its long name (`database-url = \"...\"`; a \
+                  repeatable flag takes an array). A flag beats its environment variable, \
+                  which beats the file, which beats the default. deploy/chatd.toml is a \
+                  commented example."
+)]
 pub(crate) struct Config {
+    /// A TOML file of settings whose keys are these flags' long names
+    /// (`listen = "127.0.0.1:6000"`); flags and environment variables
+    /// override it. Unknown keys are an error.
+    #[arg(long, env = "CHAT_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Check the configuration, print the settings in effect (passwords
+    /// and keys redacted) with where each came from, and exit: 0 when it
+    /// is valid, 1 with the reasons when not.
+    #[arg(long)]
+    pub(crate) check_config: bool,
+
     /// Address to accept clients on.
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:6000")]
     pub(crate) listen: String,
@@ -250,6 +281,36 @@ pub(crate) struct Config {
     /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,chatcore=debug`).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub(crate) log: String,
+
+    /// Log line format on stderr: `text` for people, `json` (one object a
+    /// line, fields at the top level) for log shippers.
+    #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The configuration and where each setting came from.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) config: Config,
+    command: clap::Command,
+    matches: ArgMatches,
+    /// The keys the `--config` file set.
+    from_file: Vec<String>,
+}
+
+impl Loaded {
+    /// The settings in effect as TOML, secrets redacted, each with its
+    /// source (for `--check-config`).
+    pub(crate) fn report(&self) -> String {
+        check::report(&self.command, &self.matches, &self.from_file)
+    }
 }
 
 /// An address range, or one address as a range of its own.
@@ -264,6 +325,83 @@ fn default_hash_threads() -> usize {
 }
 
 impl Config {
+    /// Parses `args` (the program name first) over the environment, the
+    /// `--config` file they or the environment name, and the defaults. A
+    /// `clap::Error` in the result is the command line's (print it with
+    /// `exit`: it may be `--help`); anything else is the file's.
+    pub(crate) fn load_from<I, T>(args: I) -> anyhow::Result<Loaded>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        // Once to learn where the file is (a file adds only defaults, so
+        // a command line wrong without it is wrong with it too)...
+        let first = Config::command().try_get_matches_from(&args)?;
+        let path = first.get_one::<PathBuf>("config").cloned();
+        let (command, from_file) = match &path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the configuration file {}", path.display())
+                })?;
+                file::apply(Config::command(), &text)
+                    .with_context(|| format!("in the configuration file {}", path.display()))?
+            }
+            None => (Config::command(), Vec::new()),
+        };
+        // ...then with the file's values as the defaults, under the flags
+        // and the environment.
+        let matches = command.clone().try_get_matches_from(&args)?;
+        let config = Config::from_arg_matches(&matches)?;
+        Ok(Loaded {
+            config,
+            command,
+            matches,
+            from_file,
+        })
+    }
+
+    /// The problems that would stop this configuration from starting a
+    /// node, found without touching the database, Redis or the network.
+    pub(crate) fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            problems.push(format!("invalid --log filter {:?}: {e}", self.log));
+        }
+        if let Some(secret) = &self.resume_key
+            && let Err(e) = ResumeKey::from_secret(secret.as_bytes())
+        {
+            problems.push(format!("invalid --resume-key (CHAT_RESUME_KEY): {e}"));
+        }
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("mysql:")) {
+            problems.push(format!(
+                "unsupported --database-url {}: expected sqlite://FILE?mode=rwc or \
+                 mysql://USER:PASSWORD@HOST:PORT/DB",
+                self.redacted_database_url()
+            ));
+        }
+        let addresses = [
+            ("--listen", Some(self.listen.as_str())),
+            ("--web-addr", self.web_addr()),
+            ("--admin-addr", self.admin_addr.as_deref()),
+        ];
+        for (flag, addr) in addresses {
+            if let Some(addr) = addr
+                && let Err(e) = crate::listen::resolve(addr)
+            {
+                problems.push(format!("invalid {flag} {addr:?}: {e}"));
+            }
+        }
+        problems
+    }
+
+    /// Open files this configuration needs at most: one per client
+    /// connection, plus the margin of `nofile::MARGIN` per database
+    /// connection and for the rest.
+    pub(crate) fn files_needed(&self) -> u64 {
+        crate::nofile::files_needed(self.max_connections, self.database_pool)
+    }
+
     pub(crate) fn store_options(&self) -> SqlStoreOptions {
         let mut options = SqlStoreOptions::new(&self.database_url);
         options.max_connections = self.database_pool;

@@ -1,19 +1,21 @@
-//! `chatd`: the chat server. Reads its configuration from flags and the
-//! environment, opens the backends, serves TCP until SIGINT or SIGTERM,
-//! then says goodbye to every client and releases only its own sessions.
+//! `chatd`: the chat server. Reads its configuration from flags, the
+//! environment and an optional file, checks it and binds its addresses
+//! before it opens the backends, serves TCP until SIGINT or SIGTERM, then
+//! says goodbye to every client and releases only its own sessions.
 
 mod admin;
 mod config;
+mod listen;
+mod nofile;
 mod resume_key;
 mod web;
 
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -27,26 +29,118 @@ use chatcore::service::Passwords;
 use chatcore::store::{MeteredStore, SqlStore, Store};
 
 use admin::{Admin, Probes};
-use config::Config;
+use config::{Config, LogFormat};
+use listen::Bound;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&config.log).context("invalid --log filter")?,
-        )
-        .init();
-    let shared_key = match (&config.resume_key, config.redis_target()) {
-        (None, Some(target)) => Some(resume_key::agree(&target, &config.redis_prefix).await?),
-        (None, None) => resume_key::beside_sqlite(&config.database_url)?,
-        (Some(_), _) => None,
+fn main() -> ExitCode {
+    let loaded = match Config::load_from(std::env::args_os()) {
+        Ok(loaded) => loaded,
+        Err(e) => match e.downcast_ref::<clap::Error>() {
+            // Usage errors, --help and --version, as clap prints them.
+            Some(usage) => usage.exit(),
+            None => return failed(&e),
+        },
     };
-    let service_config = config
-        .service_config(shared_key)
-        .context("invalid --resume-key (CHAT_RESUME_KEY)")?;
+    if loaded.config.check_config {
+        print!("{}", loaded.report());
+        return check(&loaded.config);
+    }
+    let config = loaded.config;
+    let started = init_logging(&config)
+        .and_then(|()| prepare(&config))
+        .and_then(|listeners| {
+            tokio::runtime::Runtime::new()
+                .context("starting the async runtime")?
+                .block_on(run(config, listeners))
+        });
+    match started {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failed(&e),
+    }
+}
+
+/// Prints `error` with its causes, one a line, and the exit code of a
+/// failed start (with no backtrace: it is the operator's mistake or the
+/// environment's, not a bug).
+fn failed(error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {error}");
+    for cause in error.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    ExitCode::FAILURE
+}
+
+/// `--check-config`, after the report: the problems, if any, on stderr.
+fn check(config: &Config) -> ExitCode {
+    let mut problems = config.problems();
+    let needed = config.files_needed();
+    let (soft, hard) = nofile::current();
+    let shown = |limit: Option<u64>| limit.map_or("unlimited".to_owned(), |n| n.to_string());
+    println!(
+        "# open files: up to {needed} needed; limit now {} (soft), {} (hard)",
+        shown(soft),
+        shown(hard)
+    );
+    if let Some(hard) = hard.filter(|&hard| hard < needed) {
+        problems.push(nofile::too_low(needed, hard, config.max_connections));
+    }
+    if problems.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    for problem in &problems {
+        eprintln!("error: {problem}");
+    }
+    ExitCode::FAILURE
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&config.log).context("invalid --log filter")?;
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // Fields beside the message, not nested: what log shippers index.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+    Ok(())
+}
+
+/// The client listeners, TCP and web (when on).
+#[derive(Debug)]
+struct Listeners {
+    tcp: Bound,
+    web: Option<Bound>,
+}
+
+/// Everything that can be checked before a backend is touched: the
+/// configuration, the open-files limit, and the addresses to listen on.
+fn prepare(config: &Config) -> anyhow::Result<Listeners> {
+    let problems = config.problems();
+    if !problems.is_empty() {
+        anyhow::bail!("invalid configuration: {}", problems.join("; "));
+    }
+    match nofile::ensure(config.files_needed(), config.max_connections)? {
+        nofile::Outcome::Raised { from, to } => {
+            tracing::info!(
+                from,
+                to,
+                "raised the open-files soft limit for --max-connections"
+            );
+        }
+        nofile::Outcome::Enough { .. } => {}
+    }
+    Ok(Listeners {
+        tcp: Bound::new(&config.listen, "--listen")?,
+        web: config
+            .web_addr()
+            .map(|addr| Bound::new(addr, "--web-addr"))
+            .transpose()?,
+    })
+}
+
+async fn run(config: Config, listeners: Listeners) -> anyhow::Result<()> {
     // Before anything is measured.
     let admin = config
         .admin_addr
@@ -59,6 +153,16 @@ async fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("opening the database {}", config.redacted_database_url()))?,
     );
+    // After the database, so that a database that cannot be opened leaves
+    // no key file behind.
+    let shared_key = match (&config.resume_key, config.redis_target()) {
+        (None, Some(target)) => Some(resume_key::agree(&target, &config.redis_prefix).await?),
+        (None, None) => resume_key::beside_sqlite(&config.database_url)?,
+        (Some(_), _) => None,
+    };
+    let service_config = config
+        .service_config(shared_key)
+        .context("invalid --resume-key (CHAT_RESUME_KEY)")?;
     let store: Arc<dyn Store> = Arc::clone(&sql) as Arc<dyn Store>;
     let hash_params = config.hash_params();
     if hash_params.below_owasp_minimum() {
@@ -93,15 +197,12 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     );
 
-    let listener = TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let web_listener = match config.web_addr() {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the web address {addr}"))?,
-        ),
+    let listener = listeners
+        .tcp
+        .listen()
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let web_listener = match listeners.web {
+        Some(web) => Some(web.listen().context("listening on --web-addr")?),
         None => None,
     };
     tracing::info!(

@@ -200,6 +200,9 @@ fn help_explains_every_flag() {
         "--hash-threads",
         "--admin-addr",
         "--log",
+        "--log-format",
+        "--config",
+        "--check-config",
     ] {
         assert!(help.contains(flag), "--help mentions {flag}");
     }

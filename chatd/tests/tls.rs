@@ -12,11 +12,11 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_testkit::tls::Certificates;
 use chat_testkit::{Service, trial};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
@@ -27,92 +27,6 @@ fn main() -> ExitCode {
     chat_testkit::harness::run([trial!(clients_chat_through_nginx_terminating_tls)
         .needs(&[Service::Nginx])
         .multi_thread(2)])
-}
-
-/// A certificate for `localhost` and 127.0.0.1 signed by a throwaway CA,
-/// made with the openssl command: the certificate's PEM file and key (for
-/// nginx), and the CA in DER form (for the client to trust).
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, CertificateDer<'static>) {
-    let file = |name: &str| dir.join(name).display().to_string();
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("the openssl command runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let (ca_key, ca_crt, ca_der) = (file("ca.key"), file("ca.crt"), file("ca.der"));
-    let (key, csr, crt, ext) = (
-        file("chat.key"),
-        file("chat.csr"),
-        file("chat.crt"),
-        file("chat.ext"),
-    );
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-days",
-                "1",
-                "-subj",
-                "/CN=chat test CA",
-                "-keyout",
-                &ca_key,
-                "-out",
-                &ca_crt,
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req", "-new"][..],
-            &ec,
-            &["-subj", "/CN=localhost", "-keyout", &key, "-out", &csr],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        &ext,
-        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .expect("extensions file");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &csr,
-        "-CA",
-        &ca_crt,
-        "-CAkey",
-        &ca_key,
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        &ext,
-        "-out",
-        &crt,
-    ]);
-    openssl(&["x509", "-in", &ca_crt, "-outform", "DER", "-out", &ca_der]);
-    let ca = std::fs::read(&ca_der).expect("DER certificate");
-    (
-        dir.join("chat.crt"),
-        dir.join("chat.key"),
-        CertificateDer::from(ca),
-    )
 }
 
 /// A blocking TLS client speaking the native protocol, one JSON frame a
@@ -181,7 +95,9 @@ async fn clients_chat_through_nginx_terminating_tls() {
     ];
     let mut chatd = Chatd::spawn("chatd", dir.path(), &args);
     chatd.wait_listening().await;
-    let (crt, key, trusted) = certificates(dir.path());
+    let certificates = Certificates::make(dir.path(), "chat test CA");
+    let (crt, key) = (certificates.certificate, certificates.key);
+    let trusted = CertificateDer::from(certificates.ca_der);
     // Both upstream lines of the configuration point at the one node.
     let upstreams = [chatd.addr.as_str(), chatd.addr.as_str()];
     let web = [chatd.web.as_str(), chatd.web.as_str()];

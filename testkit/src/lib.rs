@@ -17,6 +17,7 @@
 //! - [`nginx`]: nginx run from a deployment configuration, on free ports.
 //! - [`browser`]: headless Chromium over WebDriver, with screenshots of a
 //!   failed test's windows.
+//! - [`tls`]: a throwaway CA and a server certificate it signed.
 //! - free ports, unique names and polling, here at the root.
 //!
 //! It knows nothing of `chatcore`: chatcore's own tests use it, and a
@@ -30,6 +31,7 @@ pub mod proxy;
 pub mod redis;
 pub mod redis_cluster;
 pub mod services;
+pub mod tls;
 
 use std::future::Future;
 use std::net::TcpListener;

@@ -41,6 +41,38 @@ pub struct HttpTemplate {
     pub access_log: &'static str,
 }
 
+/// The deployment's configuration, `deploy/nginx/chat.conf`.
+pub const CHAT_CONF: Template = Template {
+    name: "deploy/nginx/chat.conf",
+    text: include_str!("../../deploy/nginx/chat.conf"),
+    load_module: "load_module modules/ngx_stream_module.so;",
+    pid: "pid /tmp/chat-nginx.pid;",
+    listen: "127.0.0.1:8000",
+    upstreams: &["127.0.0.1:6000", "127.0.0.1:6002"],
+    http: Some(HttpTemplate {
+        listen: "127.0.0.1:8080",
+        upstreams: &["127.0.0.1:6080", "127.0.0.1:6082"],
+        access_log: "access_log off;",
+    }),
+};
+
+/// The deployment's configuration with TLS in front,
+/// `deploy/nginx/chat-tls.conf` (its certificate and key are `tls/chat.crt`
+/// and `tls/chat.key`: replace them with `extra`).
+pub const CHAT_TLS_CONF: Template = Template {
+    name: "deploy/nginx/chat-tls.conf",
+    text: include_str!("../../deploy/nginx/chat-tls.conf"),
+    load_module: "load_module modules/ngx_stream_module.so;",
+    pid: "pid chat-nginx-tls.pid;",
+    listen: "127.0.0.1:8443",
+    upstreams: &["127.0.0.1:6000", "127.0.0.1:6002"],
+    http: Some(HttpTemplate {
+        listen: "127.0.0.1:8444",
+        upstreams: &["127.0.0.1:6080", "127.0.0.1:6082"],
+        access_log: "access_log off;",
+    }),
+};
+
 /// Where a rendered configuration listens and what it proxies to.
 #[derive(Debug, Clone, Copy)]
 pub struct Addresses<'a> {

@@ -7,16 +7,20 @@ use std::time::Duration;
 use chatcore::client::{Client, ClientError, LoginInfo};
 use chatcore::model::UserId;
 use chatcore::protocol::ErrorCode;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::error::{describe, is};
+use super::tls::Tls;
 use super::{Flow, Session};
 use crate::output::{Notice, Output};
 
-/// Where to connect and how patiently.
+/// Where to connect, how, and how patiently.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(super) addr: String,
+    /// TLS to the server, with `--tls`.
+    tls: Option<Tls>,
     connect_timeout: Duration,
     /// A ping after this much silence finds a dead connection.
     pub(super) ping_every: Duration,
@@ -30,11 +34,18 @@ impl Settings {
     pub(crate) fn new(addr: impl Into<String>) -> Settings {
         Settings {
             addr: addr.into(),
+            tls: None,
             connect_timeout: Duration::from_secs(5),
             ping_every: Duration::from_secs(30),
             backoff_first: Duration::from_millis(250),
             backoff_max: Duration::from_secs(8),
         }
+    }
+
+    /// Speaks TLS to the server.
+    pub(crate) fn with_tls(mut self, tls: Tls) -> Settings {
+        self.tls = Some(tls);
+        self
     }
 
     /// The delay before reconnect attempt `attempts + 1`, with up to 25%
@@ -107,20 +118,58 @@ pub(super) async fn authenticate(
 }
 
 pub(super) async fn connect(settings: &Settings) -> Result<Client, String> {
-    match tokio::time::timeout(settings.connect_timeout, Client::connect(&settings.addr)).await {
+    let over = if settings.tls.is_some() {
+        " over TLS"
+    } else {
+        ""
+    };
+    match tokio::time::timeout(settings.connect_timeout, open(settings)).await {
         Ok(Ok(client)) => Ok(client),
-        Ok(Err(e)) => Err(format!(
-            "cannot connect to {}: {} (is chatd running there?)",
+        Ok(Err(Failure::Connect(e))) => Err(format!(
+            "cannot connect to {}: {e} (is chatd running there?)",
             settings.addr,
-            match &e {
-                ClientError::Io(io) => io.to_string(),
-                other => describe(other),
+        )),
+        Ok(Err(Failure::Handshake(e))) => Err(format!(
+            "cannot connect to {}{over}: {e}{}",
+            settings.addr,
+            if untrusted(&e) {
+                " (is the server's certificate for this host, and signed by a CA of \
+                 --ca-file or of the system?)"
+            } else {
+                " (does the server speak TLS on that port?)"
             }
         )),
         Err(_) => Err(format!(
-            "cannot connect to {}: no answer within {} s",
+            "cannot connect to {}{over}: no answer within {} s",
             settings.addr,
             settings.connect_timeout.as_secs()
+        )),
+    }
+}
+
+/// Whether the handshake failed on the server's certificate.
+fn untrusted(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<tokio_rustls::rustls::Error>())
+        .is_some_and(|e| matches!(e, tokio_rustls::rustls::Error::InvalidCertificate(_)))
+}
+
+/// Why [`open`] failed.
+enum Failure {
+    Connect(std::io::Error),
+    Handshake(std::io::Error),
+}
+
+/// A TCP connection to the server, under TLS when asked, as a client.
+async fn open(settings: &Settings) -> Result<Client, Failure> {
+    let stream = TcpStream::connect(&settings.addr)
+        .await
+        .map_err(Failure::Connect)?;
+    stream.set_nodelay(true).map_err(Failure::Connect)?;
+    match &settings.tls {
+        None => Ok(Client::new(stream)),
+        Some(tls) => Ok(Client::new(
+            tls.handshake(stream).await.map_err(Failure::Handshake)?,
         )),
     }
 }

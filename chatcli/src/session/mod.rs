@@ -10,7 +10,7 @@
 //! - `mod.rs`: [`start`] and [`register`], the front end's
 //!   [`SessionHandle`] and [`View`], and the task's loop.
 //! - `connection`: settings, credentials, connecting, logging in, the link
-//!   going down and coming back up.
+//!   going down and coming back up; `tls`: TLS to the server (`--tls`).
 //! - `incoming`: the backlog at login, pushed messages and events, acks.
 //! - `outgoing`: the outbox of messages waiting for the server's ack.
 //! - `commands`: the user's commands, answered.
@@ -25,6 +25,7 @@ mod incoming;
 mod names;
 mod outgoing;
 mod roster;
+mod tls;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ use outgoing::Outgoing;
 use roster::Roster;
 
 pub(crate) use connection::{Credentials, Secret, Settings};
+pub(crate) use tls::Tls;
 
 /// What the front end shows between commands: the prompt and completion
 /// read it.

@@ -16,7 +16,7 @@ use chat_testkit::proxy::{Direction, Verdict};
 use chatcore::client::Client;
 use chatcore::model::UserId;
 use chatcore::node::{self, Backends};
-use chatcore::server::{self, ServerConfig};
+use chatcore::server::{self, ServerConfig, TrustedProxies};
 use chatcore::service::{HashParams, Passwords, ServiceConfig};
 use chatcore::store::{SqlStore, SqlStoreOptions};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
@@ -48,7 +48,24 @@ impl Server {
         Server::start_with(&format!("sqlite://{}?mode=rwc", path.display()), addr).await
     }
 
+    /// On SQLite in memory, on a free port, behind a proxy at `proxy`
+    /// that starts each connection with a PROXY protocol header (nginx
+    /// as `deploy/nginx/` configures it).
+    pub async fn start_behind(proxy: std::net::IpAddr) -> Server {
+        let trusted = TrustedProxies::new(vec![proxy.into()]);
+        Server::start_on(
+            "sqlite::memory:",
+            "127.0.0.1:0".parse().expect("addr"),
+            trusted,
+        )
+        .await
+    }
+
     async fn start_with(url: &str, addr: SocketAddr) -> Server {
+        Server::start_on(url, addr, TrustedProxies::default()).await
+    }
+
+    async fn start_on(url: &str, addr: SocketAddr, trusted_proxies: TrustedProxies) -> Server {
         let store = SqlStore::connect(SqlStoreOptions::new(url))
             .await
             .expect("open the store");
@@ -69,6 +86,7 @@ impl Server {
             service,
             ServerConfig {
                 shutdown_grace: Duration::from_secs(2),
+                trusted_proxies,
                 ..ServerConfig::default()
             },
             shutdown.clone(),

@@ -5,37 +5,7 @@
 use std::path::Path;
 
 use chat_testkit::Service;
-use chat_testkit::nginx::{HttpTemplate, Nginx, Template};
-
-/// The deployment's configuration.
-const PLAIN: Template = Template {
-    name: "deploy/nginx/chat.conf",
-    text: include_str!("../../../deploy/nginx/chat.conf"),
-    load_module: "load_module modules/ngx_stream_module.so;",
-    pid: "pid /tmp/chat-nginx.pid;",
-    listen: "127.0.0.1:8000",
-    upstreams: &["127.0.0.1:6000", "127.0.0.1:6002"],
-    http: Some(HttpTemplate {
-        listen: "127.0.0.1:8080",
-        upstreams: &["127.0.0.1:6080", "127.0.0.1:6082"],
-        access_log: "access_log off;",
-    }),
-};
-
-/// The deployment's configuration with TLS in front.
-const TLS: Template = Template {
-    name: "deploy/nginx/chat-tls.conf",
-    text: include_str!("../../../deploy/nginx/chat-tls.conf"),
-    load_module: "load_module modules/ngx_stream_module.so;",
-    pid: "pid chat-nginx-tls.pid;",
-    listen: "127.0.0.1:8443",
-    upstreams: &["127.0.0.1:6000", "127.0.0.1:6002"],
-    http: Some(HttpTemplate {
-        listen: "127.0.0.1:8444",
-        upstreams: &["127.0.0.1:6080", "127.0.0.1:6082"],
-        access_log: "access_log off;",
-    }),
-};
+use chat_testkit::nginx::{CHAT_CONF as PLAIN, CHAT_TLS_CONF as TLS, Nginx};
 
 /// nginx of `CHAT_TEST_NGINX` on free ports in front of the two
 /// `upstreams` (TCP) and the two `web_upstreams` (the nodes' web

@@ -8,7 +8,7 @@ use std::time::Duration;
 use migration::{Migrator, MigratorTrait};
 #[cfg(feature = "sqlite")]
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, sqlx};
 #[cfg(feature = "mysql")]
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
@@ -159,15 +159,17 @@ async fn connect(
     opts: &SqlStoreOptions,
     options: ConnectOptions,
 ) -> Result<DatabaseConnection, StoreError> {
-    let db = tokio::time::timeout(opts.connect_timeout, Database::connect(options))
-        .await
-        .map_err(|_| {
-            StoreError::Unavailable(format!(
-                "no database connection within {:?}",
-                opts.connect_timeout
-            ))
-        })?
-        .map_err(Fail::from)?;
+    let db = match tokio::time::timeout(opts.connect_timeout, Database::connect(options)).await {
+        Ok(Ok(db)) => db,
+        Ok(Err(e)) => return Err(open_failed(opts, e).await),
+        Err(_) => {
+            let waited = format!("no database connection within {:?}", opts.connect_timeout);
+            return Err(match cause(opts).await {
+                Some(cause) => StoreError::Unavailable(format!("{waited}: {cause}")),
+                None => StoreError::Unavailable(waited),
+            });
+        }
+    };
     if opts.run_migrations {
         #[cfg(feature = "mysql")]
         if db.get_database_backend() == DbBackend::MySql {
@@ -177,6 +179,78 @@ async fn connect(
         migrate(&db).await?;
     }
     Ok(db)
+}
+
+/// Why the pool could not be opened, in words that say what to do.
+async fn open_failed(opts: &SqlStoreOptions, err: DbErr) -> StoreError {
+    #[cfg(feature = "sqlite")]
+    if opts.url.starts_with("sqlite:")
+        && let Some(missing) = missing_sqlite_file(&opts.url)
+    {
+        return StoreError::Internal(format!(
+            "the SQLite database file {missing} does not exist, and the URL does not ask \
+             for it to be created: add `?mode=rwc` (sqlite://{missing}?mode=rwc)"
+        ));
+    }
+    // The pool retries a refused connection until its deadline, then
+    // reports only that it timed out: one direct attempt finds the cause.
+    if pool_timed_out(&err)
+        && let Some(cause) = cause(opts).await
+    {
+        return StoreError::Unavailable(format!("cannot connect to the database: {cause}"));
+    }
+    match map_db_err(err) {
+        // Opening a SQLite file fails for good (a missing directory, no
+        // permission) where a running store's failure to open one more
+        // connection may pass.
+        StoreError::Unavailable(detail) if opts.url.starts_with("sqlite:") => {
+            StoreError::Internal(format!("cannot open the SQLite database: {detail}"))
+        }
+        other => other,
+    }
+}
+
+fn pool_timed_out(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e)) => matches!(**e, sqlx::Error::PoolTimedOut),
+        _ => false,
+    }
+}
+
+/// The error of one direct connection to a MySQL/MariaDB `opts.url`,
+/// if it fails within the connect timeout.
+async fn cause(opts: &SqlStoreOptions) -> Option<String> {
+    #[cfg(feature = "mysql")]
+    if opts.url.starts_with("mysql:") {
+        use sea_orm::sqlx::Connection as _;
+        let attempt = sqlx::mysql::MySqlConnection::connect(&opts.url);
+        return match tokio::time::timeout(opts.connect_timeout, attempt).await {
+            Ok(Err(e)) => Some(e.to_string()),
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+                None
+            }
+            Err(_) => Some(format!(
+                "no answer from the server within {:?}",
+                opts.connect_timeout
+            )),
+        };
+    }
+    let _ = opts;
+    None
+}
+
+/// The file of a SQLite `url` when it does not exist and the URL does
+/// not say to create it (`mode=rwc`).
+#[cfg(feature = "sqlite")]
+fn missing_sqlite_file(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = path.trim_start_matches("//");
+    let memory = path.is_empty() || path == ":memory:" || query.contains("mode=memory");
+    let creates = query.split('&').any(|pair| pair == "mode=rwc");
+    (!memory && !creates && !std::path::Path::new(path).exists()).then(|| path.to_owned())
 }
 
 /// Applies pending migrations on MySQL/MariaDB one process at a time: nodes

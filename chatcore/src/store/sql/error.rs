@@ -82,10 +82,13 @@ const SQLITE_BUSY_SNAPSHOT: i32 = SQLITE_BUSY | (2 << 8);
 fn is_unavailable(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) => true,
-        DbErr::Conn(RuntimeErr::SqlxError(e)) => !matches!(
-            e.deref(),
-            sqlx::Error::Configuration(_) | sqlx::Error::InvalidArgument(_)
-        ),
+        DbErr::Conn(RuntimeErr::SqlxError(e)) => match e.deref() {
+            sqlx::Error::Configuration(_) | sqlx::Error::InvalidArgument(_) => false,
+            // The server's own answer: a wrong password or an unknown
+            // database stays wrong, a full or restarting server may pass.
+            sqlx::Error::Database(db) => is_transient(db.as_ref()),
+            _ => true,
+        },
         DbErr::Conn(_) => true,
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
             match e.deref() {
