@@ -250,6 +250,18 @@ pub(crate) struct Config {
     /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,chatcore=debug`).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub(crate) log: String,
+
+    /// Instead of serving: a one-off task on the database above.
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+/// chatd's one-off tasks; without one it serves.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Import a ZJP-ChatServer (seed) MySQL database into the database of
+    /// --database-url (docs/import-seed.md).
+    ImportSeed(crate::import_seed::ImportSeedArgs),
 }
 
 /// An address range, or one address as a range of its own.

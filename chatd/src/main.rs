@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod import_seed;
 mod resume_key;
 mod web;
 
@@ -39,6 +40,9 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_new(&config.log).context("invalid --log filter")?,
         )
         .init();
+    if let Some(config::Command::ImportSeed(args)) = &config.command {
+        return import_seed::run(&config, args).await;
+    }
     let shared_key = match (&config.resume_key, config.redis_target()) {
         (None, Some(target)) => Some(resume_key::agree(&target, &config.redis_prefix).await?),
         (None, None) => resume_key::beside_sqlite(&config.database_url)?,
