@@ -261,6 +261,12 @@ pub(crate) struct Config {
 pub(crate) enum Command {
     /// Import a ZJP-ChatServer (seed) MySQL database into the database of
     /// --database-url (docs/import-seed.md).
+    ///
+    /// chatd's own flags (or their CHAT_* variables) go before
+    /// `import-seed`: --database-url names the target; --argon2-memory-kib,
+    /// --argon2-iterations and --hash-threads hash the seed's passwords;
+    /// --max-message bounds the messages. Safe to interrupt and run again:
+    /// it resumes, and once complete it changes nothing.
     ImportSeed(crate::import_seed::ImportSeedArgs),
 }
 
@@ -564,7 +570,8 @@ mod tests {
     fn every_flag_has_help() {
         use clap::CommandFactory;
         let command = Config::command();
-        for arg in command.get_arguments() {
+        let subcommands = command.get_subcommands().flat_map(|c| c.get_arguments());
+        for arg in command.get_arguments().chain(subcommands) {
             let id = arg.get_id().as_str();
             if id == "help" || id == "version" {
                 continue;

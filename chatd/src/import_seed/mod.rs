@@ -37,9 +37,7 @@ use crate::config::Config;
 /// Where the seed's password may come from besides a file.
 const PASSWORD_VAR: &str = "CHAT_IMPORT_SOURCE_PASSWORD";
 
-/// Import a ZJP-ChatServer (seed) database into the store named by
-/// --database-url (docs/import-seed.md). Give chatd's own flags (or their
-/// CHAT_* variables) before `import-seed`; its hashing flags apply.
+/// `chatd import-seed`'s own flags (its help is `config::Command`'s).
 #[derive(Debug, clap::Args)]
 pub(crate) struct ImportSeedArgs {
     /// The seed's database, `mysql://USER@HOST:PORT/DB`, without a password:
