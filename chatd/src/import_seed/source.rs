@@ -12,7 +12,9 @@ use std::str::FromStr;
 
 use anyhow::{Context, bail};
 use futures::Stream;
-use sea_orm::sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sea_orm::sqlx::mysql::{
+    MySql, MySqlArguments, MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow,
+};
 use sea_orm::sqlx::{self, Row};
 
 /// The text expression of column `$col` as the bytes the seed's client sent.
@@ -202,7 +204,28 @@ pub(crate) fn parse_url(url: &str) -> anyhow::Result<MySqlConnectOptions> {
     MySqlConnectOptions::from_str(url).context("--from is not a usable MySQL URL")
 }
 
+/// A query of the seed's, with its arguments bound.
+type SeedQuery<'q> = sqlx::query::Query<'q, MySql, MySqlArguments>;
+
 impl Seed {
+    /// Every row of `query`, each made a `T` by `decode`; `what` names the
+    /// rows in errors.
+    async fn all<T>(
+        &self,
+        query: SeedQuery<'_>,
+        what: &str,
+        decode: impl Fn(&MySqlRow) -> Result<T, sqlx::Error>,
+    ) -> anyhow::Result<Vec<T>> {
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .with_context(|| format!("reading the seed's {what}"))?;
+        rows.iter()
+            .map(decode)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("reading the seed's {what}"))
+    }
+
     pub(crate) async fn connect(
         options: MySqlConnectOptions,
         password: Option<&str>,
@@ -226,20 +249,14 @@ impl Seed {
     }
 
     pub(crate) async fn users(&self) -> anyhow::Result<Vec<SeedUser>> {
-        let rows = sqlx::query(USERS)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading the seed's users")?;
-        rows.iter()
-            .map(|row| {
-                Ok(SeedUser {
-                    id: row.try_get(0)?,
-                    name: SeedText::from_row(row.try_get(1)?, row.try_get(2)?),
-                    password_ok: row.try_get::<Option<i64>, _>(3)? == Some(1),
-                })
+        self.all(sqlx::query(USERS), "users", |row| {
+            Ok(SeedUser {
+                id: row.try_get(0)?,
+                name: SeedText::from_row(row.try_get(1)?, row.try_get(2)?),
+                password_ok: row.try_get::<Option<i64>, _>(3)? == Some(1),
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .context("reading the seed's users")
+        })
+        .await
     }
 
     /// The users with ids in `after + 1..=last` with their password as the
@@ -249,33 +266,22 @@ impl Seed {
         after: i64,
         last: i64,
     ) -> anyhow::Result<Vec<(i64, Vec<u8>)>> {
-        let rows = sqlx::query(PASSWORDS)
-            .bind(after)
-            .bind(last)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading the seed's passwords")?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .context("reading the seed's passwords")
+        let query = sqlx::query(PASSWORDS).bind(after).bind(last);
+        self.all(query, "passwords", |row| {
+            Ok((row.try_get(0)?, row.try_get(1)?))
+        })
+        .await
     }
 
     pub(crate) async fn groups(&self) -> anyhow::Result<Vec<SeedGroup>> {
-        let rows = sqlx::query(GROUPS)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading the seed's groups")?;
-        rows.iter()
-            .map(|row| {
-                Ok(SeedGroup {
-                    id: row.try_get(0)?,
-                    name: SeedText::from_row(row.try_get(1)?, row.try_get(2)?),
-                    desc: SeedText::from_row(row.try_get(3)?, row.try_get(4)?),
-                })
+        self.all(sqlx::query(GROUPS), "groups", |row| {
+            Ok(SeedGroup {
+                id: row.try_get(0)?,
+                name: SeedText::from_row(row.try_get(1)?, row.try_get(2)?),
+                desc: SeedText::from_row(row.try_get(3)?, row.try_get(4)?),
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .context("reading the seed's groups")
+        })
+        .await
     }
 
     pub(crate) async fn friends(
@@ -283,25 +289,15 @@ impl Seed {
         after: (i64, i64),
         limit: usize,
     ) -> anyhow::Result<Vec<FriendRows>> {
-        let rows = sqlx::query(FRIENDS)
-            .bind(after.0)
-            .bind(after.0)
-            .bind(after.1)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading the seed's friend rows")?;
-        rows.iter()
-            .map(|row| {
-                Ok(FriendRows {
-                    user: row.try_get(0)?,
-                    friend: row.try_get(1)?,
-                    count: row.try_get(2)?,
-                    mirrored: row.try_get::<Option<i64>, _>(3)? == Some(1),
-                })
+        self.all(after_pair(FRIENDS, after, limit), "friend rows", |row| {
+            Ok(FriendRows {
+                user: row.try_get(0)?,
+                friend: row.try_get(1)?,
+                count: row.try_get(2)?,
+                mirrored: row.try_get::<Option<i64>, _>(3)? == Some(1),
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .context("reading the seed's friend rows")
+        })
+        .await
     }
 
     pub(crate) async fn members(
@@ -309,25 +305,15 @@ impl Seed {
         after: (i64, i64),
         limit: usize,
     ) -> anyhow::Result<Vec<MemberRows>> {
-        let rows = sqlx::query(MEMBERS)
-            .bind(after.0)
-            .bind(after.0)
-            .bind(after.1)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading the seed's group members")?;
-        rows.iter()
-            .map(|row| {
-                Ok(MemberRows {
-                    group: row.try_get(0)?,
-                    user: row.try_get(1)?,
-                    count: row.try_get(2)?,
-                    creator: row.try_get::<Option<i64>, _>(3)? == Some(1),
-                })
+        self.all(after_pair(MEMBERS, after, limit), "group members", |row| {
+            Ok(MemberRows {
+                group: row.try_get(0)?,
+                user: row.try_get(1)?,
+                count: row.try_get(2)?,
+                creator: row.try_get::<Option<i64>, _>(3)? == Some(1),
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .context("reading the seed's group members")
+        })
+        .await
     }
 
     /// Every offline message, in the table's order.
@@ -372,6 +358,16 @@ impl Seed {
     pub(crate) async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// `sql` (a keyset page over a pair of columns) for up to `limit` pairs
+/// after `after`.
+fn after_pair(sql: &'static str, after: (i64, i64), limit: usize) -> SeedQuery<'static> {
+    sqlx::query(sql)
+        .bind(after.0)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
 }
 
 /// The seed's tables whose rows are counted for a progress bar (users and
