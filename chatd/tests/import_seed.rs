@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         trial!(a_target_holding_a_seed_users_name_is_refused_and_left_untouched)
             .needs(&[Service::Mysql]),
         trial!(a_dry_run_on_the_course_schema_reports_and_writes_nothing).needs(&[Service::Mysql]),
+        trial!(a_seed_imports_into_the_embedded_sqlite_default_too).needs(&[Service::Mysql]),
     ])
 }
 
@@ -716,4 +717,32 @@ async fn a_dry_run_on_the_course_schema_reports_and_writes_nothing() {
     let _ = db.close().await;
     seed.drop_database().await;
     target.drop_database().await;
+}
+
+async fn a_seed_imports_into_the_embedded_sqlite_default_too() {
+    let seed = seed_database(true).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("chat.db").display());
+    let report = assert_ok(&import(&seed, &url, &["--batch-size", "2"]));
+    assert!(
+        report.contains("messages:     5 (6 inbox entries, unread)"),
+        "{report}"
+    );
+
+    let mut chatd = Chatd::spawn(
+        "sqlite",
+        dir.path(),
+        &["--database-url".to_owned(), url.clone()],
+    );
+    chatd.wait_listening().await;
+    let mut li = SeedClient::connect(&chatd.addr).await;
+    let (reply, offline) = li.login(LI, "lisi-pw", 3).await;
+    assert_eq!(reply["name"], "李四");
+    let bodies: Vec<String> = offline.iter().map(|m| chat_summary(m).2).collect();
+    assert_eq!(bodies, ["你好李四", "你好世界", "hello from alice"]);
+    drop(li);
+    chatd.signal("TERM");
+    chatd.wait_exit(Duration::from_secs(15)).await;
+    assert!(assert_ok(&import(&seed, &url, &[])).contains("already"));
+    seed.drop_database().await;
 }
