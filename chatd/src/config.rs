@@ -286,6 +286,24 @@ pub(crate) struct Config {
     /// line, fields at the top level) for log shippers.
     #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
+
+    /// Instead of serving: a one-off task on the database above.
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+/// chatd's one-off tasks; without one it serves.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Import a ZJP-ChatServer (seed) MySQL database into the database of
+    /// --database-url (docs/import-seed.md).
+    ///
+    /// chatd's own flags (or their CHAT_* variables) go before
+    /// `import-seed`: --database-url names the target; --argon2-memory-kib,
+    /// --argon2-iterations and --hash-threads hash the seed's passwords;
+    /// --max-message bounds the messages. Safe to interrupt and run again:
+    /// it resumes, and once complete it changes nothing.
+    ImportSeed(crate::import_seed::ImportSeedArgs),
 }
 
 /// How log lines are written.
@@ -690,7 +708,8 @@ mod tests {
     fn every_flag_has_help() {
         use clap::CommandFactory;
         let command = Config::command();
-        for arg in command.get_arguments() {
+        let subcommands = command.get_subcommands().flat_map(|c| c.get_arguments());
+        for arg in command.get_arguments().chain(subcommands) {
             let id = arg.get_id().as_str();
             if id == "help" || id == "version" {
                 continue;

@@ -5,6 +5,7 @@
 
 mod admin;
 mod config;
+mod import_seed;
 mod listen;
 mod nofile;
 mod resume_key;
@@ -46,6 +47,18 @@ fn main() -> ExitCode {
         return check(&loaded.config);
     }
     let config = loaded.config;
+    if let Some(config::Command::ImportSeed(args)) = &config.command {
+        // Not a server: no listeners, no open-files needs of a node.
+        let imported = init_logging(&config).and_then(|()| {
+            tokio::runtime::Runtime::new()
+                .context("starting the async runtime")?
+                .block_on(import_seed::run(&config, args))
+        });
+        return match imported {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failed(&e),
+        };
+    }
     let started = init_logging(&config)
         .and_then(|()| prepare(&config))
         .and_then(|listeners| {

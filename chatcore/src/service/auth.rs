@@ -13,17 +13,21 @@ use crate::presence::SessionId;
 use crate::protocol::{Ack, ChangePassword, FriendEntry, Login, Resume, msgid};
 use crate::protocol::{Dialect, ErrorCode, LoginOk, Register, ServerFrame};
 
+/// Whether `name` may name a user or a group: 1 to `max_chars`
+/// characters, no surrounding blanks, no control characters. Surrounding
+/// blanks are refused rather than trimmed: MySQL's PAD SPACE collations
+/// would treat "bob " as "bob" anyway.
+pub fn acceptable_name(name: &str, max_chars: usize) -> bool {
+    name.trim().len() == name.len()
+        && !name.is_empty()
+        && name.chars().count() <= max_chars
+        && !name.chars().any(char::is_control)
+}
+
 impl ChatService {
     pub(super) fn check_name(&self, what: &str, name: &str) -> Result<(), ServiceError> {
-        let chars = name.chars().count();
         let max = self.inner.config.max_name_chars;
-        // Surrounding blanks are refused rather than trimmed: MySQL's PAD
-        // SPACE collations would treat "bob " as "bob" anyway.
-        if name.trim().len() != name.len()
-            || name.is_empty()
-            || chars > max
-            || name.chars().any(char::is_control)
-        {
+        if !acceptable_name(name, max) {
             return Err(ServiceError::with_detail(
                 ErrorCode::InvalidValue,
                 format!(

@@ -18,6 +18,7 @@ mod resume;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub use auth::acceptable_name;
 pub use password::{HashParams, Passwords, PasswordsError};
 pub use resume::{ResumeConfig, ResumeKey, ResumeKeyError};
 

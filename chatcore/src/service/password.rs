@@ -65,6 +65,10 @@ pub enum PasswordsError {
     /// source failed.
     #[error("argon2 could not hash with these parameters")]
     TrialHashFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A hash asked for through [`Passwords::hash_password`] failed (the
+    /// random source, or the hashing thread). Says nothing of the password.
+    #[error("hashing a password failed: {0}")]
+    HashFailed(String),
 }
 
 /// Hashes and verifies passwords.
@@ -134,6 +138,15 @@ impl Passwords {
                 .map_err(|e| ServiceError::internal(format!("hashing failed: {e}")))
         })
         .await?
+    }
+
+    /// A PHC string for `password`, made as registration makes it, on the
+    /// same bounded pool; for programs that bring users in from elsewhere
+    /// (`chatd import-seed`).
+    pub async fn hash_password(&self, password: &str) -> Result<String, PasswordsError> {
+        self.hash(password)
+            .await
+            .map_err(|e| PasswordsError::HashFailed(e.detail))
     }
 
     /// Whether `stored` was made otherwise than this hasher would make it

@@ -16,7 +16,10 @@ use async_trait::async_trait;
 pub use memory::MemoryStore;
 pub use metered::MeteredStore;
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
-pub use sql::{SqlStore, SqlStoreOptions};
+pub use sql::{
+    ImportBatch, ImportClashes, ImportedDelivery, ImportedMessage, ImportedUser, MessageRef,
+    SqlStore, SqlStoreOptions,
+};
 
 use crate::model::{
     Conversation, ConversationSummary, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId,

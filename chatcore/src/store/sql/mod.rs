@@ -10,6 +10,8 @@
 //! - `write.rs`: transactions that write (users, friendships, groups, lone
 //!   sends, acks), rerun when chosen as a deadlock victim.
 //! - `batch.rs`: group commit: concurrent sends share one transaction.
+//! - `import.rs`: users, groups and messages brought from another system
+//!   with their own ids, in batches that commit with a checkpoint.
 //! - `read.rs`: queries. `rows.rs`: rows turned into model records.
 //! - `shape.rs`: chunking and padding that keep statement texts few.
 //! - `error.rs`: database errors classified into `StoreError`, once.
@@ -26,6 +28,7 @@ mod batch;
 mod connect;
 mod entity;
 mod error;
+mod import;
 mod read;
 mod rows;
 mod shape;
@@ -38,6 +41,9 @@ use async_trait::async_trait;
 use sea_orm::{DatabaseConnection, DbBackend};
 
 use self::error::Fail;
+pub use self::import::{
+    ImportBatch, ImportClashes, ImportedDelivery, ImportedMessage, ImportedUser, MessageRef,
+};
 use super::{GroupCaps, Store, StoreError};
 use crate::model::{
     Conversation, ConversationSummary, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId,
@@ -171,6 +177,42 @@ impl SqlStore {
         self.reader.close_by_ref().await.map_err(Fail::from)?;
         self.writer.close_by_ref().await.map_err(Fail::from)?;
         Ok(())
+    }
+
+    /// The checkpoint the last committed batch of the import from `source`
+    /// recorded (see [`SqlStore::import_batch`]); `None` before the first.
+    pub async fn import_checkpoint(&self, source: &str) -> Result<Option<String>, StoreError> {
+        self.bounded(import::checkpoint(&self.writer, source)).await
+    }
+
+    /// The stored users and groups that share an id or a name with any of
+    /// `users` and `groups` (descriptions are not compared).
+    pub async fn import_clashes(
+        &self,
+        users: &[UserInfo],
+        groups: &[GroupInfo],
+    ) -> Result<ImportClashes, StoreError> {
+        self.bounded(import::clashes(&self.writer, users, groups))
+            .await
+    }
+
+    /// Writes `batch` with the ids it carries, and records as the import's
+    /// checkpoint for `source` what `checkpoint` makes of the ids of the
+    /// batch's new messages, all in one transaction; returns those ids
+    /// (in the order of `batch.messages`).
+    ///
+    /// A user or group whose id or name is taken, or a friendship or
+    /// membership already stored, fails the whole batch (`NameTaken`,
+    /// `GroupNameTaken`, `Internal`) and nothing of it is written; so does
+    /// an inbox entry for a user who does not exist (`UnknownUser`).
+    pub async fn import_batch(
+        &self,
+        source: &str,
+        batch: &ImportBatch,
+        checkpoint: impl FnOnce(&[MessageId]) -> String + Send,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        self.bounded(import::commit(&self.writer, source, batch, checkpoint))
+            .await
     }
 
     /// Runs one store call within `request_timeout` (waiting for a pooled

@@ -53,7 +53,7 @@ where
 
 /// A write transaction: `BEGIN IMMEDIATE` on SQLite, so it takes the
 /// write lock up front instead of failing to upgrade a read lock later.
-async fn begin_write(writer: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+pub(super) async fn begin_write(writer: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     writer
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
@@ -537,7 +537,7 @@ async fn group_count(txn: &DatabaseTransaction, user: UserId) -> Result<u64, Fai
         .await?)
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -6,6 +6,7 @@
 pub(crate) mod chat_group;
 pub(crate) mod friendship;
 pub(crate) mod group_member;
+pub(crate) mod import_checkpoint;
 pub(crate) mod inbox;
 pub(crate) mod inbox_state;
 pub(crate) mod message;
