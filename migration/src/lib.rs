@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_create_chat_tables;
 mod m20261128_000002_add_user_token_epoch;
 mod m20261203_000003_create_read_position;
+mod m20261203_000004_add_user_moderation;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_chat_tables::Migration),
             Box::new(m20261128_000002_add_user_token_epoch::Migration),
             Box::new(m20261203_000003_create_read_position::Migration),
+            Box::new(m20261203_000004_add_user_moderation::Migration),
         ]
     }
 }

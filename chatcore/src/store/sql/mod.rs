@@ -10,6 +10,7 @@
 //! - `write.rs`: transactions that write (users, friendships, groups, lone
 //!   sends, acks), rerun when chosen as a deadlock victim.
 //! - `batch.rs`: group commit: concurrent sends share one transaction.
+//! - `prune.rs`: retention, one bounded step at a time.
 //! - `read.rs`: queries. `rows.rs`: rows turned into model records.
 //! - `shape.rs`: chunking and padding that keep statement texts few.
 //! - `error.rs`: database errors classified into `StoreError`, once.
@@ -26,6 +27,7 @@ mod batch;
 mod connect;
 mod entity;
 mod error;
+mod prune;
 mod read;
 mod rows;
 mod shape;
@@ -38,7 +40,7 @@ use async_trait::async_trait;
 use sea_orm::{DatabaseConnection, DbBackend};
 
 use self::error::Fail;
-use super::{GroupCaps, Store, StoreError};
+use super::{GroupCaps, PruneStep, Store, StoreError};
 use crate::model::{
     Conversation, ConversationSummary, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId,
     NewMessage, SendReceipt, Seq, Target, UserId, UserInfo, UserRecord,
@@ -227,6 +229,31 @@ impl Store for SqlStore {
     ) -> Result<bool, StoreError> {
         self.bounded(write::rehash_password(&self.writer, user, old, new))
             .await
+    }
+
+    async fn set_banned(&self, user: UserId, at_ms: Option<i64>) -> Result<(), StoreError> {
+        self.bounded(write::set_banned(&self.writer, user, at_ms))
+            .await
+    }
+
+    async fn delete_user(&self, user: UserId) -> Result<(), StoreError> {
+        self.bounded(write::delete_user(&self.writer, user)).await
+    }
+
+    async fn prune(
+        &self,
+        older_than_ms: i64,
+        after: MessageId,
+        max_rows: u32,
+    ) -> Result<PruneStep, StoreError> {
+        self.bounded(prune::prune(
+            &self.reader,
+            &self.writer,
+            older_than_ms,
+            after,
+            max_rows,
+        ))
+        .await
     }
 
     async fn add_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {
