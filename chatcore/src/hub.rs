@@ -294,9 +294,13 @@ impl Hub {
                     }
                 }
             }
-            BusEvent::Kick { user, session } => {
+            BusEvent::Kick {
+                user,
+                session,
+                reason,
+            } => {
                 drop(sessions);
-                self.end(user, session, ErrorCode::Kicked);
+                self.end(user, session, reason);
             }
             BusEvent::Presence { user, friend } => {
                 for session in sessions.get(&user).into_iter().flatten() {

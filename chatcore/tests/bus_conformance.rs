@@ -12,6 +12,7 @@ use chat_testkit::{Deployment, Service, Test, test, trial};
 use chatcore::bus::{Bus, BusEvent, BusReceiver, LocalBroker, RedisBus};
 use chatcore::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
 use chatcore::presence::SessionId;
+use chatcore::protocol::ErrorCode;
 use chatcore::redis_target::RedisTarget;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -171,6 +172,7 @@ async fn every_interested_node_gets_the_event(mut pair: Pair) {
     let kick = BusEvent::Kick {
         user,
         session: SessionId(0xfeed),
+        reason: ErrorCode::EndedByAdmin,
     };
     pair.a.publish(vec![kick.clone()]).await.expect("publish");
     assert_eq!(next(&mut pair.a_rx).await, Some(kick.clone()));

@@ -24,6 +24,7 @@ pub use metered::MeteredBus;
 
 use crate::model::{Message, Seq, UserId};
 use crate::presence::SessionId;
+use crate::protocol::ErrorCode;
 
 /// What travels on the bus.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,8 +35,14 @@ pub enum BusEvent {
         seq: Seq,
         message: Arc<Message>,
     },
-    /// End `session` of `user`: a newer login replaced it.
-    Kick { user: UserId, session: SessionId },
+    /// End `session` of `user`, telling its client `reason`: `Kicked`
+    /// when a newer login replaced it, `EndedByAdmin` when an
+    /// administrator ended it.
+    Kick {
+        user: UserId,
+        session: SessionId,
+        reason: ErrorCode,
+    },
     /// `friend`'s session started or ended: `user` shows its presence.
     /// The event carries no state: the receiver reads the current one, so
     /// that events overtaking each other cannot leave a wrong one shown.

@@ -41,6 +41,7 @@ use tokio_util::task::TaskTracker;
 use super::{Bus, BusError, BusEvent, BusReceiver};
 use crate::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
 use crate::presence::SessionId;
+use crate::protocol::ErrorCode;
 use crate::redis_target::{Commands, RedisTarget};
 use crate::telemetry;
 
@@ -186,8 +187,15 @@ fn channel_user(prefix: &str, channel: &[u8]) -> Option<UserId> {
 enum Wire {
     #[serde(rename = "d")]
     Deliver { u: UserId, s: Seq, m: WireMessage },
+    /// `why`: the errno told to the client, left out for 40 (`Kicked`),
+    /// which is also what a node that predates it assumes.
     #[serde(rename = "k")]
-    Kick { u: UserId, sid: u64 },
+    Kick {
+        u: UserId,
+        sid: u64,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        why: Option<u32>,
+    },
     #[serde(rename = "p")]
     Presence { u: UserId, f: UserId },
     /// One message's doorbells for several users, each with its seq.
@@ -260,9 +268,14 @@ fn encode(event: &BusEvent) -> Option<(UserId, String)> {
             s: *seq,
             m: WireMessage::from(message.as_ref()),
         },
-        BusEvent::Kick { user, session } => Wire::Kick {
+        BusEvent::Kick {
+            user,
+            session,
+            reason,
+        } => Wire::Kick {
             u: *user,
             sid: session.0,
+            why: (*reason != ErrorCode::Kicked).then(|| reason.errno()),
         },
         BusEvent::Presence { user, friend } => Wire::Presence {
             u: *user,
@@ -284,9 +297,12 @@ fn decode(payload: &[u8]) -> Option<Vec<BusEvent>> {
             seq: s,
             message: Arc::new(m.into_message()?),
         },
-        Wire::Kick { u, sid } => BusEvent::Kick {
+        Wire::Kick { u, sid, why } => BusEvent::Kick {
             user: u,
             session: SessionId(sid),
+            reason: why
+                .and_then(ErrorCode::from_errno)
+                .unwrap_or(ErrorCode::Kicked),
         },
         Wire::Presence { u, f } => BusEvent::Presence { user: u, friend: f },
         Wire::Deliveries { to, m } => {
@@ -1051,6 +1067,12 @@ mod tests {
             BusEvent::Kick {
                 user: UserId(2),
                 session: SessionId(u64::MAX),
+                reason: ErrorCode::Kicked,
+            },
+            BusEvent::Kick {
+                user: UserId(2),
+                session: SessionId(1),
+                reason: ErrorCode::EndedByAdmin,
             },
             BusEvent::Presence {
                 user: UserId(2),
