@@ -2,6 +2,7 @@
 //! configuration structs of `chatcore` once, here.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -243,9 +244,25 @@ pub(crate) struct Config {
     /// Address (`HOST:PORT`) of the admin HTTP listener, off unless given.
     /// It serves `GET /health` (200 when the database and the bus answer,
     /// 503 with the reason otherwise) and `GET /metrics` (Prometheus text
-    /// format). It has no authentication: bind it to a private address.
+    /// format) without authentication: bind it to a private address. With
+    /// `--admin-token-file` it also serves the `/admin/` API.
     #[arg(long, env = "CHAT_ADMIN_ADDR")]
     pub(crate) admin_addr: Option<String>,
+
+    /// File holding the bearer token of the admin API (`/admin/users/...`:
+    /// look at, kick, ban, set the password of, delete accounts; see
+    /// docs/admin.md), read once at start; a trailing newline is ignored.
+    /// It must not be empty or readable by other users. Without it the
+    /// `/admin/` routes do not exist.
+    #[arg(long, env = "CHAT_ADMIN_TOKEN_FILE", requires = "admin_addr")]
+    pub(crate) admin_token_file: Option<PathBuf>,
+
+    /// Delete messages older than this many days once every recipient
+    /// has acknowledged them (with their inbox entries), in small batches
+    /// once an hour; unacknowledged messages are kept whatever their age.
+    /// 0 (the default) keeps every message.
+    #[arg(long, env = "CHAT_RETENTION_DAYS", default_value_t = 0)]
+    pub(crate) retention_days: u32,
 
     /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,chatcore=debug`).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
