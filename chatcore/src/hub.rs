@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, BusEvent, BusReceiver};
+use crate::bus::{Bus, BusEvent, BusReceiver, KickReason};
 use crate::model::{Message, Seq, UserId};
 use crate::presence::{Lease, SessionId};
 use crate::protocol::ErrorCode;
@@ -300,7 +300,11 @@ impl Hub {
                 reason,
             } => {
                 drop(sessions);
-                self.end(user, session, reason);
+                let code = match reason {
+                    KickReason::Replaced => ErrorCode::Kicked,
+                    KickReason::Admin => ErrorCode::EndedByAdmin,
+                };
+                self.end(user, session, code);
             }
             BusEvent::Presence { user, friend } => {
                 for session in sessions.get(&user).into_iter().flatten() {

@@ -9,10 +9,9 @@ use std::time::Duration;
 use chat_testkit::redis::{PrivateRedis, shared_url};
 use chat_testkit::redis_cluster::shared_nodes;
 use chat_testkit::{Deployment, Service, Test, test, trial};
-use chatcore::bus::{Bus, BusEvent, BusReceiver, LocalBroker, RedisBus};
+use chatcore::bus::{Bus, BusEvent, BusReceiver, KickReason, LocalBroker, RedisBus};
 use chatcore::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
 use chatcore::presence::SessionId;
-use chatcore::protocol::ErrorCode;
 use chatcore::redis_target::RedisTarget;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -172,7 +171,7 @@ async fn every_interested_node_gets_the_event(mut pair: Pair) {
     let kick = BusEvent::Kick {
         user,
         session: SessionId(0xfeed),
-        reason: ErrorCode::EndedByAdmin,
+        reason: KickReason::Admin,
     };
     pair.a.publish(vec![kick.clone()]).await.expect("publish");
     assert_eq!(next(&mut pair.a_rx).await, Some(kick.clone()));

@@ -24,7 +24,6 @@ pub use metered::MeteredBus;
 
 use crate::model::{Message, Seq, UserId};
 use crate::presence::SessionId;
-use crate::protocol::ErrorCode;
 
 /// What travels on the bus.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,13 +34,11 @@ pub enum BusEvent {
         seq: Seq,
         message: Arc<Message>,
     },
-    /// End `session` of `user`, telling its client `reason`: `Kicked`
-    /// when a newer login replaced it, `EndedByAdmin` when an
-    /// administrator ended it.
+    /// End `session` of `user`, for `reason`.
     Kick {
         user: UserId,
         session: SessionId,
-        reason: ErrorCode,
+        reason: KickReason,
     },
     /// `friend`'s session started or ended: `user` shows its presence.
     /// The event carries no state: the receiver reads the current one, so
@@ -77,6 +74,15 @@ impl BusEvent {
             BusEvent::Resync { user } => *user,
         }
     }
+}
+
+/// Why a session is ended (its client is told which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KickReason {
+    /// A newer login of the same user replaced it.
+    Replaced,
+    /// An administrator ended it (kick, ban, password, deletion).
+    Admin,
 }
 
 /// Events a node receives from its bus endpoint.

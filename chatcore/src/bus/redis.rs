@@ -38,10 +38,9 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Bus, BusError, BusEvent, BusReceiver};
+use super::{Bus, BusError, BusEvent, BusReceiver, KickReason};
 use crate::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
 use crate::presence::SessionId;
-use crate::protocol::ErrorCode;
 use crate::redis_target::{Commands, RedisTarget};
 use crate::telemetry;
 
@@ -187,14 +186,14 @@ fn channel_user(prefix: &str, channel: &[u8]) -> Option<UserId> {
 enum Wire {
     #[serde(rename = "d")]
     Deliver { u: UserId, s: Seq, m: WireMessage },
-    /// `why`: the errno told to the client, left out for 40 (`Kicked`),
+    /// `why`: `"admin"` for `KickReason::Admin`, left out for `Replaced`,
     /// which is also what a node that predates it assumes.
     #[serde(rename = "k")]
     Kick {
         u: UserId,
         sid: u64,
         #[serde(skip_serializing_if = "Option::is_none", default)]
-        why: Option<u32>,
+        why: Option<String>,
     },
     #[serde(rename = "p")]
     Presence { u: UserId, f: UserId },
@@ -275,7 +274,10 @@ fn encode(event: &BusEvent) -> Option<(UserId, String)> {
         } => Wire::Kick {
             u: *user,
             sid: session.0,
-            why: (*reason != ErrorCode::Kicked).then(|| reason.errno()),
+            why: match reason {
+                KickReason::Replaced => None,
+                KickReason::Admin => Some("admin".to_owned()),
+            },
         },
         BusEvent::Presence { user, friend } => Wire::Presence {
             u: *user,
@@ -300,9 +302,10 @@ fn decode(payload: &[u8]) -> Option<Vec<BusEvent>> {
         Wire::Kick { u, sid, why } => BusEvent::Kick {
             user: u,
             session: SessionId(sid),
-            reason: why
-                .and_then(ErrorCode::from_errno)
-                .unwrap_or(ErrorCode::Kicked),
+            reason: match why.as_deref() {
+                Some("admin") => KickReason::Admin,
+                _ => KickReason::Replaced,
+            },
         },
         Wire::Presence { u, f } => BusEvent::Presence { user: u, friend: f },
         Wire::Deliveries { to, m } => {
@@ -1067,12 +1070,12 @@ mod tests {
             BusEvent::Kick {
                 user: UserId(2),
                 session: SessionId(u64::MAX),
-                reason: ErrorCode::Kicked,
+                reason: KickReason::Replaced,
             },
             BusEvent::Kick {
                 user: UserId(2),
                 session: SessionId(1),
-                reason: ErrorCode::EndedByAdmin,
+                reason: KickReason::Admin,
             },
             BusEvent::Presence {
                 user: UserId(2),

@@ -6,7 +6,7 @@
 //! after claiming (see `auth.rs`), so it cannot outlive the change.
 
 use super::{ChatService, ServiceError, now_ms};
-use crate::bus::BusEvent;
+use crate::bus::{BusEvent, KickReason};
 use crate::model::UserId;
 use crate::presence::{LiveSession, PresenceError};
 use crate::protocol::ErrorCode;
@@ -146,7 +146,7 @@ impl ChatService {
         let kick = BusEvent::Kick {
             user,
             session: live.session,
-            reason: ErrorCode::EndedByAdmin,
+            reason: KickReason::Admin,
         };
         self.inner
             .bus

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{Caller, ChatService, LoggedIn, Outcome, ServiceError, Session, now_secs};
-use crate::bus::BusEvent;
+use crate::bus::{BusEvent, KickReason};
 use crate::limit::LoginKeys;
 use crate::model::{InboxEntry, UserId, UserInfo, UserRecord};
 use crate::presence::SessionId;
@@ -284,7 +284,7 @@ impl ChatService {
             let kick = BusEvent::Kick {
                 user,
                 session: previous,
-                reason: ErrorCode::Kicked,
+                reason: KickReason::Replaced,
             };
             if let Err(e) = self.inner.bus.publish(vec![kick]).await {
                 tracing::warn!(error = %e, %user, "could not kick the previous session");
