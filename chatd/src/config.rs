@@ -566,6 +566,35 @@ mod tests {
     }
 
     #[test]
+    fn admin_and_retention_flags_parse_and_a_token_needs_the_listener() {
+        let config = Config::try_parse_from([
+            "chatd",
+            "--admin-addr",
+            "127.0.0.1:9100",
+            "--admin-token-file",
+            "/run/chatd/admin-token",
+            "--retention-days",
+            "30",
+        ])
+        .expect("flags");
+        assert_eq!(
+            config.admin_token_file.as_deref(),
+            Some(std::path::Path::new("/run/chatd/admin-token"))
+        );
+        assert_eq!(config.retention_days, 30);
+        let defaults = Config::try_parse_from(["chatd"]).expect("flags");
+        assert_eq!(
+            (defaults.admin_token_file, defaults.retention_days),
+            (None, 0)
+        );
+        let orphan = Config::try_parse_from(["chatd", "--admin-token-file", "t"]);
+        assert!(
+            orphan.is_err(),
+            "a token without --admin-addr serves nothing"
+        );
+    }
+
+    #[test]
     fn every_flag_has_help() {
         use clap::CommandFactory;
         let command = Config::command();
