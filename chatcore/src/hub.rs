@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, BusEvent, BusReceiver};
+use crate::bus::{Bus, BusEvent, BusReceiver, KickReason};
 use crate::model::{Message, Seq, UserId};
 use crate::presence::{Lease, SessionId};
 use crate::protocol::ErrorCode;
@@ -294,9 +294,17 @@ impl Hub {
                     }
                 }
             }
-            BusEvent::Kick { user, session } => {
+            BusEvent::Kick {
+                user,
+                session,
+                reason,
+            } => {
                 drop(sessions);
-                self.end(user, session, ErrorCode::Kicked);
+                let code = match reason {
+                    KickReason::Replaced => ErrorCode::Kicked,
+                    KickReason::Admin => ErrorCode::EndedByAdmin,
+                };
+                self.end(user, session, code);
             }
             BusEvent::Presence { user, friend } => {
                 for session in sessions.get(&user).into_iter().flatten() {

@@ -22,6 +22,7 @@
 //! - `redis_target` (feature `redis`): one Redis or a Redis Cluster under
 //!   the bus, presence and guard counters, and the command connection over
 //!   either.
+//! - [`retention`]: the job deleting old, acknowledged messages.
 //! - [`limit`]: per-connection request rate; the failed-login guard and
 //!   the registration rate, with their counts in process or in Redis.
 //! - [`model`]: the domain types every layer shares.
@@ -112,6 +113,7 @@ pub mod presence;
 pub mod protocol;
 #[cfg(feature = "redis")]
 pub mod redis_target;
+pub mod retention;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -66,6 +66,10 @@ pub struct UserRecord {
     /// Generation of the user's resume tokens: a token is valid only while
     /// it matches (see [`Store::revoke_tokens`](crate::store::Store::revoke_tokens)).
     pub token_epoch: u64,
+    /// When an administrator banned the user (milliseconds since the Unix
+    /// epoch): a banned user may neither log in nor resume. `None` while
+    /// not banned.
+    pub banned_at_ms: Option<i64>,
 }
 
 /// A member's role in a group.

@@ -39,6 +39,9 @@ pub(crate) mod names {
     pub(crate) const BUS_PUBLISH_ERRORS: &str = "chat_bus_publish_errors_total";
     /// Counter: times a bus subscriber connection was re-established.
     pub(crate) const BUS_RECONNECTS: &str = "chat_bus_reconnects_total";
+    /// Counter by `kind` (`message`, `inbox_entry`): rows retention
+    /// deleted.
+    pub(crate) const RETENTION_PRUNED: &str = "chat_retention_pruned_total";
 }
 
 /// Registers the description and unit of every metric with the installed
@@ -88,6 +91,11 @@ pub fn describe() {
         BUS_RECONNECTS,
         Unit::Count,
         "Times the bus subscriber connection was re-established"
+    );
+    metrics::describe_counter!(
+        RETENTION_PRUNED,
+        Unit::Count,
+        "Rows retention deleted: acknowledged old messages and their inbox entries"
     );
 }
 
@@ -228,6 +236,8 @@ pub fn error_sent(code: ErrorCode) {
         Kicked => "kicked",
         ShuttingDown => "shutting_down",
         IdleTimeout => "idle_timeout",
+        Banned => "banned",
+        EndedByAdmin => "ended_by_admin",
     })
     .increment(1);
 }
@@ -300,6 +310,16 @@ pub(crate) fn send(ok: bool) {
         static_key!(names::SENDS, "outcome" => "error")
     };
     counter(key).increment(1);
+}
+
+/// Retention deleted `messages` messages and `entries` inbox entries.
+pub(crate) fn pruned(messages: u64, entries: u64) {
+    if messages > 0 {
+        counter(static_key!(names::RETENTION_PRUNED, "kind" => "message")).increment(messages);
+    }
+    if entries > 0 {
+        counter(static_key!(names::RETENTION_PRUNED, "kind" => "inbox_entry")).increment(entries);
+    }
 }
 
 /// A user gained its first (`true`) or lost its last session on this node.

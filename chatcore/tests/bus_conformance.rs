@@ -9,7 +9,7 @@ use std::time::Duration;
 use chat_testkit::redis::{PrivateRedis, shared_url};
 use chat_testkit::redis_cluster::shared_nodes;
 use chat_testkit::{Deployment, Service, Test, test, trial};
-use chatcore::bus::{Bus, BusEvent, BusReceiver, LocalBroker, RedisBus};
+use chatcore::bus::{Bus, BusEvent, BusReceiver, KickReason, LocalBroker, RedisBus};
 use chatcore::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
 use chatcore::presence::SessionId;
 use chatcore::redis_target::RedisTarget;
@@ -171,6 +171,7 @@ async fn every_interested_node_gets_the_event(mut pair: Pair) {
     let kick = BusEvent::Kick {
         user,
         session: SessionId(0xfeed),
+        reason: KickReason::Admin,
     };
     pair.a.publish(vec![kick.clone()]).await.expect("publish");
     assert_eq!(next(&mut pair.a_rx).await, Some(kick.clone()));

@@ -20,6 +20,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("presence", &["model", "redis_target", "telemetry"]),
     ("bus", &["model", "presence", "redis_target", "telemetry"]),
     ("store", &["model", "telemetry"]),
+    // Policy over the store: a background job.
+    ("retention", &["model", "store", "telemetry"]),
     (
         "hub",
         &["bus", "model", "presence", "protocol", "telemetry"],

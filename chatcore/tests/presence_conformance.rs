@@ -305,6 +305,32 @@ async fn a_node_without_its_lease_cannot_claim(backend: Backend) {
     assert_eq!(online(&other, &[user]).await, [false], "nothing recorded");
 }
 
+async fn session_of_names_the_current_session_and_its_node_while_online(backend: Backend) {
+    let (a, b) = (backend.node().await, backend.node().await);
+    let user = fresh_user();
+    let session_of = |node: &Node| {
+        let presence = Arc::clone(&node.presence);
+        async move { presence.session_of(user).await.expect("session_of") }
+    };
+    assert_eq!(session_of(&b).await, None, "nobody online yet");
+
+    let first = SessionId::generate();
+    claim(&a, user, first).await;
+    let on_a = session_of(&b).await.expect("online on a");
+    assert_eq!(on_a.session, first);
+    assert!(!on_a.node.is_empty());
+
+    let second = SessionId::generate();
+    claim(&b, user, second).await;
+    let on_b = session_of(&a).await.expect("online on b");
+    assert_eq!(on_b.session, second);
+    assert_ne!(on_b.node, on_a.node, "each node has its own name");
+
+    release(&b, user, second).await;
+    assert_eq!(session_of(&a).await, None, "offline again");
+    assert_eq!(online(&a, &[user]).await, [false]);
+}
+
 fn main() -> ExitCode {
     chat_testkit::harness::run(conformance())
 }
@@ -330,6 +356,7 @@ fn conformance() -> Vec<Test> {
         a_dead_nodes_users_go_offline_within_one_lease,
         release_node_takes_only_this_nodes_users_offline,
         a_node_without_its_lease_cannot_claim,
+        session_of_names_the_current_session_and_its_node_while_online,
     )
     .into_iter()
     .map(|check| check.multi_thread(2))

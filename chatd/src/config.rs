@@ -274,9 +274,25 @@ pub(crate) struct Config {
     /// Address (`HOST:PORT`) of the admin HTTP listener, off unless given.
     /// It serves `GET /health` (200 when the database and the bus answer,
     /// 503 with the reason otherwise) and `GET /metrics` (Prometheus text
-    /// format). It has no authentication: bind it to a private address.
+    /// format) without authentication: bind it to a private address. With
+    /// `--admin-token-file` it also serves the `/admin/` API.
     #[arg(long, env = "CHAT_ADMIN_ADDR")]
     pub(crate) admin_addr: Option<String>,
+
+    /// File holding the bearer token of the admin API (`/admin/users/...`:
+    /// look at, kick, ban, set the password of, delete accounts; see
+    /// docs/admin.md), read once at start; a trailing newline is ignored.
+    /// It must not be empty or readable by other users. Without it the
+    /// `/admin/` routes do not exist.
+    #[arg(long, env = "CHAT_ADMIN_TOKEN_FILE")]
+    pub(crate) admin_token_file: Option<PathBuf>,
+
+    /// Delete messages older than this many days once every recipient
+    /// has acknowledged them (with their inbox entries), in small batches
+    /// once an hour; unacknowledged messages are kept whatever their age.
+    /// 0 (the default) keeps every message.
+    #[arg(long, env = "CHAT_RETENTION_DAYS", default_value_t = 0)]
+    pub(crate) retention_days: u32,
 
     /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,chatcore=debug`).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
@@ -397,6 +413,15 @@ impl Config {
                  mysql://USER:PASSWORD@HOST:PORT/DB",
                 self.redacted_database_url()
             ));
+        }
+        // Checked here, not by clap's `requires`: a setting from the
+        // --config file is a default to clap, which `requires` ignores.
+        if self.admin_token_file.is_some() && self.admin_addr.is_none() {
+            problems.push(
+                "--admin-token-file needs --admin-addr: the /admin/ API is served on the \
+                 admin listener"
+                    .to_owned(),
+            );
         }
         let addresses = [
             ("--listen", Some(self.listen.as_str())),
@@ -702,6 +727,40 @@ mod tests {
             config.service_config(None).map(|_| ()),
             Err(ResumeKeyError::TooShort { len: 9, min: 32 })
         );
+    }
+
+    #[test]
+    fn admin_and_retention_flags_parse_and_a_token_needs_the_listener() {
+        let config = Config::try_parse_from([
+            "chatd",
+            "--admin-addr",
+            "127.0.0.1:9100",
+            "--admin-token-file",
+            "/run/chatd/admin-token",
+            "--retention-days",
+            "30",
+        ])
+        .expect("flags");
+        assert_eq!(
+            config.admin_token_file.as_deref(),
+            Some(std::path::Path::new("/run/chatd/admin-token"))
+        );
+        assert_eq!(config.retention_days, 30);
+        let defaults = Config::try_parse_from(["chatd"]).expect("flags");
+        assert_eq!(
+            (defaults.admin_token_file, defaults.retention_days),
+            (None, 0)
+        );
+        let orphan = Config::try_parse_from(["chatd", "--admin-token-file", "t"]).expect("flags");
+        assert!(
+            orphan
+                .problems()
+                .iter()
+                .any(|p| p.contains("--admin-token-file needs --admin-addr")),
+            "a token without --admin-addr serves nothing: {:?}",
+            orphan.problems()
+        );
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
     }
 
     #[test]

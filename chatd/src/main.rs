@@ -25,6 +25,7 @@ use chatcore::limit::RedisCounters;
 use chatcore::node::{self, Backends};
 use chatcore::presence::{Presence, RedisPresence, RedisPresenceConfig};
 use chatcore::redis_target::RedisTarget;
+use chatcore::retention::{self, RetentionConfig};
 use chatcore::server::{self, ConnectionSlots};
 use chatcore::service::Passwords;
 use chatcore::store::{MeteredStore, SqlStore, Store};
@@ -154,6 +155,12 @@ fn prepare(config: &Config) -> anyhow::Result<Listeners> {
 }
 
 async fn run(config: Config, listeners: Listeners) -> anyhow::Result<()> {
+    // Read once, before a backend is touched: a bad token file stops chatd.
+    let admin_token = config
+        .admin_token_file
+        .as_deref()
+        .map(admin::AdminToken::read)
+        .transpose()?;
     // Before anything is measured.
     let admin = config
         .admin_addr
@@ -231,8 +238,29 @@ async fn run(config: Config, listeners: Listeners) -> anyhow::Result<()> {
     }
 
     if let Some(admin) = admin {
-        let admin_addr = admin.serve(probes, shutdown.clone()).await?;
-        tracing::info!(%admin_addr, "serving /health and /metrics");
+        let api = admin_token.map(|token| admin::Api {
+            service: service.clone(),
+            token,
+        });
+        let with_api = api.is_some();
+        let admin_addr = admin.serve(probes, api, shutdown.clone()).await?;
+        if with_api {
+            tracing::info!(%admin_addr, "serving /health, /metrics and the /admin/ API");
+        } else {
+            tracing::info!(%admin_addr, "serving /health and /metrics");
+        }
+    }
+    if config.retention_days > 0 {
+        let retention = RetentionConfig::days(config.retention_days);
+        tracing::info!(
+            days = config.retention_days,
+            "retention: acknowledged messages older than this are deleted hourly"
+        );
+        tasks.spawn(retention::run(
+            Arc::clone(service.store()),
+            retention,
+            shutdown.clone(),
+        ));
     }
 
     tokio::spawn(stop_on_signal(shutdown.clone()));

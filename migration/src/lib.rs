@@ -11,6 +11,7 @@ mod m20261128_000001_create_chat_tables;
 mod m20261128_000002_add_user_token_epoch;
 mod m20261203_000003_create_read_position;
 mod m20261203_000004_create_import_checkpoint;
+mod m20261203_000005_add_user_moderation;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_add_user_token_epoch::Migration),
             Box::new(m20261203_000003_create_read_position::Migration),
             Box::new(m20261203_000004_create_import_checkpoint::Migration),
+            Box::new(m20261203_000005_add_user_moderation::Migration),
         ]
     }
 }

@@ -34,8 +34,12 @@ pub enum BusEvent {
         seq: Seq,
         message: Arc<Message>,
     },
-    /// End `session` of `user`: a newer login replaced it.
-    Kick { user: UserId, session: SessionId },
+    /// End `session` of `user`, for `reason`.
+    Kick {
+        user: UserId,
+        session: SessionId,
+        reason: KickReason,
+    },
     /// `friend`'s session started or ended: `user` shows its presence.
     /// The event carries no state: the receiver reads the current one, so
     /// that events overtaking each other cannot leave a wrong one shown.
@@ -70,6 +74,15 @@ impl BusEvent {
             BusEvent::Resync { user } => *user,
         }
     }
+}
+
+/// Why a session is ended (its client is told which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KickReason {
+    /// A newer login of the same user replaced it.
+    Replaced,
+    /// An administrator ended it (kick, ban, password, deletion).
+    Admin,
 }
 
 /// Events a node receives from its bus endpoint.

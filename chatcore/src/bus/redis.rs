@@ -38,7 +38,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Bus, BusError, BusEvent, BusReceiver};
+use super::{Bus, BusError, BusEvent, BusReceiver, KickReason};
 use crate::model::{Message, MessageId, Seq, Target, UserId, UserInfo};
 use crate::presence::SessionId;
 use crate::redis_target::{Commands, RedisTarget};
@@ -186,8 +186,15 @@ fn channel_user(prefix: &str, channel: &[u8]) -> Option<UserId> {
 enum Wire {
     #[serde(rename = "d")]
     Deliver { u: UserId, s: Seq, m: WireMessage },
+    /// `why`: `"admin"` for `KickReason::Admin`, left out for `Replaced`,
+    /// which is also what a node that predates it assumes.
     #[serde(rename = "k")]
-    Kick { u: UserId, sid: u64 },
+    Kick {
+        u: UserId,
+        sid: u64,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        why: Option<String>,
+    },
     #[serde(rename = "p")]
     Presence { u: UserId, f: UserId },
     /// One message's doorbells for several users, each with its seq.
@@ -260,9 +267,17 @@ fn encode(event: &BusEvent) -> Option<(UserId, String)> {
             s: *seq,
             m: WireMessage::from(message.as_ref()),
         },
-        BusEvent::Kick { user, session } => Wire::Kick {
+        BusEvent::Kick {
+            user,
+            session,
+            reason,
+        } => Wire::Kick {
             u: *user,
             sid: session.0,
+            why: match reason {
+                KickReason::Replaced => None,
+                KickReason::Admin => Some("admin".to_owned()),
+            },
         },
         BusEvent::Presence { user, friend } => Wire::Presence {
             u: *user,
@@ -284,9 +299,13 @@ fn decode(payload: &[u8]) -> Option<Vec<BusEvent>> {
             seq: s,
             message: Arc::new(m.into_message()?),
         },
-        Wire::Kick { u, sid } => BusEvent::Kick {
+        Wire::Kick { u, sid, why } => BusEvent::Kick {
             user: u,
             session: SessionId(sid),
+            reason: match why.as_deref() {
+                Some("admin") => KickReason::Admin,
+                _ => KickReason::Replaced,
+            },
         },
         Wire::Presence { u, f } => BusEvent::Presence { user: u, friend: f },
         Wire::Deliveries { to, m } => {
@@ -1051,6 +1070,12 @@ mod tests {
             BusEvent::Kick {
                 user: UserId(2),
                 session: SessionId(u64::MAX),
+                reason: KickReason::Replaced,
+            },
+            BusEvent::Kick {
+                user: UserId(2),
+                session: SessionId(1),
+                reason: KickReason::Admin,
             },
             BusEvent::Presence {
                 user: UserId(2),

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{Lease, Presence, PresenceError, SessionId};
+use super::{Lease, LiveSession, Presence, PresenceError, SessionId};
 use crate::model::UserId;
 
 /// One node's handle on an in-process presence. Clones are the same node;
@@ -92,6 +92,17 @@ impl Presence for LocalPresence {
             .iter()
             .map(|u| shared.sessions.contains_key(u))
             .collect())
+    }
+
+    async fn session_of(&self, user: UserId) -> Result<Option<LiveSession>, PresenceError> {
+        Ok(self
+            .lock()
+            .sessions
+            .get(&user)
+            .map(|&(node, session)| LiveSession {
+                session,
+                node: format!("local-{node}"),
+            }))
     }
 
     fn lease(&self) -> Lease {

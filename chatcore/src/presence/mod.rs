@@ -45,6 +45,15 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// A user's session as presence records it: which node holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    pub session: SessionId,
+    /// The holding node's name (`--node-id` of a Redis cluster; `local-N`
+    /// for the N-th node of an in-process presence).
+    pub node: String,
+}
+
 /// Sessions a node must end because presence no longer backs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lost {
@@ -81,6 +90,9 @@ pub enum PresenceError {
 ///   recorded by a node whose lease holds. A node that stops renewing its
 ///   lease (it died) has its users offline within one lease TTL, without
 ///   anybody releasing their sessions.
+/// - `session_of` names the user's current session and the node holding
+///   it exactly when `online` would say the user is online, and `None`
+///   otherwise.
 /// - `lease` is this node's lease. It holds from start until the node can
 ///   no longer renew it or calls `release_node`; an in-process
 ///   implementation's lease never runs out otherwise.
@@ -107,6 +119,9 @@ pub trait Presence: Send + Sync + fmt::Debug + 'static {
 
     /// Whether each of `users` is online, in the same order.
     async fn online(&self, users: &[UserId]) -> Result<Vec<bool>, PresenceError>;
+
+    /// The user's current session and its node, while the user is online.
+    async fn session_of(&self, user: UserId) -> Result<Option<LiveSession>, PresenceError>;
 
     /// This node's lease: while it does not hold, the node must not deliver
     /// to its sessions (another node may serve their users now).

@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Lease, Lost, Presence, PresenceError, SessionId};
+use super::{Lease, LiveSession, Lost, Presence, PresenceError, SessionId};
 use crate::model::UserId;
 use crate::redis_target::{Commands, RedisTarget};
 
@@ -504,6 +504,27 @@ impl Presence for RedisPresence {
                 None => false,
             })
             .collect())
+    }
+
+    async fn session_of(&self, user: UserId) -> Result<Option<LiveSession>, PresenceError> {
+        let records = self.inner.records(&[user]).await?;
+        let Some((node, boot, session)) = records
+            .first()
+            .and_then(|r| r.as_deref())
+            .and_then(parse_record)
+        else {
+            return Ok(None);
+        };
+        let holder: Option<String> = self
+            .inner
+            .commands
+            .query(redis::cmd("GET").arg(self.inner.node_key(node)))
+            .await
+            .map_err(unavailable)?;
+        Ok((holder.as_deref() == Some(boot)).then(|| LiveSession {
+            session,
+            node: node.to_owned(),
+        }))
     }
 
     fn lease(&self) -> Lease {

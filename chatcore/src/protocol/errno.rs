@@ -60,6 +60,11 @@ pub enum ErrorCode {
     /// A per-user or per-group cap (groups per user, members per group) is
     /// reached; nothing changed.
     LimitReached,
+    /// `LOGIN` or `RESUME` of an account an administrator banned.
+    Banned,
+    /// An administrator ended the session (kick, ban, password reset or
+    /// account deletion).
+    EndedByAdmin,
 }
 
 impl ErrorCode {
@@ -91,6 +96,8 @@ impl ErrorCode {
             ErrorCode::LimitReached => 27,
             ErrorCode::RateLimited => 32,
             ErrorCode::ServerFull => 33,
+            ErrorCode::Banned => 19,
+            ErrorCode::EndedByAdmin => 43,
         }
     }
 
@@ -100,7 +107,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::LoginFailed,
         ErrorCode::BadFrame,
         ErrorCode::UnknownMsgid,
@@ -111,6 +118,7 @@ impl ErrorCode {
         ErrorCode::AlreadyLoggedIn,
         ErrorCode::ResumeRejected,
         ErrorCode::TooManyAttempts,
+        ErrorCode::Banned,
         ErrorCode::NameTaken,
         ErrorCode::InvalidValue,
         ErrorCode::UnknownUser,
@@ -126,6 +134,7 @@ impl ErrorCode {
         ErrorCode::Kicked,
         ErrorCode::ShuttingDown,
         ErrorCode::IdleTimeout,
+        ErrorCode::EndedByAdmin,
     ];
 
     /// A readable default `errmsg`.
@@ -159,6 +168,8 @@ impl ErrorCode {
             ErrorCode::RateLimited => "too many requests; slow down",
             ErrorCode::ServerFull => "server is full, try another node or later",
             ErrorCode::LimitReached => "limit reached",
+            ErrorCode::Banned => "this account is banned",
+            ErrorCode::EndedByAdmin => "session ended by an administrator",
         }
     }
 }
@@ -184,7 +195,11 @@ pub const REQUEST_ERRORS: &[(u32, &str, &[ErrorCode])] = {
     use super::msgid;
     use ErrorCode::*;
     &[
-        (msgid::LOGIN, "LOGIN", &[LoginFailed, TooManyAttempts]),
+        (
+            msgid::LOGIN,
+            "LOGIN",
+            &[LoginFailed, TooManyAttempts, Banned],
+        ),
         (
             msgid::REG,
             "REG",
@@ -238,7 +253,7 @@ pub const REQUEST_ERRORS: &[(u32, &str, &[ErrorCode])] = {
         ),
         (msgid::PING, "PING", &[]),
         (msgid::PONG, "PONG", &[]),
-        (msgid::RESUME, "RESUME", &[ResumeRejected]),
+        (msgid::RESUME, "RESUME", &[ResumeRejected, Banned]),
         (
             msgid::CHANGE_PASSWORD,
             "CHANGE_PASSWORD",

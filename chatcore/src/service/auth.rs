@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{Caller, ChatService, LoggedIn, Outcome, ServiceError, Session, now_secs};
-use crate::bus::BusEvent;
+use crate::bus::{BusEvent, KickReason};
 use crate::limit::LoginKeys;
 use crate::model::{InboxEntry, UserId, UserInfo, UserRecord};
 use crate::presence::SessionId;
@@ -38,7 +38,7 @@ impl ChatService {
         Ok(())
     }
 
-    fn check_new_password(&self, password: &str) -> Result<(), ServiceError> {
+    pub(super) fn check_new_password(&self, password: &str) -> Result<(), ServiceError> {
         let max = self.inner.config.max_password_bytes;
         if password.is_empty() || password.len() > max {
             return Err(ServiceError::with_detail(
@@ -87,10 +87,13 @@ impl ChatService {
         else {
             return Err(ServiceError::new(ErrorCode::LoginFailed));
         };
+        // After the password, so that only who knows it learns of the ban.
+        refuse_banned(&record)?;
         if self.inner.passwords.outdated(&record.password_hash) {
             self.rehash(&record, &req.password).await;
         }
-        self.start_session(caller, dialect, rid, record).await
+        self.start_session(caller, dialect, rid, record, ErrorCode::LoginFailed)
+            .await
     }
 
     /// Refuses a login attempt for `keys` while the guard holds them back.
@@ -197,19 +200,28 @@ impl ChatService {
             .await?
             .filter(|r| r.token_epoch == claims.epoch)
             .ok_or_else(rejected)?;
+        refuse_banned(&record)?;
         // Only native clients ever get a token.
-        self.start_session(caller, Dialect::Native, rid, record)
-            .await
+        self.start_session(
+            caller,
+            Dialect::Native,
+            rid,
+            record,
+            ErrorCode::ResumeRejected,
+        )
+        .await
     }
 
     /// Makes the caller the session of the user in `record`, whose
-    /// credentials the caller checked.
+    /// credentials the caller checked; `stale` is the refusal when the
+    /// credentials were revoked meanwhile.
     async fn start_session(
         &self,
         caller: Caller,
         dialect: Dialect,
         rid: Option<u64>,
         record: UserRecord,
+        stale: ErrorCode,
     ) -> Result<Outcome, ServiceError> {
         let token_epoch = record.token_epoch;
         let user = UserInfo {
@@ -228,7 +240,10 @@ impl ChatService {
             .inner
             .hub
             .register(user.id, session.id, caller.outbox_capacity);
-        let (mut reply, backlog) = match self.claim_and_describe(&session, rid).await {
+        let claimed = self
+            .claim_and_describe(&session, rid, token_epoch, stale)
+            .await;
+        let (mut reply, backlog) = match claimed {
             Ok(described) => described,
             Err(e) => {
                 self.inner.hub.unregister(user.id, session.id);
@@ -254,19 +269,38 @@ impl ChatService {
 
     /// Makes `session` the user's one session (kicking the one it replaces)
     /// and gathers what the login reply shows.
+    ///
+    /// The account is read once more after the claim: an administrator
+    /// who bans, deletes or resets the user stores that first and then
+    /// ends whatever session presence names, so a login that read the
+    /// account before the change either claimed in time to be ended, or
+    /// sees the change here. `token_epoch` is the epoch the login's
+    /// credentials were checked at; `stale` the refusal when it moved on.
     async fn claim_and_describe(
         &self,
         session: &Session,
         rid: Option<u64>,
+        token_epoch: u64,
+        stale: ErrorCode,
     ) -> Result<(LoginOk, Vec<InboxEntry>), ServiceError> {
         let user = session.user.id;
         if let Some(previous) = self.inner.presence.claim(user, session.id).await? {
             let kick = BusEvent::Kick {
                 user,
                 session: previous,
+                reason: KickReason::Replaced,
             };
             if let Err(e) = self.inner.bus.publish(vec![kick]).await {
                 tracing::warn!(error = %e, %user, "could not kick the previous session");
+            }
+        }
+        match self.inner.store.user(user).await? {
+            None => return Err(ServiceError::new(stale)),
+            Some(current) => {
+                refuse_banned(&current)?;
+                if current.token_epoch != token_epoch {
+                    return Err(ServiceError::new(stale));
+                }
             }
         }
         let friends = self.friend_entries(user).await?;
@@ -338,6 +372,15 @@ impl ChatService {
             .map(|(user, online)| FriendEntry { user, online })
             .collect())
     }
+}
+
+/// Refuses a banned account's login.
+fn refuse_banned(record: &UserRecord) -> Result<(), ServiceError> {
+    if record.banned_at_ms.is_some() {
+        tracing::info!(user = %record.id, "login of a banned account refused");
+        return Err(ServiceError::new(ErrorCode::Banned));
+    }
+    Ok(())
 }
 
 /// `wait` in seconds, rounded up so that a client waiting that long is not

@@ -6,6 +6,7 @@
 //! Handlers that need a user take a [`Session`], which only the service
 //! makes, at login, so an anonymous connection cannot reach them.
 
+mod admin;
 mod auth;
 mod chat;
 mod conversations;
@@ -18,6 +19,7 @@ mod resume;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub use admin::{Account, AdminError};
 pub use auth::acceptable_name;
 pub use password::{HashParams, Passwords, PasswordsError};
 pub use resume::{ResumeConfig, ResumeKey, ResumeKeyError};

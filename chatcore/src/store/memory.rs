@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{GroupCaps, Store, StoreError};
+use super::{GroupCaps, PruneStep, Store, StoreError, deleted_user_name};
 use crate::model::{
     Conversation, ConversationSummary, Delivery, GroupId, GroupInfo, InboxEntry, Member, Message,
     MessageId, NewMessage, Role, SendReceipt, Seq, Target, UserId, UserInfo, UserRecord,
@@ -20,7 +20,10 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Live users; a deleted one is taken out (its id is never reused).
     users: BTreeMap<UserId, UserRecord>,
+    /// The highest user id handed out.
+    last_user: i64,
     names: HashMap<String, UserId>,
     friends: BTreeSet<(UserId, UserId)>,
     groups: BTreeMap<GroupId, GroupInfo>,
@@ -28,6 +31,9 @@ struct State {
     /// (group, user) -> role
     members: BTreeMap<(GroupId, UserId), Role>,
     messages: Vec<Message>,
+    /// Messages retention deleted: their slots stay, so that a message's
+    /// id keeps being its position, but nothing reads them.
+    pruned: BTreeSet<MessageId>,
     by_client_id: HashMap<(UserId, String), MessageId>,
     inboxes: HashMap<UserId, Inbox>,
     /// (user, the conversation seen from it) -> read position
@@ -36,8 +42,9 @@ struct State {
 
 #[derive(Debug, Default)]
 struct Inbox {
-    /// `entries[i]` holds the message index of seq `i + 1`.
-    entries: Vec<usize>,
+    /// `entries[i]` holds the message index of seq `i + 1`; `None` once
+    /// retention deleted it.
+    entries: Vec<Option<usize>>,
     acked: Seq,
 }
 
@@ -105,7 +112,8 @@ impl Store for MemoryStore {
         if state.names.contains_key(name) {
             return Err(StoreError::NameTaken);
         }
-        let id = UserId(state.users.len() as i64 + 1);
+        state.last_user += 1;
+        let id = UserId(state.last_user);
         state.users.insert(
             id,
             UserRecord {
@@ -113,6 +121,7 @@ impl Store for MemoryStore {
                 name: name.to_owned(),
                 password_hash: password_hash.to_owned(),
                 token_epoch: 0,
+                banned_at_ms: None,
             },
         );
         state.names.insert(name.to_owned(), id);
@@ -159,6 +168,108 @@ impl Store for MemoryStore {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn set_banned(&self, user: UserId, at_ms: Option<i64>) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let record = state
+            .users
+            .get_mut(&user)
+            .ok_or(StoreError::UnknownUser(user))?;
+        match at_ms {
+            Some(at) => {
+                record.banned_at_ms = record.banned_at_ms.or(Some(at));
+                record.token_epoch += 1;
+            }
+            None => record.banned_at_ms = None,
+        }
+        Ok(())
+    }
+
+    async fn delete_user(&self, user: UserId) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let record = state
+            .users
+            .remove(&user)
+            .ok_or(StoreError::UnknownUser(user))?;
+        state.names.remove(&record.name);
+        state.friends.retain(|&(a, b)| a != user && b != user);
+        state.members.retain(|&(_, member), _| member != user);
+        state.read.retain(|&(reader, _), _| reader != user);
+        state.inboxes.remove(&user);
+        let tombstone = deleted_user_name(user);
+        for message in state.messages.iter_mut().filter(|m| m.sender.id == user) {
+            message.sender.name.clone_from(&tombstone);
+        }
+        Ok(())
+    }
+
+    async fn prune(
+        &self,
+        older_than_ms: i64,
+        after: MessageId,
+        max_rows: u32,
+    ) -> Result<PruneStep, StoreError> {
+        let mut state = self.state();
+        let mut step = PruneStep::default();
+        let start = after.0.clamp(0, state.messages.len() as i64) as usize;
+        let window = state.messages.len().min(start + max_rows as usize);
+        let mut reached_new = false;
+        let mut last_seen = None;
+        for index in start..window {
+            let message = &state.messages[index];
+            if message.sent_at_ms >= older_than_ms {
+                reached_new = true;
+                break;
+            }
+            let id = message.id;
+            if state.pruned.contains(&id) {
+                last_seen = Some(id);
+                continue;
+            }
+            // (user, entry position) of every entry holding the message
+            // (a scan: see `group_count`).
+            let mut holders = Vec::new();
+            let mut acked = true;
+            for (&user, inbox) in &state.inboxes {
+                for (position, entry) in inbox.entries.iter().enumerate() {
+                    if *entry == Some(index) {
+                        // The entry at `position` has seq `position + 1`.
+                        acked &= (position as i64) < inbox.acked.0;
+                        holders.push((user, position));
+                    }
+                }
+            }
+            if !acked {
+                last_seen = Some(id);
+                continue;
+            }
+            let rows = 1 + holders.len() as u64;
+            if step.messages > 0 && step.messages + step.entries + rows > u64::from(max_rows) {
+                break;
+            }
+            for (user, position) in &holders {
+                if let Some(inbox) = state.inboxes.get_mut(user) {
+                    inbox.entries[*position] = None;
+                }
+            }
+            let message = &state.messages[index];
+            if let Some(cmid) = message.client_msg_id.clone() {
+                let sender = message.sender.id;
+                state.by_client_id.remove(&(sender, cmid));
+            }
+            state.pruned.insert(id);
+            step.messages += 1;
+            step.entries += holders.len() as u64;
+            last_seen = Some(id);
+        }
+        let at_end = last_seen.is_none_or(|id| id.0 as usize >= state.messages.len());
+        step.next = if reached_new || at_end {
+            None
+        } else {
+            last_seen
+        };
+        Ok(step)
     }
 
     async fn users(&self, ids: &[UserId]) -> Result<Vec<UserInfo>, StoreError> {
@@ -328,7 +439,7 @@ impl Store for MemoryStore {
             .into_iter()
             .map(|user| {
                 let inbox = state.inboxes.entry(user).or_default();
-                inbox.entries.push(index);
+                inbox.entries.push(Some(index));
                 Delivery {
                     user,
                     seq: Seq(inbox.entries.len() as i64),
@@ -358,11 +469,13 @@ impl Store for MemoryStore {
             .iter()
             .enumerate()
             .skip(start)
-            .take(limit as usize)
-            .map(|(i, &index)| InboxEntry {
-                seq: Seq(i as i64 + 1),
-                message: state.messages[index].clone(),
+            .filter_map(|(i, &index)| {
+                index.map(|index| InboxEntry {
+                    seq: Seq(i as i64 + 1),
+                    message: state.messages[index].clone(),
+                })
             })
+            .take(limit as usize)
             .collect())
     }
 
@@ -399,6 +512,7 @@ impl Store for MemoryStore {
         Ok(state.messages[..end]
             .iter()
             .rev()
+            .filter(|m| !state.pruned.contains(&m.id))
             .filter(|m| Conversation::of(m.sender.id, m.target).normalized() == wanted)
             .take(limit as usize)
             .cloned()
@@ -437,7 +551,11 @@ impl Store for MemoryStore {
         // its last (a scan: see `group_count`).
         let mut seen: HashMap<Target, ConversationSummary> = HashMap::new();
         let mut order = Vec::new();
-        for message in state.messages.iter().rev() {
+        let kept = state
+            .messages
+            .iter()
+            .filter(|m| !state.pruned.contains(&m.id));
+        for message in kept.rev() {
             let with = match message.target {
                 Target::User(to) if message.sender.id == user => Target::User(to),
                 Target::User(to) if to == user => Target::User(message.sender.id),

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{GroupCaps, Store, StoreError};
+use super::{GroupCaps, PruneStep, Store, StoreError};
 use crate::model::{
     Conversation, ConversationSummary, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId,
     NewMessage, SendReceipt, Seq, Target, UserId, UserInfo, UserRecord,
@@ -78,6 +78,23 @@ impl Store for MeteredStore {
             "rehash_password",
             self.inner.rehash_password(user, old, new)
         )
+    }
+
+    async fn set_banned(&self, user: UserId, at_ms: Option<i64>) -> Result<(), StoreError> {
+        metered!("set_banned", self.inner.set_banned(user, at_ms))
+    }
+
+    async fn delete_user(&self, user: UserId) -> Result<(), StoreError> {
+        metered!("delete_user", self.inner.delete_user(user))
+    }
+
+    async fn prune(
+        &self,
+        older_than_ms: i64,
+        after: MessageId,
+        max_rows: u32,
+    ) -> Result<PruneStep, StoreError> {
+        metered!("prune", self.inner.prune(older_than_ms, after, max_rows))
     }
 
     async fn add_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {

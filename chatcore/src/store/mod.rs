@@ -100,6 +100,26 @@ pub enum CapReached {
     MembersPerGroup(u32),
 }
 
+/// The name a deleted account's tombstone carries, which the messages it
+/// sent still show as their sender's: it ends with a blank, which no
+/// registration accepts, so it never collides with a live user's name.
+pub fn deleted_user_name(user: UserId) -> String {
+    format!("deleted user {user} ")
+}
+
+/// What one step of retention ([`Store::prune`]) did, and where the next
+/// step starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneStep {
+    /// Messages deleted.
+    pub messages: u64,
+    /// Inbox entries deleted with them.
+    pub entries: u64,
+    /// The `after` of the next step; `None` when this step reached the
+    /// last message, or one sent at or after the cut-off.
+    pub next: Option<MessageId>,
+}
+
 /// Durable state of the chat server.
 ///
 /// # Behavior
@@ -141,6 +161,65 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// (a password change wins) or there is no such user.
     async fn rehash_password(&self, user: UserId, old: &str, new: &str)
     -> Result<bool, StoreError>;
+
+    /// Bans `user` since `at_ms` (milliseconds since the Unix epoch), or
+    /// lifts its ban (`None`).
+    ///
+    /// # Behavior
+    /// - A ban shows in the user's record as `banned_at_ms`; banning a user
+    ///   who is banned already keeps the first time. A ban also revokes the
+    ///   user's resume tokens as [`revoke_tokens`](Store::revoke_tokens)
+    ///   does, so that lifting it later brings no old token back.
+    /// - `None` lifts the ban (`banned_at_ms` is `None` afterwards); lifting
+    ///   no ban changes nothing. Tokens stay revoked.
+    /// - `UnknownUser` when there is no such user (a deleted one included).
+    async fn set_banned(&self, user: UserId, at_ms: Option<i64>) -> Result<(), StoreError>;
+
+    /// Deletes the account of `user`.
+    ///
+    /// # Behavior
+    /// - Afterwards every call treats `user` as unknown: `user` is `None`,
+    ///   `users` and `find_users` leave it out, a send to it or a
+    ///   friendship or membership with it fails with `UnknownUser`, and a
+    ///   second delete too. Its friendships (both ways), memberships, read
+    ///   positions and its own inbox are gone (`cursor` is `Seq::ZERO`).
+    ///   Its name is free for a new registration.
+    /// - The messages it sent stay, in their recipients' inboxes (nothing
+    ///   they were not given yet is taken away) and in history, with the
+    ///   sender named [`deleted_user_name`]. Groups it created stay with
+    ///   their other members.
+    /// - `UnknownUser` when there is no such user.
+    async fn delete_user(&self, user: UserId) -> Result<(), StoreError>;
+
+    /// One bounded step of retention: deletes the messages sent before
+    /// `older_than_ms` (milliseconds since the Unix epoch) that every
+    /// recipient has acknowledged, with their inbox entries, among the
+    /// messages with ids above `after`.
+    ///
+    /// # Behavior
+    /// - Looks at up to `max_rows` messages with ids above `after`, in id
+    ///   order, and stops at the first one sent at or after
+    ///   `older_than_ms`.
+    /// - Deletes a message (and its entries) only when each of its inbox
+    ///   entries is at or below its user's acked cursor: an entry not yet
+    ///   acknowledged keeps its message and every entry of it. A message
+    ///   with no entry left (no recipient, or only deleted users) counts as
+    ///   acknowledged.
+    /// - Deletes at most `max_rows` rows (messages and entries together),
+    ///   except that a message with more entries than that goes alone.
+    /// - Nothing a reader may still need changes: entries after a cursor,
+    ///   and so sync and live delivery, are untouched; history and the
+    ///   conversation list no longer show what was deleted.
+    /// - `next` is where the next step starts; `None` once there is
+    ///   nothing after what it looked at, or it met a message sent at or
+    ///   after `older_than_ms` (later ids are newer, up to clock skew
+    ///   between nodes, which the next run catches up with).
+    async fn prune(
+        &self,
+        older_than_ms: i64,
+        after: MessageId,
+        max_rows: u32,
+    ) -> Result<PruneStep, StoreError>;
 
     /// The users among `ids` that exist, in ascending id order; unknown ids
     /// are left out.

@@ -25,6 +25,8 @@ mod health;
 mod helpers;
 mod history;
 mod inbox;
+mod moderation;
+mod retention;
 mod send;
 mod users;
 
@@ -183,6 +185,24 @@ conformance_suite! {
         }
         health {
             ping_succeeds_on_a_reachable_store_and_changes_nothing,
+        }
+        moderation {
+            a_ban_shows_in_the_record_and_revokes_tokens,
+            banning_twice_keeps_the_first_time,
+            lifting_a_ban_clears_it_and_keeps_tokens_revoked,
+            ban_of_unknown_user_fails_with_unknown_user,
+            a_deleted_user_is_unknown_everywhere,
+            a_deleted_users_messages_stay_with_their_recipients,
+            a_deleted_users_name_is_free_again,
+            delete_of_unknown_user_fails_with_unknown_user,
+        }
+        retention {
+            an_acknowledged_old_message_goes_and_an_unacknowledged_one_stays,
+            new_messages_stay_even_when_acknowledged,
+            a_group_message_goes_only_once_every_member_acknowledged,
+            steps_stay_within_max_rows_and_together_prune_everything,
+            a_deleted_recipients_entries_pin_nothing,
+            pruning_an_empty_store_is_one_step_of_nothing,
         }
     }
 }

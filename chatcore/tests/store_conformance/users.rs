@@ -95,6 +95,7 @@ pub(crate) async fn user_returns_the_record_as_registered(store: Arc<dyn Store>)
             name: name.to_owned(),
             password_hash: HASH.to_owned(),
             token_epoch: 0,
+            banned_at_ms: None,
         })
     );
 }

@@ -151,6 +151,7 @@ mod tests {
             "redis-url",
             "node-id",
             "admin-addr",
+            "admin-token-file",
             "resume-key",
             "hash-threads",
         ];

@@ -268,6 +268,9 @@ pub struct ClusterOptions {
     pub database_proxy: bool,
     /// More `chatd` flags, for every node.
     pub node_args: Vec<String>,
+    /// Give every node an admin listener ([`Cluster::admins`]) serving the
+    /// admin API with this bearer token.
+    pub admin_token: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -280,6 +283,7 @@ impl Default for ClusterOptions {
             redis_cluster: false,
             database_proxy: false,
             node_args: Vec::new(),
+            admin_token: None,
         }
     }
 }
@@ -299,6 +303,8 @@ pub struct Cluster {
     /// is empty).
     pub redis_cluster: Option<Vec<String>>,
     pub prefix: String,
+    /// Each node's admin listener, with `admin_token`.
+    pub admins: Vec<String>,
     pub db: ThrowawayDatabase,
     pub logs: tempfile::TempDir,
 }
@@ -341,6 +347,15 @@ impl Cluster {
             Some(proxy) => db.url_via(&proxy.addr),
             None => db.url.clone(),
         };
+        let token_file = options.admin_token.as_deref().map(|token| {
+            let path = logs.path().join("admin-token");
+            std::fs::write(&path, format!("{token}\n")).expect("write the admin token");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod the admin token");
+            path
+        });
+        let mut admins = Vec::new();
         let mut nodes = Vec::new();
         for i in 1..=options.nodes {
             let node_id = format!("node{i}");
@@ -372,6 +387,16 @@ impl Cluster {
                 args.extend(["--proxy-protocol-from".to_owned(), NGINX_SOURCE.to_owned()]);
             }
             args.extend(options.node_args.iter().cloned());
+            if let Some(file) = &token_file {
+                let admin = format!("127.0.0.1:{}", chat_testkit::free_port());
+                args.extend([
+                    "--admin-addr".to_owned(),
+                    admin.clone(),
+                    "--admin-token-file".to_owned(),
+                    file.display().to_string(),
+                ]);
+                admins.push(admin);
+            }
             nodes.push(Chatd::spawn(&node_id, logs.path(), &args));
         }
         let mut cluster = Cluster {
@@ -382,6 +407,7 @@ impl Cluster {
             redis_url,
             redis_cluster,
             prefix,
+            admins,
             db,
             logs,
         };

@@ -532,6 +532,7 @@ async fn plan<'a>(
             .column(user::Column::Id)
             .column(user::Column::Name)
             .filter(user::Column::Id.is_in(padded(chunk)))
+            .filter(user::Column::DeletedAt.is_null())
             .into_tuple()
             .all(txn)
             .await?;

@@ -228,6 +228,8 @@ async fn insert_users(
             password_hash: Set(u.password_hash.clone()),
             created_at: Set(now),
             token_epoch: Set(0),
+            banned_at: Set(None),
+            deleted_at: Set(None),
         })
         .collect();
     insert_rows(txn, rows)

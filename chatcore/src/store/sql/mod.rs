@@ -12,6 +12,7 @@
 //! - `batch.rs`: group commit: concurrent sends share one transaction.
 //! - `import.rs`: users, groups and messages brought from another system
 //!   with their own ids, in batches that commit with a checkpoint.
+//! - `prune.rs`: retention, one bounded step at a time.
 //! - `read.rs`: queries. `rows.rs`: rows turned into model records.
 //! - `shape.rs`: chunking and padding that keep statement texts few.
 //! - `error.rs`: database errors classified into `StoreError`, once.
@@ -29,6 +30,7 @@ mod connect;
 mod entity;
 mod error;
 mod import;
+mod prune;
 mod read;
 mod rows;
 mod shape;
@@ -44,7 +46,7 @@ use self::error::Fail;
 pub use self::import::{
     ImportBatch, ImportClashes, ImportedDelivery, ImportedMessage, ImportedUser, MessageRef,
 };
-use super::{GroupCaps, Store, StoreError};
+use super::{GroupCaps, PruneStep, Store, StoreError};
 use crate::model::{
     Conversation, ConversationSummary, GroupId, GroupInfo, InboxEntry, Member, Message, MessageId,
     NewMessage, SendReceipt, Seq, Target, UserId, UserInfo, UserRecord,
@@ -269,6 +271,31 @@ impl Store for SqlStore {
     ) -> Result<bool, StoreError> {
         self.bounded(write::rehash_password(&self.writer, user, old, new))
             .await
+    }
+
+    async fn set_banned(&self, user: UserId, at_ms: Option<i64>) -> Result<(), StoreError> {
+        self.bounded(write::set_banned(&self.writer, user, at_ms))
+            .await
+    }
+
+    async fn delete_user(&self, user: UserId) -> Result<(), StoreError> {
+        self.bounded(write::delete_user(&self.writer, user)).await
+    }
+
+    async fn prune(
+        &self,
+        older_than_ms: i64,
+        after: MessageId,
+        max_rows: u32,
+    ) -> Result<PruneStep, StoreError> {
+        self.bounded(prune::prune(
+            &self.reader,
+            &self.writer,
+            older_than_ms,
+            after,
+            max_rows,
+        ))
+        .await
     }
 
     async fn add_friend(&self, a: UserId, b: UserId) -> Result<bool, StoreError> {

@@ -25,7 +25,10 @@ use crate::model::{
 use crate::store::StoreError;
 
 pub(super) async fn user(db: &DatabaseConnection, id: UserId) -> Result<Option<UserRecord>, Fail> {
-    let found = user::Entity::find_by_id(id.0).one(db).await?;
+    let found = user::Entity::find_by_id(id.0)
+        .filter(user::Column::DeletedAt.is_null())
+        .one(db)
+        .await?;
     Ok(found.map(user_record))
 }
 
@@ -41,6 +44,7 @@ pub(super) async fn users(db: &DatabaseConnection, ids: &[UserId]) -> Result<Vec
             .column(user::Column::Id)
             .column(user::Column::Name)
             .filter(user::Column::Id.is_in(padded(chunk)))
+            .filter(user::Column::DeletedAt.is_null())
             .order_by_asc(user::Column::Id)
             .into_tuple()
             .all(db)
@@ -178,6 +182,7 @@ pub(super) async fn user_exists<C: ConnectionTrait>(db: &C, user: UserId) -> Res
     let found: Option<i64> = user::Entity::find_by_id(user.0)
         .select_only()
         .column(user::Column::Id)
+        .filter(user::Column::DeletedAt.is_null())
         .into_tuple()
         .one(db)
         .await?;
@@ -419,7 +424,8 @@ pub(super) async fn find_users(
     let mut query = user::Entity::find()
         .select_only()
         .column(user::Column::Id)
-        .column(user::Column::Name);
+        .column(user::Column::Name)
+        .filter(user::Column::DeletedAt.is_null());
     if prefix {
         query = query.filter(user::Column::Name.gte(name));
         if let Some(end) = prefix_end(name) {

@@ -94,6 +94,7 @@ pub(super) fn user_record(row: user::Model) -> UserRecord {
         name: row.name,
         password_hash: row.password_hash,
         token_epoch: epoch(row.token_epoch),
+        banned_at_ms: row.banned_at,
     }
 }
 

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Func};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
@@ -24,7 +24,7 @@ use crate::model::{
     Conversation, Delivery, GroupId, Message, MessageId, NewMessage, Role, SendReceipt, Seq,
     Target, UserId,
 };
-use crate::store::{GroupCaps, StoreError};
+use crate::store::{GroupCaps, StoreError, deleted_user_name};
 
 /// Times a write is run again after its transaction was chosen as a
 /// deadlock victim.
@@ -74,6 +74,8 @@ pub(super) async fn create_user(
         password_hash: Set(password_hash.to_owned()),
         created_at: Set(now_ms()),
         token_epoch: Set(0),
+        banned_at: Set(None),
+        deleted_at: Set(None),
     })
     .exec(&txn)
     .await
@@ -104,7 +106,8 @@ pub(super) async fn bump_token_epoch(
             user::Column::TokenEpoch,
             Expr::col(user::Column::TokenEpoch).add(1),
         )
-        .filter(user::Column::Id.eq(user.0));
+        .filter(user::Column::Id.eq(user.0))
+        .filter(user::Column::DeletedAt.is_null());
     if let Some(hash) = password_hash {
         update = update.col_expr(user::Column::PasswordHash, Expr::value(hash));
     }
@@ -121,6 +124,106 @@ pub(super) async fn bump_token_epoch(
     txn.commit().await?;
     let stored = stored.ok_or(StoreError::UnknownUser(user))?;
     Ok(epoch(stored))
+}
+
+/// Bans (`Some`: since when, unless banned already, and a new token
+/// epoch) or lifts the ban (`None`) of a live user, in one statement.
+pub(super) async fn set_banned(
+    writer: &DatabaseConnection,
+    user: UserId,
+    at_ms: Option<i64>,
+) -> Result<(), Fail> {
+    let mut update = user::Entity::update_many()
+        .filter(user::Column::Id.eq(user.0))
+        .filter(user::Column::DeletedAt.is_null());
+    update = match at_ms {
+        Some(at) => update
+            .col_expr(
+                user::Column::BannedAt,
+                Func::coalesce([Expr::col(user::Column::BannedAt), Expr::val(at)]).into(),
+            )
+            .col_expr(
+                user::Column::TokenEpoch,
+                Expr::col(user::Column::TokenEpoch).add(1),
+            ),
+        None => update.col_expr(user::Column::BannedAt, Expr::val(Option::<i64>::None)),
+    };
+    // Rows matched, not changed, on both backends (MySQL through
+    // CLIENT_FOUND_ROWS): lifting no ban still finds the user.
+    if update.exec(writer).await?.rows_affected == 0 {
+        return Err(StoreError::UnknownUser(user).into());
+    }
+    Ok(())
+}
+
+/// Turns a live user into its tombstone and deletes what was only its
+/// own, in one transaction (see `Store::delete_user`).
+pub(super) async fn delete_user(writer: &DatabaseConnection, user: UserId) -> Result<(), Fail> {
+    rerun_deadlocked("delete_user", || erase_user(writer, user)).await
+}
+
+async fn erase_user(writer: &DatabaseConnection, user: UserId) -> Result<(), Fail> {
+    let txn = begin_write(writer).await?;
+    // The row stays: the messages it sent still name it (and a foreign
+    // key keeps it). Its name is one no registration can take, so the
+    // old one is free again; no password hash verifies against "".
+    let tombstoned = user::Entity::update_many()
+        .col_expr(user::Column::Name, Expr::val(deleted_user_name(user)))
+        .col_expr(user::Column::PasswordHash, Expr::val(""))
+        .col_expr(user::Column::DeletedAt, Expr::val(now_ms()))
+        .col_expr(user::Column::BannedAt, Expr::val(Option::<i64>::None))
+        .col_expr(
+            user::Column::TokenEpoch,
+            Expr::col(user::Column::TokenEpoch).add(1),
+        )
+        .filter(user::Column::Id.eq(user.0))
+        .filter(user::Column::DeletedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if tombstoned.rows_affected == 0 {
+        return Err(StoreError::UnknownUser(user).into());
+    }
+    // Friendships are two rows each: the user's own (by key prefix) and
+    // the one back from each friend (by full key, never a scan of
+    // `friend_id`).
+    let friends: Vec<i64> = friendship::Entity::find()
+        .select_only()
+        .column(friendship::Column::FriendId)
+        .filter(friendship::Column::UserId.eq(user.0))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    for chunk in friends.chunks(CHUNK) {
+        friendship::Entity::delete_many()
+            .filter(friendship::Column::UserId.is_in(padded(chunk)))
+            .filter(friendship::Column::FriendId.eq(user.0))
+            .exec(&txn)
+            .await?;
+    }
+    friendship::Entity::delete_many()
+        .filter(friendship::Column::UserId.eq(user.0))
+        .exec(&txn)
+        .await?;
+    group_member::Entity::delete_many()
+        .filter(group_member::Column::UserId.eq(user.0))
+        .exec(&txn)
+        .await?;
+    read_position::Entity::delete_many()
+        .filter(read_position::Column::UserId.eq(user.0))
+        .exec(&txn)
+        .await?;
+    inbox::Entity::delete_many()
+        .filter(inbox::Column::UserId.eq(user.0))
+        .exec(&txn)
+        .await?;
+    inbox_state::Entity::update_many()
+        .col_expr(inbox_state::Column::LastSeq, Expr::val(0))
+        .col_expr(inbox_state::Column::AckedSeq, Expr::val(0))
+        .filter(inbox_state::Column::UserId.eq(user.0))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// One conditional update: the hash changes only if it is still `old`,
@@ -344,6 +447,7 @@ async fn store_message(writer: &DatabaseConnection, new: &NewMessage) -> Result<
         .column(user::Column::Id)
         .column(user::Column::Name)
         .filter(user::Column::Id.is_in(wanted))
+        .filter(user::Column::DeletedAt.is_null())
         .into_tuple()
         .all(&txn)
         .await?;
@@ -522,6 +626,7 @@ async fn lock_user(txn: &DatabaseTransaction, user: UserId) -> Result<bool, Fail
     let found: Option<i64> = user::Entity::find_by_id(user.0)
         .select_only()
         .column(user::Column::Id)
+        .filter(user::Column::DeletedAt.is_null())
         .lock_exclusive()
         .into_tuple()
         .one(txn)

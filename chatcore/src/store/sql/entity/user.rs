@@ -14,6 +14,12 @@ pub(crate) struct Model {
     pub(crate) created_at: i64,
     /// Generation of the user's resume tokens; bumped to revoke them.
     pub(crate) token_epoch: i64,
+    /// When an administrator banned the user (milliseconds since the Unix
+    /// epoch); `None` while not banned.
+    pub(crate) banned_at: Option<i64>,
+    /// When the account was deleted; the row stays as the tombstone its
+    /// sent messages still name. Every lookup of live users skips it.
+    pub(crate) deleted_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,14 @@
 //! The admin HTTP listener (`--admin-addr`): `GET /health` for load
-//! balancers and orchestrators, `GET /metrics` for Prometheus. It holds
-//! the Prometheus recorder that `chatcore`'s metrics go to.
+//! balancers and orchestrators, `GET /metrics` for Prometheus, and with
+//! `--admin-token-file` the `/admin/` API (`api.rs`) behind its token
+//! (`token.rs`). It holds the Prometheus recorder that `chatcore`'s
+//! metrics go to.
+
+mod api;
+mod token;
+
+pub(crate) use api::Api;
+pub(crate) use token::AdminToken;
 
 use std::fmt::Display;
 use std::net::SocketAddr;
@@ -72,13 +80,14 @@ impl Admin {
         })
     }
 
-    /// Binds the admin address and serves `/health` and `/metrics` there
-    /// until the process exits; returns the bound address. Once `shutdown`
-    /// is cancelled `/health` says 503, so that load balancers stop sending
-    /// clients here.
+    /// Binds the admin address and serves `/health` and `/metrics` there,
+    /// and the `/admin/` API when given one, until the process exits;
+    /// returns the bound address. Once `shutdown` is cancelled `/health`
+    /// says 503, so that load balancers stop sending clients here.
     pub(crate) async fn serve(
         self,
         probes: Probes,
+        api: Option<Api>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<SocketAddr> {
         let listener = TcpListener::bind(&self.addr)
@@ -90,10 +99,15 @@ impl Admin {
             probes,
             shutdown,
         });
-        let app = Router::new()
+        let mut app = Router::new()
             .route("/health", get(health))
             .route("/metrics", get(render_metrics))
             .with_state(state);
+        if let Some(api) = api {
+            app = app.merge(api::routes(api));
+        }
+        // The peer's address, for the audit log.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "admin listener failed");
