@@ -1,6 +1,7 @@
 //! The deployment files under `deploy/` are what docs/operations.md says:
 //! the systemd unit passes `systemd-analyze verify` with the chatd binary
-//! it starts, and keeps its hardening.
+//! it starts, and keeps its hardening; the settings file it names, as
+//! shipped, passes `--check-config`.
 //!
 //! ```text
 //! CHAT_TEST_SYSTEMD_ANALYZE=/usr/bin/systemd-analyze cargo test --workspace --test deploy_files
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
     chat_testkit::harness::run([
         trial!(the_systemd_unit_passes_systemd_analyze_verify).needs(&[Service::SystemdAnalyze]),
         trial!(the_systemd_unit_confines_chatd),
+        trial!(the_unit_runs_chatd_on_the_shipped_settings_file),
     ])
 }
 
@@ -98,4 +100,40 @@ async fn the_systemd_unit_confines_chatd() {
     // Room for chatd's default --max-connections (10,000) and its pools.
     let nofile: u64 = value("LimitNOFILE").parse().expect("a number");
     assert!(nofile >= 10_000 + 1_000, "LimitNOFILE={nofile}");
+}
+
+/// The unit's command line, with the shipped example as its settings file,
+/// is a configuration chatd accepts.
+async fn the_unit_runs_chatd_on_the_shipped_settings_file() {
+    let unit = unit();
+    let exec = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("ExecStart=/usr/local/bin/chatd "))
+        .expect("an ExecStart of chatd");
+    let args: Vec<String> = exec
+        .split_whitespace()
+        .map(|arg| {
+            if arg == "/etc/chatd/chatd.toml" {
+                deploy_file("chatd.toml").display().to_string()
+            } else {
+                arg.to_owned()
+            }
+        })
+        .collect();
+    assert!(
+        args.iter().any(|a| a.ends_with("deploy/chatd.toml")),
+        "the unit reads /etc/chatd/chatd.toml: {exec}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(&args)
+        .arg("--check-config")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run chatd");
+    assert!(
+        out.status.success(),
+        "chatd {} --check-config: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
